@@ -1,0 +1,1 @@
+//! criterion benches for power-perceiver; see `benches/benches/`.

@@ -1,0 +1,327 @@
+//! A whole dataset: every system's resampled PV series and the optional inputs, validated together.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::error::{DataError, Location, Result};
+use crate::generation::{BadValuePolicy, LoadReport, load_generation};
+use crate::inputs::{Nwp, Observations, Satellite};
+use crate::metadata::Metadata;
+use crate::series::{PvSeries, resample};
+use crate::time::UnixTime;
+
+/// Where a dataset's files are. [`DataPaths::in_folder`] finds them by the conventional names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DataPaths {
+    /// Generation: one file or a folder of files.
+    pub generation: PathBuf,
+    /// System metadata (CSV or Parquet).
+    pub metadata: PathBuf,
+    /// Satellite imagery, if any.
+    pub satellite: Option<PathBuf>,
+    /// NWP forecasts, if any.
+    pub nwp: Option<PathBuf>,
+    /// Point observations, if any.
+    pub observations: Option<PathBuf>,
+}
+
+fn first_existing(dir: &Path, names: &[&str]) -> Option<PathBuf> {
+    names.iter().map(|n| dir.join(n)).find(|p| p.exists())
+}
+
+impl DataPaths {
+    /// The conventional layout of a data folder:
+    /// `generation.parquet` (or a `generation/` folder), `metadata.csv` (or `.parquet`), and
+    /// optionally `satellite.parquet`, `nwp.parquet`, `observations.parquet` (`.arrow` also accepted).
+    pub fn in_folder(dir: &Path) -> Result<DataPaths> {
+        if !dir.is_dir() {
+            return Err(DataError::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder")));
+        }
+        let missing = |what: &str| DataError::Empty {
+            path: dir.to_owned(),
+            what: format!("no {what} (expected {what}.parquet, {what}.arrow or a {what}/ folder)"),
+        };
+        let generation = first_existing(dir, &["generation.parquet", "generation.arrow", "generation"])
+            .ok_or_else(|| missing("generation"))?;
+        let metadata = first_existing(dir, &["metadata.csv", "metadata.parquet", "metadata.arrow"])
+            .ok_or_else(|| missing("metadata"))?;
+        Ok(DataPaths {
+            generation,
+            metadata,
+            satellite: first_existing(dir, &["satellite.parquet", "satellite.arrow"]),
+            nwp: first_existing(dir, &["nwp.parquet", "nwp.arrow"]),
+            observations: first_existing(dir, &["observations.parquet", "observations.arrow"]),
+        })
+    }
+}
+
+/// How to load a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadConfig {
+    /// Grid step, minutes.
+    pub step_minutes: i64,
+    /// What to do with bad values and systems without metadata.
+    pub bad_values: BadValuePolicy,
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        LoadConfig { step_minutes: 15, bad_values: BadValuePolicy::Error }
+    }
+}
+
+/// A loaded, validated dataset.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Where it came from.
+    pub paths: DataPaths,
+    /// How it was loaded.
+    pub config: LoadConfig,
+    /// One resampled series per system with metadata, ordered by ss_id.
+    pub systems: Vec<PvSeries>,
+    /// Satellite imagery, if provided.
+    pub satellite: Option<Satellite>,
+    /// NWP forecasts, if provided.
+    pub nwp: Option<Nwp>,
+    /// Point observations, if provided.
+    pub observations: Option<Observations>,
+    /// What loading found (rows, nulls, masked values).
+    pub report: LoadReport,
+}
+
+impl Dataset {
+    /// Loads and validates every file named in `paths`.
+    pub fn load(paths: &DataPaths, config: LoadConfig) -> Result<Dataset> {
+        if config.step_minutes <= 0 || 1440 % config.step_minutes != 0 {
+            return Err(DataError::Config(format!(
+                "step_minutes must be a positive divisor of a day, got {}",
+                config.step_minutes
+            )));
+        }
+        let metadata = Metadata::load(&paths.metadata)?;
+        let generation = load_generation(&paths.generation, config.bad_values)?;
+        let mut report = generation.report.clone();
+        let mut kept = Vec::new();
+        for (ss_id, raw) in &generation.systems {
+            if metadata.systems.contains_key(ss_id) {
+                kept.push(raw);
+                continue;
+            }
+            match config.bad_values {
+                BadValuePolicy::Error => {
+                    let (file, row) = raw.origin[0];
+                    return Err(DataError::UnknownSystem {
+                        at: Location::cell(&generation.files[file as usize], "ss_id", row as usize),
+                        ss_id: *ss_id,
+                        metadata: metadata.path.clone(),
+                    });
+                }
+                BadValuePolicy::MaskAndReport => report.systems_without_metadata.push(*ss_id),
+            }
+        }
+        let step_s = config.step_minutes * 60;
+        let resampled: Vec<(PvSeries, LoadReport)> = kept
+            .par_iter()
+            .map(|raw| {
+                let mut local = LoadReport::default();
+                let meta = &metadata.systems[&raw.ss_id];
+                resample(raw, meta, step_s, config.bad_values, &generation.files, &mut local).map(|s| (s, local))
+            })
+            .collect::<Result<_>>()?;
+        let mut systems = Vec::with_capacity(resampled.len());
+        for (series, local) in resampled {
+            for (kind, n) in local.masked {
+                *report.masked.entry(kind).or_default() += n;
+            }
+            systems.push(series);
+        }
+        if systems.is_empty() {
+            return Err(DataError::Empty { path: paths.generation.clone(), what: "no system with metadata".into() });
+        }
+        let satellite = paths.satellite.as_deref().map(Satellite::load).transpose()?;
+        let nwp = paths.nwp.as_deref().map(Nwp::load).transpose()?;
+        let observations = paths.observations.as_deref().map(Observations::load).transpose()?;
+        Ok(Dataset { paths: paths.clone(), config, systems, satellite, nwp, observations, report })
+    }
+
+    /// Grid step, seconds.
+    pub fn step_s(&self) -> i64 {
+        self.config.step_minutes * 60
+    }
+
+    /// A summary for people: systems, ranges, missing fractions, what loading found.
+    pub fn summary(&self) -> DataSummary {
+        DataSummary {
+            step_minutes: self.config.step_minutes,
+            systems: self
+                .systems
+                .iter()
+                .map(|s| SystemSummary {
+                    ss_id: s.meta.ss_id,
+                    first: s.start.to_string(),
+                    last: s.end().to_string(),
+                    days: (s.end().0 - s.start.0) as f64 / 86_400.0,
+                    native_interval_minutes: s.native_interval_s / 60,
+                    intervals: s.len(),
+                    missing_fraction: 1.0 - s.observed_fraction(),
+                    capacity_kwp: s.meta.capacity_kwp,
+                    latitude_deg: s.meta.latitude_deg,
+                    longitude_deg: s.meta.longitude_deg,
+                    max_normalised_power: s
+                        .power_kw
+                        .iter()
+                        .filter(|p| !p.is_nan())
+                        .fold(0.0f32, |m, &p| m.max(p / s.meta.capacity_kwp as f32)),
+                })
+                .collect(),
+            satellite: self.satellite.as_ref().map(|s| InputSummary {
+                variables: s.channels.clone(),
+                first: s.times.first().map(UnixTime::to_string).unwrap_or_default(),
+                last: s.times.last().map(UnixTime::to_string).unwrap_or_default(),
+                times: s.times.len(),
+                places: s.pixels.len(),
+                missing_fraction: missing_fraction(&s.values),
+            }),
+            nwp: self.nwp.as_ref().map(|n| InputSummary {
+                variables: n.variables.clone(),
+                first: n.inits.first().map(UnixTime::to_string).unwrap_or_default(),
+                last: n.inits.last().map(UnixTime::to_string).unwrap_or_default(),
+                times: n.inits.len(),
+                places: n.points.len(),
+                missing_fraction: missing_fraction(&n.values),
+            }),
+            observations: self.observations.as_ref().map(|o| InputSummary {
+                variables: o.variables.clone(),
+                first: o.systems.values().filter_map(|(t, _)| t.first()).min().map(UnixTime::to_string).unwrap_or_default(),
+                last: o.systems.values().filter_map(|(t, _)| t.last()).max().map(UnixTime::to_string).unwrap_or_default(),
+                times: o.systems.values().map(|(t, _)| t.len()).sum(),
+                places: o.systems.len(),
+                missing_fraction: missing_fraction(
+                    &o.systems.values().flat_map(|(_, v)| v.iter().copied()).collect::<Vec<_>>(),
+                ),
+            }),
+            report: self.report.clone(),
+        }
+    }
+}
+
+fn missing_fraction(values: &[f32]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.iter().filter(|v| v.is_nan()).count() as f64 / values.len() as f64
+}
+
+/// One system, summarised.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SystemSummary {
+    /// The system.
+    pub ss_id: i64,
+    /// End of its first grid interval (UTC).
+    pub first: String,
+    /// End of its last grid interval (UTC).
+    pub last: String,
+    /// Days spanned.
+    pub days: f64,
+    /// Interval of the source readings, minutes.
+    pub native_interval_minutes: i64,
+    /// Grid intervals.
+    pub intervals: usize,
+    /// Fraction of grid intervals not observed.
+    pub missing_fraction: f64,
+    /// Capacity, kWp.
+    pub capacity_kwp: f64,
+    /// Latitude, degrees.
+    pub latitude_deg: f64,
+    /// Longitude, degrees.
+    pub longitude_deg: f64,
+    /// Highest observed power / kWp.
+    pub max_normalised_power: f32,
+}
+
+/// An optional input, summarised.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InputSummary {
+    /// Channels or variables.
+    pub variables: Vec<String>,
+    /// First time (image time, init time or observation time).
+    pub first: String,
+    /// Last time.
+    pub last: String,
+    /// Number of times (images, inits, or observation rows).
+    pub times: usize,
+    /// Pixels, grid points or systems.
+    pub places: usize,
+    /// Fraction of values missing.
+    pub missing_fraction: f64,
+}
+
+/// A dataset, summarised.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DataSummary {
+    /// Grid step, minutes.
+    pub step_minutes: i64,
+    /// Per system.
+    pub systems: Vec<SystemSummary>,
+    /// Satellite, if any.
+    pub satellite: Option<InputSummary>,
+    /// NWP, if any.
+    pub nwp: Option<InputSummary>,
+    /// Point observations, if any.
+    pub observations: Option<InputSummary>,
+    /// What loading found.
+    pub report: LoadReport,
+}
+
+impl std::fmt::Display for DataSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "grid step: {} min", self.step_minutes)?;
+        writeln!(
+            f,
+            "{:>8} {:>21} {:>21} {:>7} {:>6} {:>8} {:>8} {:>7} {:>8}",
+            "ss_id", "first (UTC)", "last (UTC)", "days", "src", "steps", "missing", "kWp", "max p/kWp"
+        )?;
+        for s in &self.systems {
+            writeln!(
+                f,
+                "{:>8} {:>21} {:>21} {:>7.1} {:>4}min {:>8} {:>7.1}% {:>7.3} {:>8.3}",
+                s.ss_id,
+                s.first,
+                s.last,
+                s.days,
+                s.native_interval_minutes,
+                s.intervals,
+                100.0 * s.missing_fraction,
+                s.capacity_kwp,
+                s.max_normalised_power
+            )?;
+        }
+        for (name, input) in [("satellite", &self.satellite), ("nwp", &self.nwp), ("observations", &self.observations)] {
+            match input {
+                Some(i) => writeln!(
+                    f,
+                    "{name}: {} ({}), {} .. {}, {} times x {} places, {:.1}% missing",
+                    i.variables.len(),
+                    i.variables.join(", "),
+                    i.first,
+                    i.last,
+                    i.times,
+                    i.places,
+                    100.0 * i.missing_fraction
+                )?,
+                None => writeln!(f, "{name}: none")?,
+            }
+        }
+        writeln!(
+            f,
+            "loaded {} rows from {} file(s); {} null values kept as missing; masked: {:?}; systems without metadata: {:?}",
+            self.report.rows,
+            self.report.files,
+            self.report.null_values,
+            self.report.masked,
+            self.report.systems_without_metadata
+        )
+    }
+}

@@ -1,0 +1,693 @@
+//! Examples and batches: what the model sees for one forecast time `t0`.
+//!
+//! An example is `(t0, target systems)`. Its inputs are tokens grouped by history step (one HiP
+//! group per step, `H` groups), one token set per modality, and one decoder query per
+//! (target system, lead time). Every feature is a plain `f32`; missing values are 0 with a
+//! mask or an "observed" feature, never NaN.
+//!
+//! **No-leakage invariant.** For an example at `t0`, every observed input (PV, satellite, point
+//! observations) comes from a time at or before `t0`, and every NWP value from a run initialised
+//! at or before `t0`. Only deterministic quantities (solar geometry, clear-sky power, lead time)
+//! describe the future. `tests/no_leakage.rs` checks this by rewriting everything after `t0`.
+
+use rayon::prelude::*;
+
+use crate::dataset::Dataset;
+use crate::error::{DataError, Result};
+use crate::inputs::LatLon;
+use crate::series::PvSeries;
+use crate::solar::{ClearSkyConfig, SolarState, solar_state};
+use crate::split::{Split, SplitConfig, block};
+use crate::time::UnixTime;
+
+/// Feature names of each token and query kind, in order. The model crates size their embedders
+/// from the widths; documentation and plots use the names.
+pub mod features {
+    /// PV token features (one token per system per history step).
+    pub const PV: &[&str] = &[
+        "power",           // mean power / kWp over the interval (0 if missing)
+        "observed",        // 1 if the power was observed
+        "is_target",       // 1 for a target system, 0 for context
+        "east",            // offset east of the (first) target, / context radius
+        "north",           // offset north of the target, / context radius
+        "sin_orientation", // panel azimuth
+        "cos_orientation",
+        "tilt",            // tilt / 90°
+        "log_kwp",         // ln(capacity in kWp)
+        "hours_from_t0",   // interval end − t0, hours (≤ 0)
+        "sun_up",          // sin(apparent elevation) at the interval midpoint
+        "sun_east",        // cos(elevation)·sin(azimuth)
+        "sun_north",       // cos(elevation)·cos(azimuth)
+        "clear_sky",       // clear-sky plane-of-array irradiance / 1000 W/m² (≈ kW/kWp)
+    ];
+    /// Features every satellite, observation and NWP token carries after its own values.
+    pub const PLACE_TIME: &[&str] = &["observed_fraction", "east", "north", "hours_from_t0", "sun_up", "sun_east", "sun_north"];
+    /// Decoder query features before any NWP values.
+    pub const QUERY: &[&str] = &[
+        "sin_orientation",
+        "cos_orientation",
+        "tilt",
+        "log_kwp",
+        "lead_hours",     // τ, hours
+        "sun_up",         // at the midpoint of the interval ending at t0 + τ
+        "sun_east",
+        "sun_north",
+        "clear_sky",      // clear-sky POA / 1000 at t0 + τ
+        "last_power",     // last observed power / kWp at or before t0 (0 if none)
+        "last_observed",  // 1 if there is one in the history window
+        "last_age_hours", // t0 − its time, hours
+        "last_clear_sky", // clear-sky POA / 1000 at its time
+    ];
+    /// Index of `last_power` in a query.
+    pub const QUERY_LAST_POWER: usize = 9;
+    /// Index of `last_observed` in a query.
+    pub const QUERY_LAST_OBSERVED: usize = 10;
+    /// Index of `last_clear_sky` in a query.
+    pub const QUERY_LAST_CLEAR_SKY: usize = 12;
+    /// Index of `clear_sky` in a query.
+    pub const QUERY_CLEAR_SKY: usize = 8;
+}
+
+/// How examples are built.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExampleConfig {
+    /// History steps up to and including t0 (one HiP group each).
+    pub history_steps: usize,
+    /// Lead times after t0, one grid step apart.
+    pub lead_times: usize,
+    /// Target systems per example (the anchor plus its nearest neighbours in the same split).
+    pub max_target_systems: usize,
+    /// Radius for context and extra target systems, km.
+    pub context_radius_km: f64,
+    /// Context systems per example, nearest first.
+    pub max_context_systems: usize,
+    /// Satellite pixels per history step, nearest the anchor first.
+    pub satellite_pixels: usize,
+    /// Radius for satellite pixels, km.
+    pub satellite_radius_km: f64,
+    /// NWP grid points per history step, nearest the anchor first.
+    pub nwp_points: usize,
+    /// Radius for NWP points, km.
+    pub nwp_radius_km: f64,
+    /// Oldest point observation still used for a history step, minutes.
+    pub observation_max_age_minutes: i64,
+    /// Distance between consecutive t0 of one system, in grid steps.
+    pub t0_stride_steps: usize,
+    /// Keep only examples with the sun above the horizon at some lead time.
+    pub daylight_only: bool,
+    /// Clear-sky model settings.
+    pub clear_sky: ClearSkyConfig,
+    /// Train / validation / test blocks.
+    pub split: SplitConfig,
+}
+
+impl Default for ExampleConfig {
+    fn default() -> Self {
+        ExampleConfig {
+            history_steps: 8,
+            lead_times: 16,
+            max_target_systems: 1,
+            context_radius_km: 50.0,
+            max_context_systems: 8,
+            satellite_pixels: 16,
+            satellite_radius_km: 30.0,
+            nwp_points: 4,
+            nwp_radius_km: 150.0,
+            observation_max_age_minutes: 60,
+            t0_stride_steps: 1,
+            daylight_only: false,
+            clear_sky: ClearSkyConfig::default(),
+            split: SplitConfig::default(),
+        }
+    }
+}
+
+impl ExampleConfig {
+    /// Interval ends an example spans: history and lead times.
+    pub fn example_steps(&self) -> usize {
+        self.history_steps + self.lead_times
+    }
+
+    /// Checks that every value is usable.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(DataError::Config(msg));
+        if self.history_steps == 0 {
+            return bad("history_steps must be at least 1".into());
+        }
+        if self.lead_times == 0 {
+            return bad("lead_times must be at least 1".into());
+        }
+        if self.max_target_systems == 0 {
+            return bad("max_target_systems must be at least 1".into());
+        }
+        if self.t0_stride_steps == 0 {
+            return bad("t0_stride_steps must be at least 1".into());
+        }
+        for (name, v) in [
+            ("context_radius_km", self.context_radius_km),
+            ("satellite_radius_km", self.satellite_radius_km),
+            ("nwp_radius_km", self.nwp_radius_km),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(format!("{name} must be a positive number, got {v}"));
+            }
+        }
+        if self.observation_max_age_minutes <= 0 {
+            return bad("observation_max_age_minutes must be positive".into());
+        }
+        self.split.validate()
+    }
+}
+
+/// Identifies one example: the anchor system (index into [`Dataset::systems`]) and t0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct ExampleKey {
+    /// Index of the anchor target system in the dataset.
+    pub system: usize,
+    /// Forecast time: end of the last history interval.
+    pub t0: UnixTime,
+}
+
+fn place(series: &PvSeries) -> LatLon {
+    LatLon { latitude_deg: series.meta.latitude_deg, longitude_deg: series.meta.longitude_deg }
+}
+
+fn sun_features(s: &SolarState) -> [f32; 3] {
+    let elevation = s.sun.apparent_elevation_deg.to_radians();
+    let azimuth = s.sun.azimuth_deg.to_radians();
+    [elevation.sin() as f32, (elevation.cos() * azimuth.sin()) as f32, (elevation.cos() * azimuth.cos()) as f32]
+}
+
+fn solar_of(series: &PvSeries, t: UnixTime, config: &ClearSkyConfig) -> SolarState {
+    let m = &series.meta;
+    solar_state(t, m.latitude_deg, m.longitude_deg, m.tilt_deg, m.orientation_deg, config)
+}
+
+/// Midpoint of the interval ending at `t`.
+fn midpoint(t: UnixTime, step_s: i64) -> UnixTime {
+    UnixTime(t.0 - step_s / 2)
+}
+
+/// Lists every example of `split`, in (system, t0) order.
+///
+/// An example needs its whole window (history and lead times) inside the anchor's block, at least
+/// one observed history value and at least one observed target of the anchor.
+pub fn example_keys(dataset: &Dataset, config: &ExampleConfig, split: Split) -> Result<Vec<ExampleKey>> {
+    config.validate()?;
+    let step = dataset.step_s();
+    let (h, k) = (config.history_steps as i64, config.lead_times as i64);
+    let per_system: Vec<Vec<ExampleKey>> = dataset
+        .systems
+        .par_iter()
+        .enumerate()
+        .map(|(system, series)| {
+            let Some(b) = block(series, split, &config.split, config.example_steps()) else {
+                return Vec::new();
+            };
+            let first_t0 = b.first.0 + (h - 1) * step;
+            let last_t0 = b.last.0 - k * step;
+            let mut keys = Vec::new();
+            let mut t0 = first_t0;
+            while t0 <= last_t0 {
+                let t = UnixTime(t0);
+                let history = (0..h).any(|i| series.normalised_at(UnixTime(t0 - i * step)).is_some());
+                let future = (1..=k).any(|i| series.normalised_at(UnixTime(t0 + i * step)).is_some());
+                let daylight = !config.daylight_only
+                    || (1..=k).any(|i| {
+                        let s = solar_of(series, midpoint(UnixTime(t0 + i * step), step), &config.clear_sky);
+                        s.sun.apparent_elevation_deg > 0.0
+                    });
+                if history && future && daylight {
+                    keys.push(ExampleKey { system, t0: t });
+                }
+                t0 += config.t0_stride_steps as i64 * step;
+            }
+            keys
+        })
+        .collect();
+    Ok(per_system.into_iter().flatten().collect())
+}
+
+/// A set of tokens laid out `[history step][token][feature]`, with a mask `[history step][token]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TokenSet {
+    /// Tokens per history step.
+    pub tokens: usize,
+    /// Features per token.
+    pub features: usize,
+    /// Values.
+    pub values: Vec<f32>,
+    /// 1 for a real token, 0 for padding or an absent observation.
+    pub mask: Vec<f32>,
+}
+
+impl TokenSet {
+    fn new(steps: usize, tokens: usize, features: usize) -> TokenSet {
+        TokenSet { tokens, features, values: vec![0.0; steps * tokens * features], mask: vec![0.0; steps * tokens] }
+    }
+
+    fn set(&mut self, step: usize, token: usize, values: &[f32]) {
+        debug_assert_eq!(values.len(), self.features);
+        let at = (step * self.tokens + token) * self.features;
+        self.values[at..at + self.features].copy_from_slice(values);
+        self.mask[step * self.tokens + token] = 1.0;
+    }
+}
+
+/// One example, before batching.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    /// Which example.
+    pub key: ExampleKey,
+    /// Target systems' ss_ids (the anchor first).
+    pub target_ss_ids: Vec<i64>,
+    /// Context systems' ss_ids.
+    pub context_ss_ids: Vec<i64>,
+    /// PV tokens: targets first, then context systems.
+    pub pv: TokenSet,
+    /// Satellite pixel tokens.
+    pub satellite: TokenSet,
+    /// Point-observation tokens.
+    pub observations: TokenSet,
+    /// NWP tokens.
+    pub nwp: TokenSet,
+    /// Queries `[target][lead][feature]`.
+    pub queries: Vec<f32>,
+    /// Targets `[target][lead]`: power / kWp (0 where missing).
+    pub targets: Vec<f32>,
+    /// 1 where the target was observed.
+    pub target_mask: Vec<f32>,
+    /// Apparent sun elevation at each target interval's midpoint, degrees.
+    pub sun_elevation_deg: Vec<f32>,
+    /// Capacity of each target, kWp.
+    pub capacity_kwp: Vec<f32>,
+}
+
+/// Feature widths of every token kind and of the queries, fixed by the dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct FeatureWidths {
+    /// PV token features.
+    pub pv: usize,
+    /// Satellite token features (channels + place/time).
+    pub satellite: usize,
+    /// Observation token features (variables + place/time).
+    pub observations: usize,
+    /// NWP token features (variables + place/time + hours since init).
+    pub nwp: usize,
+    /// Query features.
+    pub query: usize,
+}
+
+impl FeatureWidths {
+    /// The widths for `dataset`.
+    pub fn of(dataset: &Dataset) -> FeatureWidths {
+        let pt = features::PLACE_TIME.len();
+        let nwp_vars = dataset.nwp.as_ref().map_or(0, |n| n.variables.len());
+        FeatureWidths {
+            pv: features::PV.len(),
+            satellite: dataset.satellite.as_ref().map_or(0, |s| s.channels.len() + pt),
+            observations: dataset.observations.as_ref().map_or(0, |o| o.variables.len() + pt),
+            nwp: if nwp_vars > 0 { nwp_vars + pt + 1 } else { 0 },
+            query: features::QUERY.len() + if nwp_vars > 0 { nwp_vars + 1 } else { 0 },
+        }
+    }
+}
+
+/// Scaled values with NaN as 0, and the fraction that were present.
+fn scaled(values: &[f32], scale: impl Fn(usize, f32) -> f32, out: &mut Vec<f32>) -> f32 {
+    let mut present = 0;
+    for (v, &x) in values.iter().enumerate() {
+        if x.is_nan() {
+            out.push(0.0);
+        } else {
+            present += 1;
+            out.push(scale(v, x));
+        }
+    }
+    if values.is_empty() { 0.0 } else { present as f32 / values.len() as f32 }
+}
+
+/// Builds one example. `key` must come from [`example_keys`] for the same dataset and config.
+pub fn build_example(dataset: &Dataset, config: &ExampleConfig, key: ExampleKey, split: Split) -> Example {
+    let step = dataset.step_s();
+    let t0 = key.t0;
+    let (h, k) = (config.history_steps, config.lead_times);
+    let anchor = &dataset.systems[key.system];
+    let origin = place(anchor);
+    let radius = config.context_radius_km;
+    let history_time = |i: usize| UnixTime(t0.0 - (h - 1 - i) as i64 * step);
+    let hours = |t: UnixTime| (t.0 - t0.0) as f32 / 3600.0;
+
+    // Neighbours by distance; extra targets must have the whole window in the same split.
+    let mut neighbours: Vec<(f64, usize)> = dataset
+        .systems
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != key.system)
+        .map(|(i, s)| (place(s).distance_km(origin), i))
+        .filter(|&(d, _)| d <= radius)
+        .collect();
+    neighbours.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let window_first = history_time(0);
+    let window_last = UnixTime(t0.0 + k as i64 * step);
+    let mut targets = vec![key.system];
+    let mut contexts = Vec::new();
+    for &(_, i) in &neighbours {
+        let s = &dataset.systems[i];
+        let in_split = block(s, split, &config.split, config.example_steps())
+            .is_some_and(|b| b.first <= window_first && window_last <= b.last);
+        let has_history = (0..h).any(|j| s.normalised_at(history_time(j)).is_some());
+        if targets.len() < config.max_target_systems && in_split && has_history {
+            targets.push(i);
+        } else if contexts.len() < config.max_context_systems && has_history {
+            contexts.push(i);
+        }
+    }
+
+    // PV tokens: every target and context system at every history step.
+    let pv_systems: Vec<usize> = targets.iter().chain(&contexts).copied().collect();
+    let mut pv = TokenSet::new(h, pv_systems.len(), features::PV.len());
+    for (token, &i) in pv_systems.iter().enumerate() {
+        let s = &dataset.systems[i];
+        let (east, north) = place(s).offset_km(origin);
+        let m = &s.meta;
+        let orientation = m.orientation_deg.to_radians();
+        for step_i in 0..h {
+            let t = history_time(step_i);
+            let solar = solar_of(s, midpoint(t, step), &config.clear_sky);
+            let power = s.normalised_at(t);
+            let sun = sun_features(&solar);
+            pv.set(
+                step_i,
+                token,
+                &[
+                    power.unwrap_or(0.0),
+                    power.is_some() as u8 as f32,
+                    (token < targets.len()) as u8 as f32,
+                    (east / radius) as f32,
+                    (north / radius) as f32,
+                    orientation.sin() as f32,
+                    orientation.cos() as f32,
+                    (m.tilt_deg / 90.0) as f32,
+                    m.capacity_kwp.ln() as f32,
+                    hours(t),
+                    sun[0],
+                    sun[1],
+                    sun[2],
+                    (solar.clear_sky_poa / 1000.0) as f32,
+                ],
+            );
+        }
+    }
+
+    let widths = FeatureWidths::of(dataset);
+    let anchor_sun = |t: UnixTime| sun_features(&solar_of(anchor, t, &config.clear_sky));
+    let mut row = Vec::with_capacity(64);
+
+    // Satellite: the pixels nearest the anchor, from the latest image in each history interval.
+    let satellite = match &dataset.satellite {
+        Some(sat) => {
+            let pixels = sat.nearest_pixels(origin, config.satellite_pixels, config.satellite_radius_km);
+            let mut set = TokenSet::new(h, pixels.len(), widths.satellite);
+            for step_i in 0..h {
+                let t = history_time(step_i);
+                let Some(image) = sat.image_at_or_before(t, step) else { continue };
+                let image_time = sat.times[image];
+                let sun = anchor_sun(image_time);
+                for (token, &p) in pixels.iter().enumerate() {
+                    row.clear();
+                    let fraction = scaled(sat.pixel(image, p), |v, x| sat.scaler.apply(v, x), &mut row);
+                    if fraction == 0.0 {
+                        continue;
+                    }
+                    let (east, north) = sat.pixels[p].offset_km(origin);
+                    row.extend([fraction, (east / radius) as f32, (north / radius) as f32, hours(image_time)]);
+                    row.extend(sun);
+                    set.set(step_i, token, &row);
+                }
+            }
+            set
+        }
+        None => TokenSet::new(h, 0, 0),
+    };
+
+    // Point observations of the PV systems in the example, the latest in each history interval.
+    let observations = match &dataset.observations {
+        Some(obs) => {
+            let with_obs: Vec<usize> =
+                pv_systems.iter().copied().filter(|&i| obs.systems.contains_key(&dataset.systems[i].meta.ss_id)).collect();
+            let mut set = TokenSet::new(h, with_obs.len(), widths.observations);
+            let max_age = config.observation_max_age_minutes * 60;
+            for step_i in 0..h {
+                let t = history_time(step_i);
+                for (token, &i) in with_obs.iter().enumerate() {
+                    let s = &dataset.systems[i];
+                    let Some((time, values)) = obs.latest(s.meta.ss_id, t, max_age) else { continue };
+                    row.clear();
+                    let fraction = scaled(values, |v, x| obs.scaler.apply(v, x), &mut row);
+                    if fraction == 0.0 {
+                        continue;
+                    }
+                    let (east, north) = place(s).offset_km(origin);
+                    row.extend([fraction, (east / radius) as f32, (north / radius) as f32, hours(time)]);
+                    row.extend(sun_features(&solar_of(s, time, &config.clear_sky)));
+                    set.set(step_i, token, &row);
+                }
+            }
+            set
+        }
+        None => TokenSet::new(h, 0, 0),
+    };
+
+    // NWP at the points nearest the anchor, valid at each history time, from runs at or before t0.
+    let nwp = match &dataset.nwp {
+        Some(nwp) => {
+            let points = nwp.nearest_points(origin, config.nwp_points, config.nwp_radius_km);
+            let mut set = TokenSet::new(h, points.len(), widths.nwp);
+            for step_i in 0..h {
+                let t = history_time(step_i);
+                let sun = anchor_sun(t);
+                for (token, &p) in points.iter().enumerate() {
+                    let Some(forecast) = nwp.forecast(t0, t, p) else { continue };
+                    row.clear();
+                    let fraction = scaled(&forecast.values, |v, x| nwp.scaler.apply(v, x), &mut row);
+                    if fraction == 0.0 {
+                        continue;
+                    }
+                    let (east, north) = nwp.points[p].offset_km(origin);
+                    row.extend([fraction, (east / radius) as f32, (north / radius) as f32, hours(t)]);
+                    row.extend(sun);
+                    row.push((t.0 - forecast.init.0) as f32 / 3600.0);
+                    set.set(step_i, token, &row);
+                }
+            }
+            set
+        }
+        None => TokenSet::new(h, 0, 0),
+    };
+
+    // Queries and targets, one per (target, lead time).
+    let s_count = targets.len();
+    let mut queries = Vec::with_capacity(s_count * k * widths.query);
+    let mut target_values = vec![0.0; s_count * k];
+    let mut target_mask = vec![0.0; s_count * k];
+    let mut sun_elevation_deg = vec![0.0; s_count * k];
+    for (ti, &i) in targets.iter().enumerate() {
+        let s = &dataset.systems[i];
+        let m = &s.meta;
+        let orientation = m.orientation_deg.to_radians();
+        // The last observed value at or before t0, within the history window.
+        let last = (0..h).rev().map(history_time).find_map(|t| s.normalised_at(t).map(|p| (t, p)));
+        let (last_power, last_observed, last_age, last_clear) = match last {
+            Some((t, p)) => {
+                let clear = solar_of(s, midpoint(t, step), &config.clear_sky).clear_sky_poa / 1000.0;
+                (p, 1.0, (t0.0 - t.0) as f32 / 3600.0, clear as f32)
+            }
+            None => (0.0, 0.0, 0.0, 0.0),
+        };
+        let nwp_point = dataset.nwp.as_ref().and_then(|n| n.nearest_points(place(s), 1, config.nwp_radius_km).first().copied());
+        for lead in 0..k {
+            let t = UnixTime(t0.0 + (lead as i64 + 1) * step);
+            let solar = solar_of(s, midpoint(t, step), &config.clear_sky);
+            let sun = sun_features(&solar);
+            queries.extend([
+                orientation.sin() as f32,
+                orientation.cos() as f32,
+                (m.tilt_deg / 90.0) as f32,
+                m.capacity_kwp.ln() as f32,
+                hours(t),
+                sun[0],
+                sun[1],
+                sun[2],
+                (solar.clear_sky_poa / 1000.0) as f32,
+                last_power,
+                last_observed,
+                last_age,
+                last_clear,
+            ]);
+            if let Some(n) = &dataset.nwp {
+                let forecast = nwp_point.and_then(|p| n.forecast(t0, t, p));
+                match forecast {
+                    Some(f) => {
+                        row.clear();
+                        let fraction = scaled(&f.values, |v, x| n.scaler.apply(v, x), &mut row);
+                        queries.extend(&row);
+                        queries.push(fraction);
+                    }
+                    None => queries.extend(std::iter::repeat_n(0.0, n.variables.len() + 1)),
+                }
+            }
+            let at = ti * k + lead;
+            if let Some(p) = s.normalised_at(t) {
+                target_values[at] = p;
+                target_mask[at] = 1.0;
+            }
+            sun_elevation_deg[at] = solar.sun.apparent_elevation_deg as f32;
+        }
+    }
+
+    Example {
+        key,
+        target_ss_ids: targets.iter().map(|&i| dataset.systems[i].meta.ss_id).collect(),
+        context_ss_ids: contexts.iter().map(|&i| dataset.systems[i].meta.ss_id).collect(),
+        pv,
+        satellite,
+        observations,
+        nwp,
+        queries,
+        targets: target_values,
+        target_mask,
+        sun_elevation_deg,
+        capacity_kwp: targets.iter().map(|&i| dataset.systems[i].meta.capacity_kwp as f32).collect(),
+    }
+}
+
+/// A dense `f32` array with a shape, row-major.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Array {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub data: Vec<f32>,
+}
+
+/// Tokens of one modality for a batch: `[batch, history step, token, feature]` and a mask
+/// `[batch, history step, token]` (1 = real).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BatchTokens {
+    /// Token values.
+    pub values: Array,
+    /// Token mask.
+    pub mask: Array,
+}
+
+/// Examples padded to common sizes, ready for a tensor library.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Which examples, in order.
+    pub keys: Vec<ExampleKey>,
+    /// Target ss_ids `[batch][target]` (0 for padding).
+    pub target_ss_ids: Vec<Vec<i64>>,
+    /// PV tokens.
+    pub pv: BatchTokens,
+    /// Satellite tokens (zero tokens if the dataset has none).
+    pub satellite: BatchTokens,
+    /// Observation tokens.
+    pub observations: BatchTokens,
+    /// NWP tokens.
+    pub nwp: BatchTokens,
+    /// Queries `[batch, target, lead, feature]`.
+    pub queries: Array,
+    /// 1 for a real target, 0 for padding: `[batch, target]`.
+    pub query_mask: Array,
+    /// Targets `[batch, target, lead]`, power / kWp.
+    pub targets: Array,
+    /// 1 where observed: `[batch, target, lead]`.
+    pub target_mask: Array,
+    /// Apparent sun elevation at each target interval, degrees: `[batch, target, lead]`.
+    pub sun_elevation_deg: Array,
+    /// Capacity, kWp: `[batch, target]` (0 for padding).
+    pub capacity_kwp: Array,
+}
+
+impl Batch {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+fn collate_tokens(examples: &[Example], h: usize, pick: impl Fn(&Example) -> &TokenSet, features: usize) -> BatchTokens {
+    let b = examples.len();
+    let n = examples.iter().map(|e| pick(e).tokens).max().unwrap_or(0);
+    let mut values = vec![0.0; b * h * n * features];
+    let mut mask = vec![0.0; b * h * n];
+    for (bi, e) in examples.iter().enumerate() {
+        let set = pick(e);
+        for step in 0..h {
+            for token in 0..set.tokens {
+                let src = (step * set.tokens + token) * features;
+                let dst = ((bi * h + step) * n + token) * features;
+                values[dst..dst + features].copy_from_slice(&set.values[src..src + features]);
+                mask[(bi * h + step) * n + token] = set.mask[step * set.tokens + token];
+            }
+        }
+    }
+    BatchTokens {
+        values: Array { shape: vec![b, h, n, features], data: values },
+        mask: Array { shape: vec![b, h, n], data: mask },
+    }
+}
+
+/// Pads examples to the largest token and target counts among them.
+pub fn collate(examples: &[Example], widths: FeatureWidths, config: &ExampleConfig) -> Batch {
+    let (b, h, k) = (examples.len(), config.history_steps, config.lead_times);
+    let s = examples.iter().map(|e| e.target_ss_ids.len()).max().unwrap_or(0);
+    let fq = widths.query;
+    let mut queries = vec![0.0; b * s * k * fq];
+    let mut query_mask = vec![0.0; b * s];
+    let mut targets = vec![0.0; b * s * k];
+    let mut target_mask = vec![0.0; b * s * k];
+    let mut sun = vec![0.0; b * s * k];
+    let mut capacity = vec![0.0; b * s];
+    let mut target_ss_ids = Vec::with_capacity(b);
+    for (bi, e) in examples.iter().enumerate() {
+        let n = e.target_ss_ids.len();
+        let base = bi * s * k;
+        queries[base * fq..(base + n * k) * fq].copy_from_slice(&e.queries);
+        targets[base..base + n * k].copy_from_slice(&e.targets);
+        target_mask[base..base + n * k].copy_from_slice(&e.target_mask);
+        sun[base..base + n * k].copy_from_slice(&e.sun_elevation_deg);
+        query_mask[bi * s..bi * s + n].fill(1.0);
+        capacity[bi * s..bi * s + n].copy_from_slice(&e.capacity_kwp);
+        let mut ids = e.target_ss_ids.clone();
+        ids.resize(s, 0);
+        target_ss_ids.push(ids);
+    }
+    Batch {
+        keys: examples.iter().map(|e| e.key).collect(),
+        target_ss_ids,
+        pv: collate_tokens(examples, h, |e| &e.pv, widths.pv),
+        satellite: collate_tokens(examples, h, |e| &e.satellite, widths.satellite),
+        observations: collate_tokens(examples, h, |e| &e.observations, widths.observations),
+        nwp: collate_tokens(examples, h, |e| &e.nwp, widths.nwp),
+        queries: Array { shape: vec![b, s, k, fq], data: queries },
+        query_mask: Array { shape: vec![b, s], data: query_mask },
+        targets: Array { shape: vec![b, s, k], data: targets },
+        target_mask: Array { shape: vec![b, s, k], data: target_mask },
+        sun_elevation_deg: Array { shape: vec![b, s, k], data: sun },
+        capacity_kwp: Array { shape: vec![b, s], data: capacity },
+    }
+}
+
+/// Builds the examples for `keys` in parallel (rayon) and collates them into one batch.
+pub fn build_batch(dataset: &Dataset, config: &ExampleConfig, keys: &[ExampleKey], split: Split) -> Batch {
+    let examples: Vec<Example> = keys.par_iter().map(|&key| build_example(dataset, config, key, split)).collect();
+    collate(&examples, FeatureWidths::of(dataset), config)
+}

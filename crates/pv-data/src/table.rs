@@ -1,0 +1,342 @@
+//! Reading one Parquet or Arrow IPC file into columns, with case-insensitive column look-up and
+//! typed extraction that reports the file, column and row of anything it cannot interpret.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType, DurationSecondType, Float16Type,
+    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type,
+    UInt64Type,
+};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, SchemaRef, TimeUnit};
+
+use crate::error::{DataError, Location, Result};
+
+/// The file formats we read tables from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Parquet,
+    ArrowIpc,
+    Csv,
+}
+
+impl Format {
+    pub(crate) fn of(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "parquet" | "pq" => Some(Format::Parquet),
+            "arrow" | "ipc" | "feather" | "arrows" => Some(Format::ArrowIpc),
+            "csv" => Some(Format::Csv),
+            _ => None,
+        }
+    }
+}
+
+/// One file's contents, as Arrow record batches.
+pub(crate) struct Table {
+    pub(crate) path: PathBuf,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+}
+
+impl Table {
+    /// Reads a Parquet or Arrow IPC file (chosen by extension).
+    pub(crate) fn read(path: &Path) -> Result<Table> {
+        match Format::of(path) {
+            Some(Format::Parquet) => Table::read_parquet(path),
+            Some(Format::ArrowIpc) => Table::read_ipc(path),
+            _ => Err(DataError::UnsupportedFormat { path: path.to_owned(), csv_allowed: false }),
+        }
+    }
+
+    fn read_parquet(path: &Path) -> Result<Table> {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+        let corrupt = |e: &dyn std::fmt::Display| DataError::Parquet { path: path.to_owned(), message: e.to_string() };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| corrupt(&e))?;
+        let schema = builder.schema().clone();
+        let reader = builder.with_batch_size(64 * 1024).build().map_err(|e| corrupt(&e))?;
+        let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| corrupt(&e))?;
+        Ok(Table { path: path.to_owned(), schema, batches })
+    }
+
+    fn read_ipc(path: &Path) -> Result<Table> {
+        let corrupt = |e: &dyn std::fmt::Display| DataError::ArrowIpc { path: path.to_owned(), message: e.to_string() };
+        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+        match arrow_ipc::reader::FileReader::try_new(file, None) {
+            Ok(reader) => {
+                let schema = reader.schema();
+                let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| corrupt(&e))?;
+                Ok(Table { path: path.to_owned(), schema, batches })
+            }
+            Err(file_error) => {
+                // Not the file format: perhaps the streaming format.
+                let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+                let reader = arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None)
+                    .map_err(|_| corrupt(&file_error))?;
+                let schema = reader.schema();
+                let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| corrupt(&e))?;
+                Ok(Table { path: path.to_owned(), schema, batches })
+            }
+        }
+    }
+
+    pub(crate) fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// The names of all columns, as spelled in the file.
+    pub(crate) fn column_names(&self) -> Vec<String> {
+        self.schema.fields().iter().map(|f| f.name().clone()).collect()
+    }
+
+    /// Finds a column by any of `names`, ignoring ASCII case.
+    pub(crate) fn find(&self, names: &[&str]) -> Option<Column<'_>> {
+        let index = self
+            .schema
+            .fields()
+            .iter()
+            .position(|f| names.iter().any(|n| f.name().eq_ignore_ascii_case(n)))?;
+        Some(Column { table: self, index })
+    }
+
+    /// Like [`Table::find`], but a missing column is an error naming the first of `names`.
+    pub(crate) fn require(&self, names: &[&str]) -> Result<Column<'_>> {
+        self.find(names).ok_or_else(|| DataError::MissingColumn {
+            path: self.path.clone(),
+            column: names[0].to_owned(),
+            found: self.column_names().join(", "),
+        })
+    }
+
+    /// Every column, in file order.
+    pub(crate) fn columns(&self) -> impl Iterator<Item = Column<'_>> {
+        (0..self.schema.fields().len()).map(|index| Column { table: self, index })
+    }
+}
+
+/// A column of a [`Table`], spanning all its batches.
+#[derive(Clone, Copy)]
+pub(crate) struct Column<'a> {
+    table: &'a Table,
+    index: usize,
+}
+
+/// A timestamp column converted to seconds, with the time zone the file declared (None: naive).
+pub(crate) struct TimeColumn {
+    pub(crate) seconds: Vec<Option<i64>>,
+    pub(crate) zone: Option<Arc<str>>,
+}
+
+impl<'a> Column<'a> {
+    pub(crate) fn name(&self) -> &'a str {
+        self.table.schema.field(self.index).name()
+    }
+
+    pub(crate) fn data_type(&self) -> &'a DataType {
+        self.table.schema.field(self.index).data_type()
+    }
+
+    pub(crate) fn location(&self) -> Location {
+        Location::column(&self.table.path, self.name())
+    }
+
+    pub(crate) fn cell(&self, row: usize) -> Location {
+        Location::cell(&self.table.path, self.name(), row)
+    }
+
+    fn arrays(&self) -> impl Iterator<Item = &'a ArrayRef> {
+        let index = self.index;
+        self.table.batches.iter().map(move |b| b.column(index))
+    }
+
+    fn wrong_type(&self, expected: &'static str) -> DataError {
+        DataError::WrongType { at: self.location(), expected, found: format!("{}", self.data_type()) }
+    }
+
+    pub(crate) fn is_numeric(&self) -> bool {
+        self.data_type().is_numeric()
+    }
+
+    /// Integers of any width; floats and strings are a type error.
+    pub(crate) fn integers(&self) -> Result<Vec<Option<i64>>> {
+        let mut out = Vec::with_capacity(self.table.num_rows());
+        for array in self.arrays() {
+            macro_rules! push {
+                ($t:ty) => {
+                    out.extend(array.as_primitive::<$t>().iter().map(|v| v.map(|v| v as i64)))
+                };
+            }
+            match array.data_type() {
+                DataType::Int8 => push!(Int8Type),
+                DataType::Int16 => push!(Int16Type),
+                DataType::Int32 => push!(Int32Type),
+                DataType::Int64 => push!(Int64Type),
+                DataType::UInt8 => push!(UInt8Type),
+                DataType::UInt16 => push!(UInt16Type),
+                DataType::UInt32 => push!(UInt32Type),
+                DataType::UInt64 => {
+                    for (i, v) in array.as_primitive::<UInt64Type>().iter().enumerate() {
+                        match v.map(i64::try_from) {
+                            Some(Err(_)) => {
+                                return Err(DataError::WrongType {
+                                    at: self.cell(out.len() + i),
+                                    expected: "an integer that fits in i64",
+                                    found: "a larger u64".to_owned(),
+                                });
+                            }
+                            other => out.push(other.map(|r| r.unwrap_or_default())),
+                        }
+                    }
+                }
+                _ => return Err(self.wrong_type("an integer column")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Floats or integers, as f64. NaN stays NaN: validation is the caller's job.
+    pub(crate) fn floats(&self) -> Result<Vec<Option<f64>>> {
+        let mut out = Vec::with_capacity(self.table.num_rows());
+        for array in self.arrays() {
+            macro_rules! push {
+                ($t:ty) => {
+                    out.extend(array.as_primitive::<$t>().iter().map(|v| v.map(f64::from)))
+                };
+            }
+            match array.data_type() {
+                DataType::Float16 => out.extend(array.as_primitive::<Float16Type>().iter().map(|v| v.map(f64::from))),
+                DataType::Float32 => push!(Float32Type),
+                DataType::Float64 => push!(Float64Type),
+                DataType::Int8 => push!(Int8Type),
+                DataType::Int16 => push!(Int16Type),
+                DataType::Int32 => push!(Int32Type),
+                DataType::Int64 => out.extend(array.as_primitive::<Int64Type>().iter().map(|v| v.map(|v| v as f64))),
+                DataType::UInt8 => push!(UInt8Type),
+                DataType::UInt16 => push!(UInt16Type),
+                DataType::UInt32 => push!(UInt32Type),
+                DataType::UInt64 => out.extend(array.as_primitive::<UInt64Type>().iter().map(|v| v.map(|v| v as f64))),
+                _ => return Err(self.wrong_type("a numeric column")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// A timestamp column in seconds since the epoch (sub-second parts are floored).
+    /// Arrow stores zoned timestamps as UTC instants, so the zone only matters for naive ones.
+    pub(crate) fn times(&self) -> Result<TimeColumn> {
+        let DataType::Timestamp(_, zone) = self.data_type() else {
+            return Err(self.wrong_type("a timestamp column"));
+        };
+        let mut seconds = Vec::with_capacity(self.table.num_rows());
+        for array in self.arrays() {
+            macro_rules! push {
+                ($t:ty, $per_second:expr) => {
+                    seconds.extend(array.as_primitive::<$t>().iter().map(|v| v.map(|v| v.div_euclid($per_second))))
+                };
+            }
+            match array.data_type() {
+                DataType::Timestamp(TimeUnit::Second, _) => push!(TimestampSecondType, 1),
+                DataType::Timestamp(TimeUnit::Millisecond, _) => push!(TimestampMillisecondType, 1_000),
+                DataType::Timestamp(TimeUnit::Microsecond, _) => push!(TimestampMicrosecondType, 1_000_000),
+                DataType::Timestamp(TimeUnit::Nanosecond, _) => push!(TimestampNanosecondType, 1_000_000_000),
+                _ => return Err(self.wrong_type("a timestamp column")),
+            }
+        }
+        Ok(TimeColumn { seconds, zone: zone.clone() })
+    }
+
+    /// A duration column (Arrow `Duration`) in seconds, or an integer column of minutes.
+    pub(crate) fn durations_seconds(&self) -> Result<Vec<Option<i64>>> {
+        let mut out = Vec::with_capacity(self.table.num_rows());
+        for array in self.arrays() {
+            macro_rules! push {
+                ($t:ty, $per_second:expr) => {
+                    out.extend(array.as_primitive::<$t>().iter().map(|v| v.map(|v| v.div_euclid($per_second))))
+                };
+            }
+            match array.data_type() {
+                DataType::Duration(TimeUnit::Second) => push!(DurationSecondType, 1),
+                DataType::Duration(TimeUnit::Millisecond) => push!(DurationMillisecondType, 1_000),
+                DataType::Duration(TimeUnit::Microsecond) => push!(DurationMicrosecondType, 1_000_000),
+                DataType::Duration(TimeUnit::Nanosecond) => push!(DurationNanosecondType, 1_000_000_000),
+                _ => return Err(self.wrong_type("a duration column")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Strings (Utf8, LargeUtf8, Utf8View or a string dictionary).
+    pub(crate) fn strings(&self) -> Result<Vec<Option<String>>> {
+        let mut out = Vec::with_capacity(self.table.num_rows());
+        for array in self.arrays() {
+            let array = match array.data_type() {
+                DataType::Dictionary(_, value) if value.as_ref() == &DataType::Utf8 => {
+                    arrow_cast_dictionary(array).ok_or_else(|| self.wrong_type("a string column"))?
+                }
+                _ => array.clone(),
+            };
+            match array.data_type() {
+                DataType::Utf8 => out.extend(array.as_string::<i32>().iter().map(|v| v.map(str::to_owned))),
+                DataType::LargeUtf8 => out.extend(array.as_string::<i64>().iter().map(|v| v.map(str::to_owned))),
+                DataType::Utf8View => out.extend(array.as_string_view().iter().map(|v| v.map(str::to_owned))),
+                _ => return Err(self.wrong_type("a string column")),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Expands a `Dictionary(Int*, Utf8)` array into plain strings.
+fn arrow_cast_dictionary(array: &ArrayRef) -> Option<ArrayRef> {
+    use arrow_array::StringArray;
+    let dictionary = array.as_any_dictionary_opt()?;
+    let values = dictionary.values().as_string_opt::<i32>()?;
+    let keys = dictionary.normalized_keys();
+    let strings: StringArray = (0..array.len())
+        .map(|i| if array.is_null(i) { None } else { Some(values.value(keys[i])) })
+        .collect();
+    Some(Arc::new(strings))
+}
+
+/// Lists the data files of an input: the file itself, or every file with a known extension below a
+/// folder (hive partitions such as `year=2020/` included), sorted by path so reads are reproducible.
+pub(crate) fn list_files(path: &Path, allow_csv: bool) -> Result<Vec<PathBuf>> {
+    let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
+    if meta.is_file() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![path.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| DataError::io(&dir, e))? {
+            let entry = entry.map_err(|e| DataError::io(&dir, e))?;
+            let p = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            // Hidden files and Spark/Hadoop markers (_SUCCESS, .crc) are not data.
+            if name.starts_with('.') || name.starts_with('_') {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if match Format::of(&p) {
+                Some(Format::Csv) => allow_csv,
+                Some(_) => true,
+                None => false,
+            } {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(DataError::Empty { path: path.to_owned(), what: "no .parquet or .arrow files in the folder".into() });
+    }
+    Ok(files)
+}
