@@ -197,6 +197,20 @@ pub fn example_keys(dataset: &Dataset, config: &ExampleConfig, split: Split) -> 
     config.validate()?;
     let step = dataset.step_s();
     let (h, k) = (config.history_steps as i64, config.lead_times as i64);
+    let longest_block = dataset
+        .systems
+        .iter()
+        .filter_map(|s| block(s, split, &config.split, config.example_steps()))
+        .map(|b| ((b.last.0 - b.first.0) / step + 1) as usize)
+        .max()
+        .unwrap_or(0);
+    if longest_block < config.example_steps() {
+        return Err(DataError::WindowTooLong {
+            what: format!("the longest {split} block of any system"),
+            have: format!("{longest_block} steps of {} min", step / 60),
+            need: format!("{} steps ({} history + {} lead times)", config.example_steps(), h, k),
+        });
+    }
     let per_system: Vec<Vec<ExampleKey>> = dataset
         .systems
         .par_iter()

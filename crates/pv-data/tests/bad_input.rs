@@ -1,0 +1,397 @@
+//! Every kind of bad input, written as a real file, must give a typed error naming the file and,
+//! where it applies, the column and the row.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float64Array, Int64Array};
+use common::*;
+use pv_data::{
+    BadValueKind, BadValuePolicy, DataError, DataPaths, Dataset, ExampleConfig, LoadConfig, Metadata, Split,
+    example_keys, load_generation,
+};
+
+fn write_gen(dir: &Path, ss: &[i64], t: &[i64], wh: &[Option<f64>]) -> std::path::PathBuf {
+    let path = dir.join("generation.parquet");
+    write_parquet(&path, &generation(ss, t, wh));
+    path
+}
+
+fn load_err(path: &Path) -> DataError {
+    load_generation(path, BadValuePolicy::Error).expect_err("bad input must be an error")
+}
+
+/// Asserts the error names the file, and the column and row when given.
+fn assert_names(err: &DataError, path: &Path, column: Option<&str>, row: Option<usize>) {
+    let text = err.to_string();
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    if let Some(c) = column {
+        assert!(text.contains(&format!("column `{c}`")), "{text}");
+    }
+    if let Some(r) = row {
+        assert!(text.contains(&format!("row {r}")), "{text}");
+    }
+}
+
+fn bad_value(energy: f64, kind: BadValueKind) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = grid(JUNE_2020, 900, 4);
+    let path = write_gen(dir.path(), &[1; 4], &t, &[Some(1.0), Some(2.0), Some(energy), Some(3.0)]);
+    let err = load_err(&path);
+    assert!(matches!(&err, DataError::BadValue { kind: k, .. } if *k == kind), "{err:?}");
+    assert_names(&err, &path, Some("generation_Wh"), Some(2));
+}
+
+#[test]
+fn nan_energy_is_refused_with_its_row() {
+    bad_value(f64::NAN, BadValueKind::NonFinite);
+}
+
+#[test]
+fn infinite_energy_is_refused() {
+    bad_value(f64::INFINITY, BadValueKind::NonFinite);
+}
+
+#[test]
+fn negative_energy_is_refused() {
+    bad_value(-3.5, BadValueKind::Negative);
+}
+
+#[test]
+fn sentinel_values_are_refused_as_sentinels() {
+    bad_value(-1e6, BadValueKind::Sentinel);
+    bad_value(-9999.0, BadValueKind::Sentinel);
+}
+
+#[test]
+fn mask_policy_masks_and_counts_instead() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = grid(JUNE_2020, 900, 5);
+    let path = write_gen(dir.path(), &[1; 5], &t, &[Some(1.0), Some(f64::NAN), Some(-1e6), Some(-2.0), None]);
+    let generation = load_generation(&path, BadValuePolicy::MaskAndReport).expect("masked load");
+    let series = &generation.systems[&1];
+    assert_eq!(series.energy_wh, vec![Some(1.0), None, None, None, None]);
+    assert_eq!(generation.report.masked.values().sum::<usize>(), 3);
+    assert_eq!(generation.report.null_values, 1);
+}
+
+#[test]
+fn truncated_parquet_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = grid(JUNE_2020, 900, 100);
+    let path = write_gen(dir.path(), &[1; 100], &t, &vec![Some(1.0); 100]);
+    let bytes = std::fs::read(&path).expect("read");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate");
+    let err = load_err(&path);
+    assert!(matches!(err, DataError::Parquet { .. }), "{err:?}");
+    assert_names(&err, &path, None, None);
+}
+
+#[test]
+fn corrupt_parquet_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = grid(JUNE_2020, 900, 100);
+    let path = write_gen(dir.path(), &[1; 100], &t, &vec![Some(1.0); 100]);
+    let mut bytes = std::fs::read(&path).expect("read");
+    // Overwrite the data pages (after the 4-byte magic) with garbage, keeping the footer.
+    let n = bytes.len();
+    for b in &mut bytes[4..n / 2] {
+        *b = 0xA5;
+    }
+    std::fs::write(&path, &bytes).expect("corrupt");
+    let err = load_err(&path);
+    assert!(matches!(err, DataError::Parquet { .. }), "{err:?}");
+
+    let garbage = dir.path().join("not_parquet.parquet");
+    std::fs::write(&garbage, b"ss_id,datetime_GMT,generation_Wh\n1,2020-01-01,3\n").expect("write");
+    let err = load_err(&garbage);
+    assert!(matches!(err, DataError::Parquet { .. }), "{err:?}");
+    assert_names(&err, &garbage, None, None);
+}
+
+#[test]
+fn zero_byte_file_and_empty_table_and_empty_folder_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zero = dir.path().join("zero.parquet");
+    std::fs::write(&zero, b"").expect("write");
+    assert!(matches!(load_err(&zero), DataError::Parquet { .. }));
+
+    let empty = write_gen(dir.path(), &[], &[], &[]);
+    let err = load_err(&empty);
+    assert!(matches!(err, DataError::Empty { .. }), "{err:?}");
+    assert_names(&err, &empty, None, None);
+
+    let folder = dir.path().join("nothing_here");
+    std::fs::create_dir(&folder).expect("mkdir");
+    assert!(matches!(load_err(&folder), DataError::Empty { .. }));
+}
+
+#[test]
+fn missing_column_names_the_column_and_what_was_found() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("g.parquet");
+    write_parquet(
+        &path,
+        &table(vec![
+            ("ss_id", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+            ("datetime_GMT", times(&[JUNE_2020], None)),
+        ]),
+    );
+    let err = load_err(&path);
+    assert!(matches!(&err, DataError::MissingColumn { column, .. } if column == "generation_Wh"), "{err:?}");
+    assert!(err.to_string().contains("ss_id, datetime_GMT"), "{err}");
+}
+
+#[test]
+fn wrong_column_types_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("g.parquet");
+    write_parquet(
+        &path,
+        &table(vec![
+            ("ss_id", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+            ("datetime_GMT", times(&[JUNE_2020], None)),
+            ("generation_Wh", strings(&["12.5"])),
+        ]),
+    );
+    let err = load_err(&path);
+    assert!(matches!(err, DataError::WrongType { .. }), "{err:?}");
+    assert_names(&err, &path, Some("generation_Wh"), None);
+
+    // Timestamps stored as strings, and ss_id stored as float.
+    write_parquet(
+        &path,
+        &table(vec![
+            ("ss_id", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+            ("datetime_GMT", strings(&["2020-06-01 00:00"])),
+            ("generation_Wh", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef),
+        ]),
+    );
+    assert_names(&load_err(&path), &path, Some("datetime_GMT"), None);
+    write_parquet(
+        &path,
+        &table(vec![
+            ("ss_id", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef),
+            ("datetime_GMT", times(&[JUNE_2020], None)),
+            ("generation_Wh", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef),
+        ]),
+    );
+    assert_names(&load_err(&path), &path, Some("ss_id"), None);
+}
+
+#[test]
+fn column_names_match_ignoring_case() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("g.parquet");
+    write_parquet(
+        &path,
+        &table(vec![
+            ("SS_ID", Arc::new(Int64Array::from(vec![1, 1])) as ArrayRef),
+            ("datetime_gmt", times(&[JUNE_2020, JUNE_2020 + 900], None)),
+            ("generation_wh", Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef),
+        ]),
+    );
+    let generation = load_generation(&path, BadValuePolicy::Error).expect("case-insensitive columns");
+    assert_eq!(generation.systems[&1].energy_wh, vec![Some(1.0), Some(2.0)]);
+}
+
+#[test]
+fn duplicate_timestamps_name_both_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = [JUNE_2020, JUNE_2020 + 900, JUNE_2020 + 900];
+    let path = write_gen(dir.path(), &[7, 7, 7], &t, &[Some(1.0); 3]);
+    let err = load_err(&path);
+    assert!(matches!(err, DataError::DuplicateTimestamp { ss_id: 7, .. }), "{err:?}");
+    assert_names(&err, &path, Some("datetime_GMT"), Some(2));
+    assert!(err.to_string().contains("row 1"), "{err}");
+}
+
+#[test]
+fn unsorted_timestamps_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Two systems interleaved is fine; going back in time within one system is not.
+    let path = write_gen(
+        dir.path(),
+        &[1, 2, 1, 2, 1],
+        &[JUNE_2020, JUNE_2020, JUNE_2020 + 1800, JUNE_2020 + 900, JUNE_2020 + 900],
+        &[Some(1.0); 5],
+    );
+    let err = load_err(&path);
+    assert!(matches!(err, DataError::UnsortedTimestamp { ss_id: 1, .. }), "{err:?}");
+    assert_names(&err, &path, Some("datetime_GMT"), Some(4));
+}
+
+#[test]
+fn null_ids_and_times_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("g.parquet");
+    write_parquet(
+        &path,
+        &table(vec![
+            ("ss_id", Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef),
+            ("datetime_GMT", times(&[JUNE_2020, JUNE_2020 + 900], None)),
+            ("generation_Wh", Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef),
+        ]),
+    );
+    let err = load_err(&path);
+    assert!(matches!(err, DataError::NullValue { .. }), "{err:?}");
+    assert_names(&err, &path, Some("ss_id"), Some(1));
+}
+
+#[test]
+fn mixed_time_zones_across_files_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().join("generation");
+    std::fs::create_dir_all(folder.join("month=1")).expect("mkdir");
+    std::fs::create_dir_all(folder.join("month=2")).expect("mkdir");
+    write_parquet(&folder.join("month=1/part.parquet"), &generation(&[1], &[JUNE_2020], &[Some(1.0)]));
+    write_parquet(
+        &folder.join("month=2/part.parquet"),
+        &generation_zoned(&[1], &[JUNE_2020 + 900], &[Some(1.0)], Some("Europe/London")),
+    );
+    let err = load_err(&folder);
+    assert!(matches!(err, DataError::MixedTimeZones { .. }), "{err:?}");
+    assert!(err.to_string().contains("Europe/London"), "{err}");
+
+    // UTC spelled two ways is one zone.
+    write_parquet(&folder.join("month=1/part.parquet"), &generation_zoned(&[1], &[JUNE_2020], &[Some(1.0)], Some("UTC")));
+    write_parquet(
+        &folder.join("month=2/part.parquet"),
+        &generation_zoned(&[1], &[JUNE_2020 + 900], &[Some(1.0)], Some("+00:00")),
+    );
+    assert!(load_generation(&folder, BadValuePolicy::Error).is_ok());
+}
+
+#[test]
+fn hive_partitions_merge_in_time_order_and_reject_overlaps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().join("generation");
+    // month=10 sorts before month=2 as text: the merge must still give time order.
+    std::fs::create_dir_all(folder.join("month=10")).expect("mkdir");
+    std::fs::create_dir_all(folder.join("month=2")).expect("mkdir");
+    write_parquet(&folder.join("month=10/a.parquet"), &generation(&[1, 1], &[JUNE_2020 + 1800, JUNE_2020 + 2700], &[Some(3.0), Some(4.0)]));
+    write_parquet(&folder.join("month=2/a.parquet"), &generation(&[1, 1], &[JUNE_2020, JUNE_2020 + 900], &[Some(1.0), Some(2.0)]));
+    std::fs::write(folder.join("_SUCCESS"), b"").expect("marker");
+    let loaded = load_generation(&folder, BadValuePolicy::Error).expect("hive folder");
+    assert_eq!(loaded.systems[&1].energy_wh, vec![Some(1.0), Some(2.0), Some(3.0), Some(4.0)]);
+
+    write_parquet(&folder.join("month=2/b.parquet"), &generation(&[1], &[JUNE_2020 + 1800], &[Some(9.0)]));
+    let err = load_err(&folder);
+    assert!(matches!(err, DataError::DuplicateTimestamp { .. }), "{err:?}");
+    assert!(err.to_string().contains("month=2"), "{err}");
+}
+
+#[test]
+fn system_without_metadata_is_refused_or_dropped_by_policy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = grid(JUNE_2020, 900, 4);
+    write_gen(dir.path(), &[1, 1, 2, 2], &[t[0], t[1], t[0], t[1]], &[Some(1.0); 4]);
+    write_metadata(dir.path(), &[1]);
+    let paths = DataPaths::in_folder(dir.path()).expect("paths");
+    let err = Dataset::load(&paths, LoadConfig::default()).expect_err("unknown system");
+    assert!(matches!(err, DataError::UnknownSystem { ss_id: 2, .. }), "{err:?}");
+    assert_names(&err, &paths.generation, Some("ss_id"), Some(2));
+
+    let config = LoadConfig { bad_values: BadValuePolicy::MaskAndReport, ..LoadConfig::default() };
+    let dataset = Dataset::load(&paths, config).expect("dropped by policy");
+    assert_eq!(dataset.systems.len(), 1);
+    assert_eq!(dataset.report.systems_without_metadata, vec![2]);
+}
+
+#[test]
+fn window_longer_than_the_data_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = grid(JUNE_2020, 900, 40);
+    write_gen(dir.path(), &[1; 40], &t, &vec![Some(10.0); 40]);
+    write_metadata(dir.path(), &[1]);
+    let dataset = Dataset::load(&DataPaths::in_folder(dir.path()).expect("paths"), LoadConfig::default()).expect("load");
+    // 40 steps: the train block is 28 steps, shorter than 8 + 24.
+    let config = ExampleConfig { lead_times: 24, ..ExampleConfig::default() };
+    let err = example_keys(&dataset, &config, Split::Train).expect_err("too long");
+    assert!(matches!(err, DataError::WindowTooLong { .. }), "{err:?}");
+    assert!(err.to_string().contains("32 steps"), "{err}");
+}
+
+#[test]
+fn impossible_configuration_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = grid(JUNE_2020, 900, 400);
+    write_gen(dir.path(), &[1; 400], &t, &vec![Some(10.0); 400]);
+    write_metadata(dir.path(), &[1]);
+    let paths = DataPaths::in_folder(dir.path()).expect("paths");
+    let err = Dataset::load(&paths, LoadConfig { step_minutes: 7, ..LoadConfig::default() }).expect_err("7 min");
+    assert!(matches!(err, DataError::Config(_)), "{err:?}");
+    let err = Dataset::load(&paths, LoadConfig { step_minutes: 5, ..LoadConfig::default() }).expect_err("finer");
+    assert!(matches!(err, DataError::IntervalMismatch { problem: "is coarser than", .. }), "{err:?}");
+    let dataset = Dataset::load(&paths, LoadConfig::default()).expect("load");
+    for config in [
+        ExampleConfig { history_steps: 0, ..ExampleConfig::default() },
+        ExampleConfig { lead_times: 0, ..ExampleConfig::default() },
+        ExampleConfig { context_radius_km: -1.0, ..ExampleConfig::default() },
+        ExampleConfig {
+            split: pv_data::SplitConfig { train_fraction: 0.9, validation_fraction: 0.2, gap_steps: None },
+            ..ExampleConfig::default()
+        },
+    ] {
+        let err = example_keys(&dataset, &config, Split::Train).expect_err("bad config");
+        assert!(matches!(err, DataError::Config(_)), "{err:?}");
+    }
+}
+
+#[test]
+fn energy_above_capacity_is_refused_with_its_row() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = grid(JUNE_2020, 900, 4);
+    // 4 kWp in 15 min can make at most 1 kWh; with the 2x margin 2 kWh. 5 kWh is impossible.
+    let gen_path = write_gen(dir.path(), &[1; 4], &t, &[Some(100.0), Some(5000.0), Some(100.0), Some(100.0)]);
+    write_metadata(dir.path(), &[1]);
+    let err = Dataset::load(&DataPaths::in_folder(dir.path()).expect("paths"), LoadConfig::default()).expect_err("above");
+    assert!(matches!(err, DataError::BadValue { kind: BadValueKind::AboveCapacity, .. }), "{err:?}");
+    assert_names(&err, &gen_path, Some("generation_Wh"), Some(1));
+}
+
+fn metadata_err(text: &str) -> DataError {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("metadata.csv");
+    std::fs::write(&path, text).expect("write");
+    Metadata::load(&path).expect_err("bad metadata")
+}
+
+#[test]
+fn bad_metadata_is_refused_with_column_and_row() {
+    let header = "ss_id,latitude_rounded,longitude_rounded,orientation,tilt,kWp\n";
+    let err = metadata_err(&format!("{header}1,52,0,180,30,4\n2,95,0,180,30,4\n"));
+    assert!(matches!(err, DataError::BadValue { kind: BadValueKind::OutOfRange, .. }), "{err:?}");
+    assert!(err.to_string().contains("column `latitude_rounded`, row 1"), "{err}");
+
+    let err = metadata_err(&format!("{header}1,52,0,180,30,0\n"));
+    assert!(err.to_string().contains("column `kWp`, row 0"), "{err}");
+
+    let err = metadata_err(&format!("{header}1,52,0,south,30,4\n"));
+    assert!(matches!(err, DataError::WrongType { .. }), "{err:?}");
+
+    let err = metadata_err(&format!("{header}1,52,0,180,30,4\n1,53,0,180,30,4\n"));
+    assert!(matches!(err, DataError::DuplicateSystem { ss_id: 1, .. }), "{err:?}");
+
+    let err = metadata_err("ss_id,latitude_rounded,longitude_rounded,orientation,tilt\n1,52,0,180,30\n");
+    assert!(matches!(&err, DataError::MissingColumn { column, .. } if column == "kWp"), "{err:?}");
+
+    let err = metadata_err(&format!("{header}1,52,0,,30,4\n"));
+    assert!(matches!(err, DataError::NullValue { .. }), "{err:?}");
+
+    let err = metadata_err(header);
+    assert!(matches!(err, DataError::Empty { .. }), "{err:?}");
+}
+
+#[test]
+fn metadata_accepts_lowercase_kwp_and_extra_columns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("metadata.csv");
+    std::fs::write(&path, "ss_id,llsoacd,latitude_rounded,longitude_rounded,orientation,tilt,kwp,operational_at\n5,E01,51.5,-0.1,170,35,3.2,2015\n")
+        .expect("write");
+    let m = Metadata::load(&path).expect("load");
+    assert_eq!(m.systems[&5].capacity_kwp, 3.2);
+    assert_eq!(m.systems[&5].orientation_deg, 170.0);
+}
