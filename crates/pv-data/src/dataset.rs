@@ -275,6 +275,67 @@ pub struct DataSummary {
     pub report: LoadReport,
 }
 
+impl DataSummary {
+    /// The summary as Markdown tables (what `docs/DATA.md` embeds).
+    pub fn to_markdown(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(out, "Grid step: {} min.\n", self.step_minutes);
+        let _ = writeln!(
+            out,
+            "| ss_id | first interval end (UTC) | last (UTC) | days | source interval | grid steps | missing | kWp | lat | lon | max power/kWp |"
+        );
+        let _ = writeln!(out, "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for s in &self.systems {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.1} | {} min | {} | {:.1} % | {:.3} | {:.4} | {:.4} | {:.3} |",
+                s.ss_id,
+                s.first,
+                s.last,
+                s.days,
+                s.native_interval_minutes,
+                s.intervals,
+                100.0 * s.missing_fraction,
+                s.capacity_kwp,
+                s.latitude_deg,
+                s.longitude_deg,
+                s.max_normalised_power
+            );
+        }
+        let _ = writeln!(out, "\n| input | variables | first | last | times | places | missing |");
+        let _ = writeln!(out, "|---|---|---|---|---:|---:|---:|");
+        for (name, input) in [("satellite", &self.satellite), ("nwp", &self.nwp), ("observations", &self.observations)] {
+            match input {
+                Some(i) => {
+                    let _ = writeln!(
+                        out,
+                        "| {name} | {} | {} | {} | {} | {} | {:.1} % |",
+                        i.variables.join(", "),
+                        i.first,
+                        i.last,
+                        i.times,
+                        i.places,
+                        100.0 * i.missing_fraction
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "| {name} | none | | | | | |");
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\nGeneration rows read: {} from {} file(s); null values kept as missing: {}; values masked: {}.",
+            self.report.rows,
+            self.report.files,
+            self.report.null_values,
+            self.report.masked.values().sum::<usize>()
+        );
+        out
+    }
+}
+
 impl std::fmt::Display for DataSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "grid step: {} min", self.step_minutes)?;
