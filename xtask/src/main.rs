@@ -1,1 +1,160 @@
-fn main() {}
+//! Build orchestration for power-perceiver (`cargo xtask <command>`), with no dependencies.
+//!
+//! - `ci`: formatting, clippy with warnings denied, the layering rule, and every test.
+//! - `layering`: only the layering rule.
+//! - `data [DIR]`: summarise a data folder (rows, ranges, missing fractions, examples per split).
+//! - `bench [--quick]`: run the criterion benches.
+
+use std::process::{Command, ExitCode};
+
+/// Crates that must never appear in another crate's dependency tree (DESIGN.md, "layering").
+const LAYERING: &[(&str, &[&str])] = &[
+    (
+        "pv-data",
+        &[
+            "candle-core",
+            "candle-nn",
+            "perceiver-core",
+            "hip-encoder",
+            "metnet-decoder",
+            "trainer",
+        ],
+    ),
+    (
+        "perceiver-core",
+        &[
+            "pv-data",
+            "hip-encoder",
+            "metnet-decoder",
+            "trainer",
+            "arrow-array",
+            "parquet",
+        ],
+    ),
+    ("hip-encoder", &["metnet-decoder", "pv-data", "trainer"]),
+    ("metnet-decoder", &["hip-encoder", "pv-data", "trainer"]),
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("layering") => layering(),
+        Some("data") => data(args.get(1).map_or("data", String::as_str)),
+        Some("bench") => bench(args.iter().any(|a| a == "--quick")),
+        _ => {
+            eprintln!("usage: cargo xtask <ci | layering | data [DIR] | bench [--quick]>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo(args: &[&str]) -> Result<(), String> {
+    eprintln!("$ cargo {}", args.join(" "));
+    let status = Command::new(env!("CARGO"))
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` failed ({status})", args.join(" ")))
+    }
+}
+
+fn ci() -> Result<(), String> {
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    layering()?;
+    cargo(&["test", "--workspace", "--all-targets"])?;
+    cargo(&["test", "--workspace", "--doc"])?;
+    Ok(())
+}
+
+fn workspace_packages() -> Result<Vec<String>, String> {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Package names appear as `"name":"<crate>"` right after each package's opening brace.
+    Ok(text
+        .split("{\"name\":\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .map(str::to_owned)
+        .collect())
+}
+
+fn layering() -> Result<(), String> {
+    let packages = workspace_packages()?;
+    for (krate, forbidden) in LAYERING {
+        if !packages.iter().any(|p| p == krate) {
+            continue;
+        }
+        let out = Command::new(env!("CARGO"))
+            .args([
+                "tree",
+                "-p",
+                krate,
+                "-e",
+                "normal,build",
+                "--prefix",
+                "none",
+                "--format",
+                "{p}",
+            ])
+            .output()
+            .map_err(|e| format!("cannot run cargo tree: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "cargo tree -p {krate} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let tree = String::from_utf8_lossy(&out.stdout);
+        for line in tree.lines() {
+            let name = line.split_whitespace().next().unwrap_or_default();
+            if forbidden.contains(&name) {
+                return Err(format!("layering violated: {krate} depends on {name}"));
+            }
+        }
+        eprintln!("layering: {krate} is clear of {}", forbidden.join(", "));
+    }
+    Ok(())
+}
+
+fn data(dir: &str) -> Result<(), String> {
+    cargo(&[
+        "run",
+        "--release",
+        "-p",
+        "pv-data",
+        "--example",
+        "inspect",
+        "--",
+        dir,
+    ])
+}
+
+fn bench(quick: bool) -> Result<(), String> {
+    let mut args = vec!["bench", "-p", "power-perceiver-benches"];
+    if quick {
+        args.extend(["--", "--warm-up-time", "1", "--measurement-time", "2"]);
+    }
+    cargo(&args)
+}

@@ -10,7 +10,10 @@ use pv_data::{DataPaths, Dataset, ExampleConfig, LoadConfig, Split, build_batch,
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let dir = args.iter().find(|a| !a.starts_with("--")).map_or("data", String::as_str);
+    let dir = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .map_or("data", String::as_str);
     let started = Instant::now();
     let dataset = Dataset::load(&DataPaths::in_folder(dir.as_ref())?, LoadConfig::default())?;
     let load_s = started.elapsed().as_secs_f64();
@@ -25,7 +28,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let keys = example_keys(&dataset, &config, split)?;
         let mut per_system = std::collections::BTreeMap::new();
         for k in &keys {
-            *per_system.entry(dataset.systems[k.system].meta.ss_id).or_insert(0usize) += 1;
+            *per_system
+                .entry(dataset.systems[k.system].meta.ss_id)
+                .or_insert(0usize) += 1;
         }
         println!("{split}: {} examples {per_system:?}", keys.len());
         let started = Instant::now();

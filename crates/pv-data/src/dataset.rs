@@ -36,14 +36,20 @@ impl DataPaths {
     /// optionally `satellite.parquet`, `nwp.parquet`, `observations.parquet` (`.arrow` also accepted).
     pub fn in_folder(dir: &Path) -> Result<DataPaths> {
         if !dir.is_dir() {
-            return Err(DataError::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder")));
+            return Err(DataError::io(
+                dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder"),
+            ));
         }
         let missing = |what: &str| DataError::Empty {
             path: dir.to_owned(),
             what: format!("no {what} (expected {what}.parquet, {what}.arrow or a {what}/ folder)"),
         };
-        let generation = first_existing(dir, &["generation.parquet", "generation.arrow", "generation"])
-            .ok_or_else(|| missing("generation"))?;
+        let generation = first_existing(
+            dir,
+            &["generation.parquet", "generation.arrow", "generation"],
+        )
+        .ok_or_else(|| missing("generation"))?;
         let metadata = first_existing(dir, &["metadata.csv", "metadata.parquet", "metadata.arrow"])
             .ok_or_else(|| missing("metadata"))?;
         Ok(DataPaths {
@@ -68,7 +74,10 @@ pub struct LoadConfig {
 
 impl Default for LoadConfig {
     fn default() -> Self {
-        LoadConfig { step_minutes: 15, bad_values: BadValuePolicy::Error }
+        LoadConfig {
+            step_minutes: 15,
+            bad_values: BadValuePolicy::Error,
+        }
     }
 }
 
@@ -127,7 +136,15 @@ impl Dataset {
             .map(|raw| {
                 let mut local = LoadReport::default();
                 let meta = &metadata.systems[&raw.ss_id];
-                resample(raw, meta, step_s, config.bad_values, &generation.files, &mut local).map(|s| (s, local))
+                resample(
+                    raw,
+                    meta,
+                    step_s,
+                    config.bad_values,
+                    &generation.files,
+                    &mut local,
+                )
+                .map(|s| (s, local))
             })
             .collect::<Result<_>>()?;
         let mut systems = Vec::with_capacity(resampled.len());
@@ -138,12 +155,31 @@ impl Dataset {
             systems.push(series);
         }
         if systems.is_empty() {
-            return Err(DataError::Empty { path: paths.generation.clone(), what: "no system with metadata".into() });
+            return Err(DataError::Empty {
+                path: paths.generation.clone(),
+                what: "no system with metadata".into(),
+            });
         }
-        let satellite = paths.satellite.as_deref().map(Satellite::load).transpose()?;
+        let satellite = paths
+            .satellite
+            .as_deref()
+            .map(Satellite::load)
+            .transpose()?;
         let nwp = paths.nwp.as_deref().map(Nwp::load).transpose()?;
-        let observations = paths.observations.as_deref().map(Observations::load).transpose()?;
-        Ok(Dataset { paths: paths.clone(), config, systems, satellite, nwp, observations, report })
+        let observations = paths
+            .observations
+            .as_deref()
+            .map(Observations::load)
+            .transpose()?;
+        Ok(Dataset {
+            paths: paths.clone(),
+            config,
+            systems,
+            satellite,
+            nwp,
+            observations,
+            report,
+        })
     }
 
     /// Grid step, seconds.
@@ -194,12 +230,27 @@ impl Dataset {
             }),
             observations: self.observations.as_ref().map(|o| InputSummary {
                 variables: o.variables.clone(),
-                first: o.systems.values().filter_map(|(t, _)| t.first()).min().map(UnixTime::to_string).unwrap_or_default(),
-                last: o.systems.values().filter_map(|(t, _)| t.last()).max().map(UnixTime::to_string).unwrap_or_default(),
+                first: o
+                    .systems
+                    .values()
+                    .filter_map(|(t, _)| t.first())
+                    .min()
+                    .map(UnixTime::to_string)
+                    .unwrap_or_default(),
+                last: o
+                    .systems
+                    .values()
+                    .filter_map(|(t, _)| t.last())
+                    .max()
+                    .map(UnixTime::to_string)
+                    .unwrap_or_default(),
                 times: o.systems.values().map(|(t, _)| t.len()).sum(),
                 places: o.systems.len(),
                 missing_fraction: missing_fraction(
-                    &o.systems.values().flat_map(|(_, v)| v.iter().copied()).collect::<Vec<_>>(),
+                    &o.systems
+                        .values()
+                        .flat_map(|(_, v)| v.iter().copied())
+                        .collect::<Vec<_>>(),
                 ),
             }),
             report: self.report.clone(),
@@ -285,7 +336,10 @@ impl DataSummary {
             out,
             "| ss_id | first interval end (UTC) | last (UTC) | days | source interval | grid steps | missing | kWp | lat | lon | max power/kWp |"
         );
-        let _ = writeln!(out, "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         for s in &self.systems {
             let _ = writeln!(
                 out,
@@ -303,9 +357,16 @@ impl DataSummary {
                 s.max_normalised_power
             );
         }
-        let _ = writeln!(out, "\n| input | variables | first | last | times | places | missing |");
+        let _ = writeln!(
+            out,
+            "\n| input | variables | first | last | times | places | missing |"
+        );
         let _ = writeln!(out, "|---|---|---|---|---:|---:|---:|");
-        for (name, input) in [("satellite", &self.satellite), ("nwp", &self.nwp), ("observations", &self.observations)] {
+        for (name, input) in [
+            ("satellite", &self.satellite),
+            ("nwp", &self.nwp),
+            ("observations", &self.observations),
+        ] {
             match input {
                 Some(i) => {
                     let _ = writeln!(
@@ -342,7 +403,15 @@ impl std::fmt::Display for DataSummary {
         writeln!(
             f,
             "{:>8} {:>21} {:>21} {:>7} {:>6} {:>8} {:>8} {:>7} {:>8}",
-            "ss_id", "first (UTC)", "last (UTC)", "days", "src", "steps", "missing", "kWp", "max p/kWp"
+            "ss_id",
+            "first (UTC)",
+            "last (UTC)",
+            "days",
+            "src",
+            "steps",
+            "missing",
+            "kWp",
+            "max p/kWp"
         )?;
         for s in &self.systems {
             writeln!(
@@ -359,7 +428,11 @@ impl std::fmt::Display for DataSummary {
                 s.max_normalised_power
             )?;
         }
-        for (name, input) in [("satellite", &self.satellite), ("nwp", &self.nwp), ("observations", &self.observations)] {
+        for (name, input) in [
+            ("satellite", &self.satellite),
+            ("nwp", &self.nwp),
+            ("observations", &self.observations),
+        ] {
             match input {
                 Some(i) => writeln!(
                     f,

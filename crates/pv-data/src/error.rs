@@ -19,17 +19,29 @@ pub struct Location {
 impl Location {
     /// A whole file.
     pub fn file(path: impl Into<PathBuf>) -> Self {
-        Location { path: path.into(), column: None, row: None }
+        Location {
+            path: path.into(),
+            column: None,
+            row: None,
+        }
     }
 
     /// One column of a file.
     pub fn column(path: impl Into<PathBuf>, column: impl Into<String>) -> Self {
-        Location { path: path.into(), column: Some(column.into()), row: None }
+        Location {
+            path: path.into(),
+            column: Some(column.into()),
+            row: None,
+        }
     }
 
     /// One cell of a file.
     pub fn cell(path: impl Into<PathBuf>, column: impl Into<String>, row: usize) -> Self {
-        Location { path: path.into(), column: Some(column.into()), row: Some(row) }
+        Location {
+            path: path.into(),
+            column: Some(column.into()),
+            row: Some(row),
+        }
     }
 }
 
@@ -67,7 +79,9 @@ impl std::fmt::Display for BadValueKind {
             BadValueKind::NonFinite => "not a finite number",
             BadValueKind::Negative => "negative",
             BadValueKind::Sentinel => "a sentinel/fill value",
-            BadValueKind::AboveCapacity => "more than twice what the system's kWp can produce in the interval",
+            BadValueKind::AboveCapacity => {
+                "more than twice what the system's kWp can produce in the interval"
+            }
             BadValueKind::OutOfRange => "out of the valid range",
         })
     }
@@ -159,7 +173,7 @@ pub enum DataError {
         /// The second occurrence.
         at: Location,
         /// The first occurrence.
-        first: Location,
+        first: Box<Location>,
         /// The system.
         ss_id: i64,
         /// The timestamp.
@@ -171,7 +185,7 @@ pub enum DataError {
         /// The second occurrence.
         at: Location,
         /// The first occurrence.
-        first: Location,
+        first: Box<Location>,
         /// The key, described.
         key: String,
     },
@@ -188,7 +202,9 @@ pub enum DataError {
         previous: UnixTime,
     },
     /// Files of one input disagree on time zones (some naive, some zoned, or different zones).
-    #[error("{path}: time zone `{found}` differs from `{expected}` in {first_path}; convert all files to one convention")]
+    #[error(
+        "{path}: time zone `{found}` differs from `{expected}` in {first_path}; convert all files to one convention"
+    )]
     MixedTimeZones {
         /// The disagreeing file.
         path: PathBuf,
@@ -226,7 +242,9 @@ pub enum DataError {
         what: String,
     },
     /// A system's data interval does not fit the requested step.
-    #[error("ss_id {ss_id}: data interval of {interval_minutes} min {problem} the step of {step_minutes} min")]
+    #[error(
+        "ss_id {ss_id}: data interval of {interval_minutes} min {problem} the step of {step_minutes} min"
+    )]
     IntervalMismatch {
         /// The system.
         ss_id: i64,
@@ -257,6 +275,9 @@ pub type Result<T, E = DataError> = std::result::Result<T, E>;
 
 impl DataError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DataError::Io { path: path.into(), source }
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -32,24 +32,32 @@ pub mod features {
         "north",           // offset north of the target, / context radius
         "sin_orientation", // panel azimuth
         "cos_orientation",
-        "tilt",            // tilt / 90°
-        "log_kwp",         // ln(capacity in kWp)
-        "hours_from_t0",   // interval end − t0, hours (≤ 0)
-        "sun_up",          // sin(apparent elevation) at the interval midpoint
-        "sun_east",        // cos(elevation)·sin(azimuth)
-        "sun_north",       // cos(elevation)·cos(azimuth)
-        "clear_sky",       // clear-sky plane-of-array irradiance / 1000 W/m² (≈ kW/kWp)
+        "tilt",          // tilt / 90°
+        "log_kwp",       // ln(capacity in kWp)
+        "hours_from_t0", // interval end − t0, hours (≤ 0)
+        "sun_up",        // sin(apparent elevation) at the interval midpoint
+        "sun_east",      // cos(elevation)·sin(azimuth)
+        "sun_north",     // cos(elevation)·cos(azimuth)
+        "clear_sky",     // clear-sky plane-of-array irradiance / 1000 W/m² (≈ kW/kWp)
     ];
     /// Features every satellite, observation and NWP token carries after its own values.
-    pub const PLACE_TIME: &[&str] = &["observed_fraction", "east", "north", "hours_from_t0", "sun_up", "sun_east", "sun_north"];
+    pub const PLACE_TIME: &[&str] = &[
+        "observed_fraction",
+        "east",
+        "north",
+        "hours_from_t0",
+        "sun_up",
+        "sun_east",
+        "sun_north",
+    ];
     /// Decoder query features before any NWP values.
     pub const QUERY: &[&str] = &[
         "sin_orientation",
         "cos_orientation",
         "tilt",
         "log_kwp",
-        "lead_hours",     // τ, hours
-        "sun_up",         // at the midpoint of the interval ending at t0 + τ
+        "lead_hours", // τ, hours
+        "sun_up",     // at the midpoint of the interval ending at t0 + τ
         "sun_east",
         "sun_north",
         "clear_sky",      // clear-sky POA / 1000 at t0 + τ
@@ -170,18 +178,32 @@ pub struct ExampleKey {
 }
 
 fn place(series: &PvSeries) -> LatLon {
-    LatLon { latitude_deg: series.meta.latitude_deg, longitude_deg: series.meta.longitude_deg }
+    LatLon {
+        latitude_deg: series.meta.latitude_deg,
+        longitude_deg: series.meta.longitude_deg,
+    }
 }
 
 fn sun_features(s: &SolarState) -> [f32; 3] {
     let elevation = s.sun.apparent_elevation_deg.to_radians();
     let azimuth = s.sun.azimuth_deg.to_radians();
-    [elevation.sin() as f32, (elevation.cos() * azimuth.sin()) as f32, (elevation.cos() * azimuth.cos()) as f32]
+    [
+        elevation.sin() as f32,
+        (elevation.cos() * azimuth.sin()) as f32,
+        (elevation.cos() * azimuth.cos()) as f32,
+    ]
 }
 
 fn solar_of(series: &PvSeries, t: UnixTime, config: &ClearSkyConfig) -> SolarState {
     let m = &series.meta;
-    solar_state(t, m.latitude_deg, m.longitude_deg, m.tilt_deg, m.orientation_deg, config)
+    solar_state(
+        t,
+        m.latitude_deg,
+        m.longitude_deg,
+        m.tilt_deg,
+        m.orientation_deg,
+        config,
+    )
 }
 
 /// Midpoint of the interval ending at `t`.
@@ -193,7 +215,11 @@ fn midpoint(t: UnixTime, step_s: i64) -> UnixTime {
 ///
 /// An example needs its whole window (history and lead times) inside the anchor's block, at least
 /// one observed history value and at least one observed target of the anchor.
-pub fn example_keys(dataset: &Dataset, config: &ExampleConfig, split: Split) -> Result<Vec<ExampleKey>> {
+pub fn example_keys(
+    dataset: &Dataset,
+    config: &ExampleConfig,
+    split: Split,
+) -> Result<Vec<ExampleKey>> {
     config.validate()?;
     let step = dataset.step_s();
     let (h, k) = (config.history_steps as i64, config.lead_times as i64);
@@ -208,7 +234,12 @@ pub fn example_keys(dataset: &Dataset, config: &ExampleConfig, split: Split) -> 
         return Err(DataError::WindowTooLong {
             what: format!("the longest {split} block of any system"),
             have: format!("{longest_block} steps of {} min", step / 60),
-            need: format!("{} steps ({} history + {} lead times)", config.example_steps(), h, k),
+            need: format!(
+                "{} steps ({} history + {} lead times)",
+                config.example_steps(),
+                h,
+                k
+            ),
         });
     }
     let per_system: Vec<Vec<ExampleKey>> = dataset
@@ -225,11 +256,17 @@ pub fn example_keys(dataset: &Dataset, config: &ExampleConfig, split: Split) -> 
             let mut t0 = first_t0;
             while t0 <= last_t0 {
                 let t = UnixTime(t0);
-                let history = (0..h).any(|i| series.normalised_at(UnixTime(t0 - i * step)).is_some());
-                let future = (1..=k).any(|i| series.normalised_at(UnixTime(t0 + i * step)).is_some());
+                let history =
+                    (0..h).any(|i| series.normalised_at(UnixTime(t0 - i * step)).is_some());
+                let future =
+                    (1..=k).any(|i| series.normalised_at(UnixTime(t0 + i * step)).is_some());
                 let daylight = !config.daylight_only
                     || (1..=k).any(|i| {
-                        let s = solar_of(series, midpoint(UnixTime(t0 + i * step), step), &config.clear_sky);
+                        let s = solar_of(
+                            series,
+                            midpoint(UnixTime(t0 + i * step), step),
+                            &config.clear_sky,
+                        );
                         s.sun.apparent_elevation_deg > 0.0
                     });
                 if history && future && daylight {
@@ -258,7 +295,12 @@ pub struct TokenSet {
 
 impl TokenSet {
     fn new(steps: usize, tokens: usize, features: usize) -> TokenSet {
-        TokenSet { tokens, features, values: vec![0.0; steps * tokens * features], mask: vec![0.0; steps * tokens] }
+        TokenSet {
+            tokens,
+            features,
+            values: vec![0.0; steps * tokens * features],
+            mask: vec![0.0; steps * tokens],
+        }
     }
 
     fn set(&mut self, step: usize, token: usize, values: &[f32]) {
@@ -320,8 +362,14 @@ impl FeatureWidths {
         let nwp_vars = dataset.nwp.as_ref().map_or(0, |n| n.variables.len());
         FeatureWidths {
             pv: features::PV.len(),
-            satellite: dataset.satellite.as_ref().map_or(0, |s| s.channels.len() + pt),
-            observations: dataset.observations.as_ref().map_or(0, |o| o.variables.len() + pt),
+            satellite: dataset
+                .satellite
+                .as_ref()
+                .map_or(0, |s| s.channels.len() + pt),
+            observations: dataset
+                .observations
+                .as_ref()
+                .map_or(0, |o| o.variables.len() + pt),
             nwp: if nwp_vars > 0 { nwp_vars + pt + 1 } else { 0 },
             query: features::QUERY.len() + if nwp_vars > 0 { nwp_vars + 1 } else { 0 },
         }
@@ -339,11 +387,20 @@ fn scaled(values: &[f32], scale: impl Fn(usize, f32) -> f32, out: &mut Vec<f32>)
             out.push(scale(v, x));
         }
     }
-    if values.is_empty() { 0.0 } else { present as f32 / values.len() as f32 }
+    if values.is_empty() {
+        0.0
+    } else {
+        present as f32 / values.len() as f32
+    }
 }
 
 /// Builds one example. `key` must come from [`example_keys`] for the same dataset and config.
-pub fn build_example(dataset: &Dataset, config: &ExampleConfig, key: ExampleKey, split: Split) -> Example {
+pub fn build_example(
+    dataset: &Dataset,
+    config: &ExampleConfig,
+    key: ExampleKey,
+    split: Split,
+) -> Example {
     let step = dataset.step_s();
     let t0 = key.t0;
     let (h, k) = (config.history_steps, config.lead_times);
@@ -422,21 +479,30 @@ pub fn build_example(dataset: &Dataset, config: &ExampleConfig, key: ExampleKey,
     // Satellite: the pixels nearest the anchor, from the latest image in each history interval.
     let satellite = match &dataset.satellite {
         Some(sat) => {
-            let pixels = sat.nearest_pixels(origin, config.satellite_pixels, config.satellite_radius_km);
+            let pixels =
+                sat.nearest_pixels(origin, config.satellite_pixels, config.satellite_radius_km);
             let mut set = TokenSet::new(h, pixels.len(), widths.satellite);
             for step_i in 0..h {
                 let t = history_time(step_i);
-                let Some(image) = sat.image_at_or_before(t, step) else { continue };
+                let Some(image) = sat.image_at_or_before(t, step) else {
+                    continue;
+                };
                 let image_time = sat.times[image];
                 let sun = anchor_sun(image_time);
                 for (token, &p) in pixels.iter().enumerate() {
                     row.clear();
-                    let fraction = scaled(sat.pixel(image, p), |v, x| sat.scaler.apply(v, x), &mut row);
+                    let fraction =
+                        scaled(sat.pixel(image, p), |v, x| sat.scaler.apply(v, x), &mut row);
                     if fraction == 0.0 {
                         continue;
                     }
                     let (east, north) = sat.pixels[p].offset_km(origin);
-                    row.extend([fraction, (east / radius) as f32, (north / radius) as f32, hours(image_time)]);
+                    row.extend([
+                        fraction,
+                        (east / radius) as f32,
+                        (north / radius) as f32,
+                        hours(image_time),
+                    ]);
                     row.extend(sun);
                     set.set(step_i, token, &row);
                 }
@@ -449,22 +515,32 @@ pub fn build_example(dataset: &Dataset, config: &ExampleConfig, key: ExampleKey,
     // Point observations of the PV systems in the example, the latest in each history interval.
     let observations = match &dataset.observations {
         Some(obs) => {
-            let with_obs: Vec<usize> =
-                pv_systems.iter().copied().filter(|&i| obs.systems.contains_key(&dataset.systems[i].meta.ss_id)).collect();
+            let with_obs: Vec<usize> = pv_systems
+                .iter()
+                .copied()
+                .filter(|&i| obs.systems.contains_key(&dataset.systems[i].meta.ss_id))
+                .collect();
             let mut set = TokenSet::new(h, with_obs.len(), widths.observations);
             let max_age = config.observation_max_age_minutes * 60;
             for step_i in 0..h {
                 let t = history_time(step_i);
                 for (token, &i) in with_obs.iter().enumerate() {
                     let s = &dataset.systems[i];
-                    let Some((time, values)) = obs.latest(s.meta.ss_id, t, max_age) else { continue };
+                    let Some((time, values)) = obs.latest(s.meta.ss_id, t, max_age) else {
+                        continue;
+                    };
                     row.clear();
                     let fraction = scaled(values, |v, x| obs.scaler.apply(v, x), &mut row);
                     if fraction == 0.0 {
                         continue;
                     }
                     let (east, north) = place(s).offset_km(origin);
-                    row.extend([fraction, (east / radius) as f32, (north / radius) as f32, hours(time)]);
+                    row.extend([
+                        fraction,
+                        (east / radius) as f32,
+                        (north / radius) as f32,
+                        hours(time),
+                    ]);
                     row.extend(sun_features(&solar_of(s, time, &config.clear_sky)));
                     set.set(step_i, token, &row);
                 }
@@ -483,14 +559,22 @@ pub fn build_example(dataset: &Dataset, config: &ExampleConfig, key: ExampleKey,
                 let t = history_time(step_i);
                 let sun = anchor_sun(t);
                 for (token, &p) in points.iter().enumerate() {
-                    let Some(forecast) = nwp.forecast(t0, t, p) else { continue };
+                    let Some(forecast) = nwp.forecast(t0, t, p) else {
+                        continue;
+                    };
                     row.clear();
-                    let fraction = scaled(&forecast.values, |v, x| nwp.scaler.apply(v, x), &mut row);
+                    let fraction =
+                        scaled(&forecast.values, |v, x| nwp.scaler.apply(v, x), &mut row);
                     if fraction == 0.0 {
                         continue;
                     }
                     let (east, north) = nwp.points[p].offset_km(origin);
-                    row.extend([fraction, (east / radius) as f32, (north / radius) as f32, hours(t)]);
+                    row.extend([
+                        fraction,
+                        (east / radius) as f32,
+                        (north / radius) as f32,
+                        hours(t),
+                    ]);
                     row.extend(sun);
                     row.push((t.0 - forecast.init.0) as f32 / 3600.0);
                     set.set(step_i, token, &row);
@@ -512,15 +596,23 @@ pub fn build_example(dataset: &Dataset, config: &ExampleConfig, key: ExampleKey,
         let m = &s.meta;
         let orientation = m.orientation_deg.to_radians();
         // The last observed value at or before t0, within the history window.
-        let last = (0..h).rev().map(history_time).find_map(|t| s.normalised_at(t).map(|p| (t, p)));
+        let last = (0..h)
+            .rev()
+            .map(history_time)
+            .find_map(|t| s.normalised_at(t).map(|p| (t, p)));
         let (last_power, last_observed, last_age, last_clear) = match last {
             Some((t, p)) => {
-                let clear = solar_of(s, midpoint(t, step), &config.clear_sky).clear_sky_poa / 1000.0;
+                let clear =
+                    solar_of(s, midpoint(t, step), &config.clear_sky).clear_sky_poa / 1000.0;
                 (p, 1.0, (t0.0 - t.0) as f32 / 3600.0, clear as f32)
             }
             None => (0.0, 0.0, 0.0, 0.0),
         };
-        let nwp_point = dataset.nwp.as_ref().and_then(|n| n.nearest_points(place(s), 1, config.nwp_radius_km).first().copied());
+        let nwp_point = dataset.nwp.as_ref().and_then(|n| {
+            n.nearest_points(place(s), 1, config.nwp_radius_km)
+                .first()
+                .copied()
+        });
         for lead in 0..k {
             let t = UnixTime(t0.0 + (lead as i64 + 1) * step);
             let solar = solar_of(s, midpoint(t, step), &config.clear_sky);
@@ -563,8 +655,14 @@ pub fn build_example(dataset: &Dataset, config: &ExampleConfig, key: ExampleKey,
 
     Example {
         key,
-        target_ss_ids: targets.iter().map(|&i| dataset.systems[i].meta.ss_id).collect(),
-        context_ss_ids: contexts.iter().map(|&i| dataset.systems[i].meta.ss_id).collect(),
+        target_ss_ids: targets
+            .iter()
+            .map(|&i| dataset.systems[i].meta.ss_id)
+            .collect(),
+        context_ss_ids: contexts
+            .iter()
+            .map(|&i| dataset.systems[i].meta.ss_id)
+            .collect(),
         pv,
         satellite,
         observations,
@@ -573,7 +671,10 @@ pub fn build_example(dataset: &Dataset, config: &ExampleConfig, key: ExampleKey,
         targets: target_values,
         target_mask,
         sun_elevation_deg,
-        capacity_kwp: targets.iter().map(|&i| dataset.systems[i].meta.capacity_kwp as f32).collect(),
+        capacity_kwp: targets
+            .iter()
+            .map(|&i| dataset.systems[i].meta.capacity_kwp as f32)
+            .collect(),
     }
 }
 
@@ -637,7 +738,12 @@ impl Batch {
     }
 }
 
-fn collate_tokens(examples: &[Example], h: usize, pick: impl Fn(&Example) -> &TokenSet, features: usize) -> BatchTokens {
+fn collate_tokens(
+    examples: &[Example],
+    h: usize,
+    pick: impl Fn(&Example) -> &TokenSet,
+    features: usize,
+) -> BatchTokens {
     let b = examples.len();
     let n = examples.iter().map(|e| pick(e).tokens).max().unwrap_or(0);
     let mut values = vec![0.0; b * h * n * features];
@@ -654,15 +760,25 @@ fn collate_tokens(examples: &[Example], h: usize, pick: impl Fn(&Example) -> &To
         }
     }
     BatchTokens {
-        values: Array { shape: vec![b, h, n, features], data: values },
-        mask: Array { shape: vec![b, h, n], data: mask },
+        values: Array {
+            shape: vec![b, h, n, features],
+            data: values,
+        },
+        mask: Array {
+            shape: vec![b, h, n],
+            data: mask,
+        },
     }
 }
 
 /// Pads examples to the largest token and target counts among them.
 pub fn collate(examples: &[Example], widths: FeatureWidths, config: &ExampleConfig) -> Batch {
     let (b, h, k) = (examples.len(), config.history_steps, config.lead_times);
-    let s = examples.iter().map(|e| e.target_ss_ids.len()).max().unwrap_or(0);
+    let s = examples
+        .iter()
+        .map(|e| e.target_ss_ids.len())
+        .max()
+        .unwrap_or(0);
     let fq = widths.query;
     let mut queries = vec![0.0; b * s * k * fq];
     let mut query_mask = vec![0.0; b * s];
@@ -691,17 +807,43 @@ pub fn collate(examples: &[Example], widths: FeatureWidths, config: &ExampleConf
         satellite: collate_tokens(examples, h, |e| &e.satellite, widths.satellite),
         observations: collate_tokens(examples, h, |e| &e.observations, widths.observations),
         nwp: collate_tokens(examples, h, |e| &e.nwp, widths.nwp),
-        queries: Array { shape: vec![b, s, k, fq], data: queries },
-        query_mask: Array { shape: vec![b, s], data: query_mask },
-        targets: Array { shape: vec![b, s, k], data: targets },
-        target_mask: Array { shape: vec![b, s, k], data: target_mask },
-        sun_elevation_deg: Array { shape: vec![b, s, k], data: sun },
-        capacity_kwp: Array { shape: vec![b, s], data: capacity },
+        queries: Array {
+            shape: vec![b, s, k, fq],
+            data: queries,
+        },
+        query_mask: Array {
+            shape: vec![b, s],
+            data: query_mask,
+        },
+        targets: Array {
+            shape: vec![b, s, k],
+            data: targets,
+        },
+        target_mask: Array {
+            shape: vec![b, s, k],
+            data: target_mask,
+        },
+        sun_elevation_deg: Array {
+            shape: vec![b, s, k],
+            data: sun,
+        },
+        capacity_kwp: Array {
+            shape: vec![b, s],
+            data: capacity,
+        },
     }
 }
 
 /// Builds the examples for `keys` in parallel (rayon) and collates them into one batch.
-pub fn build_batch(dataset: &Dataset, config: &ExampleConfig, keys: &[ExampleKey], split: Split) -> Batch {
-    let examples: Vec<Example> = keys.par_iter().map(|&key| build_example(dataset, config, key, split)).collect();
+pub fn build_batch(
+    dataset: &Dataset,
+    config: &ExampleConfig,
+    keys: &[ExampleKey],
+    split: Split,
+) -> Batch {
+    let examples: Vec<Example> = keys
+        .par_iter()
+        .map(|&key| build_example(dataset, config, key, split))
+        .collect();
     collate(&examples, FeatureWidths::of(dataset), config)
 }

@@ -100,14 +100,20 @@ pub fn classify_energy(value: f64) -> Option<BadValueKind> {
 /// Loads generation from a file or a folder (searched recursively, hive partitions allowed).
 pub fn load_generation(path: &Path, policy: BadValuePolicy) -> Result<Generation> {
     let files = list_files(path, false)?;
-    let mut report = LoadReport { files: files.len(), ..LoadReport::default() };
+    let mut report = LoadReport {
+        files: files.len(),
+        ..LoadReport::default()
+    };
     let mut systems: BTreeMap<i64, RawSeries> = BTreeMap::new();
     let mut zone: Option<(Option<String>, PathBuf)> = None;
 
     for (file_index, file) in files.iter().enumerate() {
         let table = Table::read(file)?;
         if table.num_rows() == 0 {
-            return Err(DataError::Empty { path: file.clone(), what: "no rows".into() });
+            return Err(DataError::Empty {
+                path: file.clone(),
+                what: "no rows".into(),
+            });
         }
         let ss_col = table.require(SS_ID_COLUMNS)?;
         let time_col = table.require(TIME_COLUMNS)?;
@@ -133,13 +139,17 @@ pub fn load_generation(path: &Path, policy: BadValuePolicy) -> Result<Generation
         // Last (time, row) per system within this file, to catch unsorted and duplicate rows.
         let mut last: HashMap<i64, (i64, usize)> = HashMap::new();
         for row in 0..table.num_rows() {
-            let ss_id = ss_ids[row].ok_or_else(|| DataError::NullValue { at: ss_col.cell(row) })?;
-            let time = times.seconds[row].ok_or_else(|| DataError::NullValue { at: time_col.cell(row) })?;
+            let ss_id = ss_ids[row].ok_or_else(|| DataError::NullValue {
+                at: ss_col.cell(row),
+            })?;
+            let time = times.seconds[row].ok_or_else(|| DataError::NullValue {
+                at: time_col.cell(row),
+            })?;
             if let Some(&(previous, previous_row)) = last.get(&ss_id) {
                 if time == previous {
                     return Err(DataError::DuplicateTimestamp {
                         at: time_col.cell(row),
-                        first: time_col.cell(previous_row),
+                        first: Box::new(time_col.cell(previous_row)),
                         ss_id,
                         time: UnixTime(time),
                     });
@@ -164,7 +174,11 @@ pub fn load_generation(path: &Path, policy: BadValuePolicy) -> Result<Generation
                     None => Some(value),
                     Some(kind) => match policy {
                         BadValuePolicy::Error => {
-                            return Err(DataError::BadValue { at: energy_col.cell(row), value, kind });
+                            return Err(DataError::BadValue {
+                                at: energy_col.cell(row),
+                                value,
+                                kind,
+                            });
                         }
                         BadValuePolicy::MaskAndReport => {
                             report.count_masked(kind);
@@ -193,7 +207,11 @@ pub fn load_generation(path: &Path, policy: BadValuePolicy) -> Result<Generation
             merge_sorted(series, &files)?;
         }
     }
-    Ok(Generation { files, systems, report })
+    Ok(Generation {
+        files,
+        systems,
+        report,
+    })
 }
 
 /// Sorts a series gathered from several files and rejects timestamps that appear twice.
@@ -211,7 +229,7 @@ fn merge_sorted(series: &mut RawSeries, files: &[PathBuf]) -> Result<()> {
             };
             return Err(DataError::DuplicateTimestamp {
                 at: cell(pair[1]),
-                first: cell(pair[0]),
+                first: Box::new(cell(pair[0])),
                 ss_id: series.ss_id,
                 time: series.times[pair[0]],
             });
@@ -226,7 +244,9 @@ fn merge_sorted(series: &mut RawSeries, files: &[PathBuf]) -> Result<()> {
 /// Spellings of UTC are one zone; anything else is kept as written.
 fn normalise_zone(zone: &str) -> String {
     match zone {
-        "UTC" | "utc" | "Etc/UTC" | "Z" | "+00:00" | "GMT" | "Etc/GMT" | "+0000" => "UTC".to_owned(),
+        "UTC" | "utc" | "Etc/UTC" | "Z" | "+00:00" | "GMT" | "Etc/GMT" | "+0000" => {
+            "UTC".to_owned()
+        }
         other => other.to_owned(),
     }
 }
@@ -243,7 +263,10 @@ mod tests {
         assert_eq!(classify_energy(-1e6), Some(BadValueKind::Sentinel));
         assert_eq!(classify_energy(-9999.0), Some(BadValueKind::Sentinel));
         assert_eq!(classify_energy(f64::NAN), Some(BadValueKind::NonFinite));
-        assert_eq!(classify_energy(f64::NEG_INFINITY), Some(BadValueKind::NonFinite));
+        assert_eq!(
+            classify_energy(f64::NEG_INFINITY),
+            Some(BadValueKind::NonFinite)
+        );
     }
 
     #[test]

@@ -25,7 +25,10 @@ pub struct Scaler {
 impl Scaler {
     fn fit(values: &[f32], times: &[UnixTime], width: usize) -> Scaler {
         let (Some(lo), Some(hi)) = (times.iter().min(), times.iter().max()) else {
-            return Scaler { mean: vec![0.0; width], std: vec![1.0; width] };
+            return Scaler {
+                mean: vec![0.0; width],
+                std: vec![1.0; width],
+            };
         };
         let cut = lo.0 + ((hi.0 - lo.0) as f64 * 0.7) as i64;
         let mut sum = vec![0.0f64; width];
@@ -44,7 +47,15 @@ impl Scaler {
                 }
             }
         }
-        let mean: Vec<f32> = (0..width).map(|v| if n[v] > 0 { (sum[v] / n[v] as f64) as f32 } else { 0.0 }).collect();
+        let mean: Vec<f32> = (0..width)
+            .map(|v| {
+                if n[v] > 0 {
+                    (sum[v] / n[v] as f64) as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         let std = (0..width)
             .map(|v| {
                 if n[v] < 2 {
@@ -71,9 +82,11 @@ fn check_finite(column: &Column<'_>, values: &[Option<f64>]) -> Result<Vec<f32>>
         .map(|(row, v)| match v {
             None => Ok(f32::NAN),
             Some(x) if x.is_nan() => Ok(f32::NAN),
-            Some(x) if x.is_infinite() => {
-                Err(DataError::BadValue { at: column.cell(row), value: *x, kind: BadValueKind::NonFinite })
-            }
+            Some(x) if x.is_infinite() => Err(DataError::BadValue {
+                at: column.cell(row),
+                value: *x,
+                kind: BadValueKind::NonFinite,
+            }),
             Some(x) => Ok(*x as f32),
         })
         .collect()
@@ -85,7 +98,11 @@ fn required_times(column: &Column<'_>) -> Result<Vec<UnixTime>> {
         .seconds
         .iter()
         .enumerate()
-        .map(|(row, t)| t.map(UnixTime).ok_or_else(|| DataError::NullValue { at: column.cell(row) }))
+        .map(|(row, t)| {
+            t.map(UnixTime).ok_or_else(|| DataError::NullValue {
+                at: column.cell(row),
+            })
+        })
         .collect()
 }
 
@@ -96,8 +113,14 @@ fn required_floats(column: &Column<'_>) -> Result<Vec<f64>> {
         .enumerate()
         .map(|(row, v)| match v {
             Some(x) if x.is_finite() => Ok(*x),
-            Some(x) => Err(DataError::BadValue { at: column.cell(row), value: *x, kind: BadValueKind::NonFinite }),
-            None => Err(DataError::NullValue { at: column.cell(row) }),
+            Some(x) => Err(DataError::BadValue {
+                at: column.cell(row),
+                value: *x,
+                kind: BadValueKind::NonFinite,
+            }),
+            None => Err(DataError::NullValue {
+                at: column.cell(row),
+            }),
         })
         .collect()
 }
@@ -105,7 +128,10 @@ fn required_floats(column: &Column<'_>) -> Result<Vec<f64>> {
 fn non_empty(path: &Path) -> Result<Table> {
     let table = Table::read(path)?;
     if table.num_rows() == 0 {
-        return Err(DataError::Empty { path: path.to_owned(), what: "no rows".into() });
+        return Err(DataError::Empty {
+            path: path.to_owned(),
+            what: "no rows".into(),
+        });
     }
     Ok(table)
 }
@@ -127,7 +153,9 @@ pub struct LatLon {
 impl LatLon {
     /// Local east/north offset of `self` from `origin`, km (equirectangular; fine within ~100 km).
     pub fn offset_km(&self, origin: LatLon) -> (f64, f64) {
-        let east = (self.longitude_deg - origin.longitude_deg) * 111.320 * origin.latitude_deg.to_radians().cos();
+        let east = (self.longitude_deg - origin.longitude_deg)
+            * 111.320
+            * origin.latitude_deg.to_radians().cos();
         let north = (self.latitude_deg - origin.latitude_deg) * 110.574;
         (east, north)
     }
@@ -168,7 +196,10 @@ impl Satellite {
         let lons = required_floats(&lon_col)?;
         let channel_cols: Vec<Column<'_>> = table
             .columns()
-            .filter(|c| ![time_col.name(), lat_col.name(), lon_col.name()].contains(&c.name()) && c.is_numeric())
+            .filter(|c| {
+                ![time_col.name(), lat_col.name(), lon_col.name()].contains(&c.name())
+                    && c.is_numeric()
+            })
             .collect();
         if channel_cols.is_empty() {
             return Err(DataError::MissingColumn {
@@ -177,18 +208,27 @@ impl Satellite {
                 found: table.column_names().join(", "),
             });
         }
-        let channel_values =
-            channel_cols.iter().map(|c| check_finite(c, &c.floats()?)).collect::<Result<Vec<_>>>()?;
+        let channel_values = channel_cols
+            .iter()
+            .map(|c| check_finite(c, &c.floats()?))
+            .collect::<Result<Vec<_>>>()?;
 
         let mut distinct_times: Vec<UnixTime> = times.clone();
         distinct_times.sort_unstable();
         distinct_times.dedup();
-        let time_index: HashMap<UnixTime, usize> = distinct_times.iter().enumerate().map(|(i, &t)| (t, i)).collect();
+        let time_index: HashMap<UnixTime, usize> = distinct_times
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| (t, i))
+            .collect();
         let mut pixel_index: HashMap<(u64, u64), usize> = HashMap::new();
         let mut pixels = Vec::new();
         for (&lat, &lon) in lats.iter().zip(&lons) {
             pixel_index.entry(point_key(lat, lon)).or_insert_with(|| {
-                pixels.push(LatLon { latitude_deg: lat, longitude_deg: lon });
+                pixels.push(LatLon {
+                    latitude_deg: lat,
+                    longitude_deg: lon,
+                });
                 pixels.len() - 1
             });
         }
@@ -203,7 +243,7 @@ impl Satellite {
             if seen[slot] != u32::MAX {
                 return Err(DataError::DuplicateKey {
                     at: time_col.cell(row),
-                    first: time_col.cell(seen[slot] as usize),
+                    first: Box::new(time_col.cell(seen[slot] as usize)),
                     key: format!("time {} at ({}, {})", times[row], lats[row], lons[row]),
                 });
             }
@@ -213,7 +253,10 @@ impl Satellite {
             }
         }
         // Standardise per channel on the early part of the record.
-        let row_times: Vec<UnixTime> = distinct_times.iter().flat_map(|&t| std::iter::repeat_n(t, np)).collect();
+        let row_times: Vec<UnixTime> = distinct_times
+            .iter()
+            .flat_map(|&t| std::iter::repeat_n(t, np))
+            .collect();
         let scaler = Scaler::fit(&values, &row_times, nc);
         Ok(Satellite {
             path: path.to_owned(),
@@ -295,7 +338,10 @@ impl Nwp {
                 let steps = minutes
                     .iter()
                     .enumerate()
-                    .map(|(row, m)| m.map(|m| m * 60).ok_or_else(|| DataError::NullValue { at: c.cell(row) }))
+                    .map(|(row, m)| {
+                        m.map(|m| m * 60)
+                            .ok_or_else(|| DataError::NullValue { at: c.cell(row) })
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 (c, steps)
             }
@@ -311,7 +357,11 @@ impl Nwp {
             }
         };
         if let Some(row) = steps.iter().position(|&s| s < 0) {
-            return Err(DataError::BadValue { at: step_col.cell(row), value: steps[row] as f64, kind: BadValueKind::Negative });
+            return Err(DataError::BadValue {
+                at: step_col.cell(row),
+                value: steps[row] as f64,
+                kind: BadValueKind::Negative,
+            });
         }
         let lat_col = table.require(&["latitude", "lat"])?;
         let lon_col = table.require(&["longitude", "lon"])?;
@@ -325,7 +375,11 @@ impl Nwp {
         let mut variables: Vec<String> = names.iter().flatten().cloned().collect();
         variables.sort();
         variables.dedup();
-        let var_index: HashMap<&str, usize> = variables.iter().enumerate().map(|(i, v)| (v.as_str(), i)).collect();
+        let var_index: HashMap<&str, usize> = variables
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.as_str(), i))
+            .collect();
         let mut init_times = inits.clone();
         init_times.sort_unstable();
         init_times.dedup();
@@ -336,15 +390,25 @@ impl Nwp {
         let mut points = Vec::new();
         for (&lat, &lon) in lats.iter().zip(&lons) {
             point_index.entry(point_key(lat, lon)).or_insert_with(|| {
-                points.push(LatLon { latitude_deg: lat, longitude_deg: lon });
+                points.push(LatLon {
+                    latitude_deg: lat,
+                    longitude_deg: lon,
+                });
                 points.len() - 1
             });
         }
-        let (ni, ns, np, nv) = (init_times.len(), steps_s.len(), points.len(), variables.len());
+        let (ni, ns, np, nv) = (
+            init_times.len(),
+            steps_s.len(),
+            points.len(),
+            variables.len(),
+        );
         let mut values = vec![f32::NAN; ni * ns * np * nv];
         let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
         for row in 0..table.num_rows() {
-            let name = names[row].as_deref().ok_or_else(|| DataError::NullValue { at: var_col.cell(row) })?;
+            let name = names[row].as_deref().ok_or_else(|| DataError::NullValue {
+                at: var_col.cell(row),
+            })?;
             let i = init_times.binary_search(&inits[row]).unwrap_or_default();
             let s = steps_s.binary_search(&steps[row]).unwrap_or_default();
             let p = point_index[&point_key(lats[row], lons[row])];
@@ -352,17 +416,30 @@ impl Nwp {
             if let Some(first) = seen.insert(slot, row) {
                 return Err(DataError::DuplicateKey {
                     at: value_col.cell(row),
-                    first: value_col.cell(first),
-                    key: format!("{name} init {} step {} s at ({}, {})", inits[row], steps[row], lats[row], lons[row]),
+                    first: Box::new(value_col.cell(first)),
+                    key: format!(
+                        "{name} init {} step {} s at ({}, {})",
+                        inits[row], steps[row], lats[row], lons[row]
+                    ),
                 });
             }
             values[slot] = values_in[row];
         }
         // Fit the scaler over (init, step, point) rows, timed by init.
-        let row_times: Vec<UnixTime> =
-            init_times.iter().flat_map(|&t| std::iter::repeat_n(t, ns * np)).collect();
+        let row_times: Vec<UnixTime> = init_times
+            .iter()
+            .flat_map(|&t| std::iter::repeat_n(t, ns * np))
+            .collect();
         let scaler = Scaler::fit(&values, &row_times, nv);
-        Ok(Nwp { path: path.to_owned(), variables, points, inits: init_times, steps_s, values, scaler })
+        Ok(Nwp {
+            path: path.to_owned(),
+            variables,
+            points,
+            inits: init_times,
+            steps_s,
+            values,
+            scaler,
+        })
     }
 
     fn at(&self, init: usize, step: usize, point: usize) -> &[f32] {
@@ -389,11 +466,15 @@ impl Nwp {
             let values = if self.steps_s[s] == lead || s + 1 == self.steps_s.len() {
                 self.at(init, s, point).to_vec()
             } else {
-                let w = (lead - self.steps_s[s]) as f32 / (self.steps_s[s + 1] - self.steps_s[s]) as f32;
+                let w = (lead - self.steps_s[s]) as f32
+                    / (self.steps_s[s + 1] - self.steps_s[s]) as f32;
                 let (a, b) = (self.at(init, s, point), self.at(init, s + 1, point));
                 a.iter().zip(b).map(|(x, y)| x + w * (y - x)).collect()
             };
-            return Some(NwpValue { values, init: self.inits[init] });
+            return Some(NwpValue {
+                values,
+                init: self.inits[init],
+            });
         }
         None
     }
@@ -436,26 +517,36 @@ impl Observations {
                 found: table.column_names().join(", "),
             });
         }
-        let columns = var_cols.iter().map(|c| check_finite(c, &c.floats()?)).collect::<Result<Vec<_>>>()?;
+        let columns = var_cols
+            .iter()
+            .map(|c| check_finite(c, &c.floats()?))
+            .collect::<Result<Vec<_>>>()?;
         let nv = var_cols.len();
         let mut systems: BTreeMap<i64, (Vec<UnixTime>, Vec<f32>)> = BTreeMap::new();
         let mut last_row: HashMap<i64, usize> = HashMap::new();
         let mut all_times = Vec::with_capacity(table.num_rows());
         let mut all_values = Vec::with_capacity(table.num_rows() * nv);
         for row in 0..table.num_rows() {
-            let ss_id = ss_ids[row].ok_or_else(|| DataError::NullValue { at: ss_col.cell(row) })?;
+            let ss_id = ss_ids[row].ok_or_else(|| DataError::NullValue {
+                at: ss_col.cell(row),
+            })?;
             let entry = systems.entry(ss_id).or_default();
             if let (Some(&previous), Some(&prev_row)) = (entry.0.last(), last_row.get(&ss_id)) {
                 if times[row] == previous {
                     return Err(DataError::DuplicateTimestamp {
                         at: time_col.cell(row),
-                        first: time_col.cell(prev_row),
+                        first: Box::new(time_col.cell(prev_row)),
                         ss_id,
                         time: times[row],
                     });
                 }
                 if times[row] < previous {
-                    return Err(DataError::UnsortedTimestamp { at: time_col.cell(row), ss_id, time: times[row], previous });
+                    return Err(DataError::UnsortedTimestamp {
+                        at: time_col.cell(row),
+                        ss_id,
+                        time: times[row],
+                        previous,
+                    });
                 }
             }
             last_row.insert(ss_id, row);

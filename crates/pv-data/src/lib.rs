@@ -43,7 +43,10 @@ pub mod time;
 
 pub use dataset::{DataPaths, DataSummary, Dataset, LoadConfig};
 pub use error::{BadValueKind, DataError, Location, Result};
-pub use example::{Array, Batch, BatchTokens, Example, ExampleConfig, ExampleKey, FeatureWidths, build_batch, build_example, collate, example_keys};
+pub use example::{
+    Array, Batch, BatchTokens, Example, ExampleConfig, ExampleKey, FeatureWidths, build_batch,
+    build_example, collate, example_keys,
+};
 pub use generation::{BadValuePolicy, Generation, LoadReport, load_generation};
 pub use metadata::{Metadata, SystemMetadata};
 pub use series::PvSeries;

@@ -42,11 +42,36 @@ struct Field {
 }
 
 const FIELDS: [Field; 5] = [
-    Field { names: &["latitude_rounded", "latitude", "lat"], min: -90.0, max: 90.0, exclusive_min: false },
-    Field { names: &["longitude_rounded", "longitude", "lon"], min: -180.0, max: 180.0, exclusive_min: false },
-    Field { names: &["orientation", "azimuth"], min: 0.0, max: 360.0, exclusive_min: false },
-    Field { names: &["tilt"], min: 0.0, max: 90.0, exclusive_min: false },
-    Field { names: &["kWp", "capacity_kwp"], min: 0.0, max: 1e7, exclusive_min: true },
+    Field {
+        names: &["latitude_rounded", "latitude", "lat"],
+        min: -90.0,
+        max: 90.0,
+        exclusive_min: false,
+    },
+    Field {
+        names: &["longitude_rounded", "longitude", "lon"],
+        min: -180.0,
+        max: 180.0,
+        exclusive_min: false,
+    },
+    Field {
+        names: &["orientation", "azimuth"],
+        min: 0.0,
+        max: 360.0,
+        exclusive_min: false,
+    },
+    Field {
+        names: &["tilt"],
+        min: 0.0,
+        max: 90.0,
+        exclusive_min: false,
+    },
+    Field {
+        names: &["kWp", "capacity_kwp"],
+        min: 0.0,
+        max: 1e7,
+        exclusive_min: true,
+    },
 ];
 
 impl Metadata {
@@ -55,10 +80,18 @@ impl Metadata {
         let rows = match Format::of(path) {
             Some(Format::Csv) => read_csv(path)?,
             Some(_) => read_table(path)?,
-            None => return Err(DataError::UnsupportedFormat { path: path.to_owned(), csv_allowed: true }),
+            None => {
+                return Err(DataError::UnsupportedFormat {
+                    path: path.to_owned(),
+                    csv_allowed: true,
+                });
+            }
         };
         if rows.is_empty() {
-            return Err(DataError::Empty { path: path.to_owned(), what: "no systems".into() });
+            return Err(DataError::Empty {
+                path: path.to_owned(),
+                what: "no systems".into(),
+            });
         }
         let mut systems = BTreeMap::new();
         let mut first_row = BTreeMap::new();
@@ -66,17 +99,27 @@ impl Metadata {
             for (field, &(value, ref column)) in FIELDS.iter().zip(values.iter()) {
                 let bad = if !value.is_finite() {
                     Some(BadValueKind::NonFinite)
-                } else if value < field.min || value > field.max || (field.exclusive_min && value <= field.min) {
+                } else if value < field.min
+                    || value > field.max
+                    || (field.exclusive_min && value <= field.min)
+                {
                     Some(BadValueKind::OutOfRange)
                 } else {
                     None
                 };
                 if let Some(kind) = bad {
-                    return Err(DataError::BadValue { at: Location::cell(path, column.clone(), row), value, kind });
+                    return Err(DataError::BadValue {
+                        at: Location::cell(path, column.clone(), row),
+                        value,
+                        kind,
+                    });
                 }
             }
             if first_row.insert(ss_id, row).is_some() {
-                return Err(DataError::DuplicateSystem { at: Location::cell(path, "ss_id", row), ss_id });
+                return Err(DataError::DuplicateSystem {
+                    at: Location::cell(path, "ss_id", row),
+                    ss_id,
+                });
             }
             systems.insert(
                 ss_id,
@@ -90,19 +133,28 @@ impl Metadata {
                 },
             );
         }
-        Ok(Metadata { path: path.to_owned(), systems })
+        Ok(Metadata {
+            path: path.to_owned(),
+            systems,
+        })
     }
 }
 
 type Row = (i64, Vec<(f64, String)>);
 
 fn read_csv(path: &Path) -> Result<Vec<Row>> {
-    let csv_error = |at: Location, e: &dyn std::fmt::Display| DataError::Csv { at, message: e.to_string() };
+    let csv_error = |at: Location, e: &dyn std::fmt::Display| DataError::Csv {
+        at,
+        message: e.to_string(),
+    };
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_path(path)
         .map_err(|e| csv_error(Location::file(path), &e))?;
-    let headers = reader.headers().map_err(|e| csv_error(Location::file(path), &e))?.clone();
+    let headers = reader
+        .headers()
+        .map_err(|e| csv_error(Location::file(path), &e))?
+        .clone();
     let find = |names: &[&str]| -> Result<(usize, String)> {
         headers
             .iter()
@@ -115,14 +167,19 @@ fn read_csv(path: &Path) -> Result<Vec<Row>> {
             })
     };
     let (ss_index, ss_name) = find(&["ss_id"])?;
-    let columns = FIELDS.iter().map(|f| find(f.names)).collect::<Result<Vec<_>>>()?;
+    let columns = FIELDS
+        .iter()
+        .map(|f| find(f.names))
+        .collect::<Result<Vec<_>>>()?;
     let mut rows = Vec::new();
     for (row, record) in reader.records().enumerate() {
         let record = record.map_err(|e| csv_error(Location::file(path), &e))?;
         let cell = |index: usize, name: &str| -> Result<&str> {
             match record.get(index) {
                 Some(text) if !text.is_empty() => Ok(text),
-                _ => Err(DataError::NullValue { at: Location::cell(path, name, row) }),
+                _ => Err(DataError::NullValue {
+                    at: Location::cell(path, name, row),
+                }),
             }
         };
         let text = cell(ss_index, &ss_name)?;
@@ -163,7 +220,9 @@ fn read_table(path: &Path) -> Result<Vec<Row>> {
                 .map(|(values, column)| {
                     values[row]
                         .map(|v| (v, column.name().to_owned()))
-                        .ok_or_else(|| DataError::NullValue { at: column.cell(row) })
+                        .ok_or_else(|| DataError::NullValue {
+                            at: column.cell(row),
+                        })
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok((ss_id, values))

@@ -79,7 +79,11 @@ pub fn native_interval(times: &[UnixTime], fallback_s: i64) -> i64 {
     diffs.sort_unstable();
     let (mut best, mut best_count, mut run) = (diffs[0], 0usize, 0usize);
     for i in 0..diffs.len() {
-        run = if i > 0 && diffs[i] == diffs[i - 1] { run + 1 } else { 1 };
+        run = if i > 0 && diffs[i] == diffs[i - 1] {
+            run + 1
+        } else {
+            1
+        };
         if run > best_count {
             best = diffs[i];
             best_count = run;
@@ -101,7 +105,9 @@ pub fn resample(
     report: &mut LoadReport,
 ) -> Result<PvSeries> {
     if step_s <= 0 {
-        return Err(DataError::Config(format!("step must be positive, got {step_s} s")));
+        return Err(DataError::Config(format!(
+            "step must be positive, got {step_s} s"
+        )));
     }
     let native = native_interval(&raw.times, step_s);
     if native > step_s || step_s % native != 0 {
@@ -109,14 +115,21 @@ pub fn resample(
             ss_id: raw.ss_id,
             interval_minutes: native / 60,
             step_minutes: step_s / 60,
-            problem: if native > step_s { "is coarser than" } else { "does not divide" },
+            problem: if native > step_s {
+                "is coarser than"
+            } else {
+                "does not divide"
+            },
         });
     }
     let per_step = (step_s / native) as u32;
     let max_wh = 2.0 * meta.capacity_kwp * 1000.0 * native as f64 / 3600.0;
 
     let (Some(first), Some(last)) = (raw.times.first(), raw.times.last()) else {
-        return Err(DataError::Empty { path: files.first().cloned().unwrap_or_default(), what: format!("ss_id {}", raw.ss_id) });
+        return Err(DataError::Empty {
+            path: files.first().cloned().unwrap_or_default(),
+            what: format!("ss_id {}", raw.ss_id),
+        });
     };
     let start = ceil_to(first.0, step_s);
     let n = ((ceil_to(last.0, step_s) - start) / step_s + 1) as usize;
@@ -149,9 +162,21 @@ pub fn resample(
     let power_kw = energy
         .iter()
         .zip(&count)
-        .map(|(&wh, &c)| if c == per_step { (wh / hours / 1000.0) as f32 } else { f32::NAN })
+        .map(|(&wh, &c)| {
+            if c == per_step {
+                (wh / hours / 1000.0) as f32
+            } else {
+                f32::NAN
+            }
+        })
         .collect();
-    Ok(PvSeries { meta: *meta, start: UnixTime(start), step_s, native_interval_s: native, power_kw })
+    Ok(PvSeries {
+        meta: *meta,
+        start: UnixTime(start),
+        step_s,
+        native_interval_s: native,
+        power_kw,
+    })
 }
 
 #[cfg(test)]
@@ -159,7 +184,14 @@ mod tests {
     use super::*;
 
     fn meta() -> SystemMetadata {
-        SystemMetadata { ss_id: 1, latitude_deg: 52.0, longitude_deg: 0.0, orientation_deg: 180.0, tilt_deg: 30.0, capacity_kwp: 4.0 }
+        SystemMetadata {
+            ss_id: 1,
+            latitude_deg: 52.0,
+            longitude_deg: 0.0,
+            orientation_deg: 180.0,
+            tilt_deg: 30.0,
+            capacity_kwp: 4.0,
+        }
     }
 
     fn raw(times: &[i64], wh: &[Option<f64>]) -> RawSeries {
@@ -174,22 +206,59 @@ mod tests {
     #[test]
     fn five_minute_energy_becomes_fifteen_minute_mean_power() {
         // Intervals ending 00:05, 00:10, 00:15 (one grid interval) and 00:20..00:30 (one missing).
-        let r = raw(&[300, 600, 900, 1200, 1500, 1800], &[Some(100.0), Some(200.0), Some(300.0), Some(50.0), None, Some(50.0)]);
-        let s = resample(&r, &meta(), 900, BadValuePolicy::Error, &[], &mut LoadReport::default()).expect("resample");
+        let r = raw(
+            &[300, 600, 900, 1200, 1500, 1800],
+            &[
+                Some(100.0),
+                Some(200.0),
+                Some(300.0),
+                Some(50.0),
+                None,
+                Some(50.0),
+            ],
+        );
+        let s = resample(
+            &r,
+            &meta(),
+            900,
+            BadValuePolicy::Error,
+            &[],
+            &mut LoadReport::default(),
+        )
+        .expect("resample");
         assert_eq!(s.start, UnixTime(900));
         assert_eq!(s.native_interval_s, 300);
         // 600 Wh in a quarter hour is 2.4 kW mean.
         assert_eq!(s.power_kw.len(), 2);
         assert!((s.power_kw[0] - 2.4).abs() < 1e-6);
-        assert!(s.power_kw[1].is_nan(), "a partly missing interval is missing");
+        assert!(
+            s.power_kw[1].is_nan(),
+            "a partly missing interval is missing"
+        );
         assert_eq!(s.normalised_at(UnixTime(900)), Some(0.6));
     }
 
     #[test]
     fn coarser_data_than_the_step_is_refused() {
         let r = raw(&[1800, 3600, 5400], &[Some(1.0); 3]);
-        let e = resample(&r, &meta(), 900, BadValuePolicy::Error, &[], &mut LoadReport::default());
-        assert!(matches!(e, Err(DataError::IntervalMismatch { interval_minutes: 30, .. })), "{e:?}");
+        let e = resample(
+            &r,
+            &meta(),
+            900,
+            BadValuePolicy::Error,
+            &[],
+            &mut LoadReport::default(),
+        );
+        assert!(
+            matches!(
+                e,
+                Err(DataError::IntervalMismatch {
+                    interval_minutes: 30,
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -197,17 +266,44 @@ mod tests {
         // 4 kWp cannot make 3 kWh in 15 minutes (limit 2 kWh with the 2x margin).
         let r = raw(&[900, 1800], &[Some(3000.0), Some(500.0)]);
         let files = [std::path::PathBuf::from("g.parquet")];
-        let e = resample(&r, &meta(), 900, BadValuePolicy::Error, &files, &mut LoadReport::default());
-        assert!(matches!(e, Err(DataError::BadValue { kind: BadValueKind::AboveCapacity, .. })), "{e:?}");
+        let e = resample(
+            &r,
+            &meta(),
+            900,
+            BadValuePolicy::Error,
+            &files,
+            &mut LoadReport::default(),
+        );
+        assert!(
+            matches!(
+                e,
+                Err(DataError::BadValue {
+                    kind: BadValueKind::AboveCapacity,
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
         let mut report = LoadReport::default();
-        let s = resample(&r, &meta(), 900, BadValuePolicy::MaskAndReport, &files, &mut report).expect("masked");
+        let s = resample(
+            &r,
+            &meta(),
+            900,
+            BadValuePolicy::MaskAndReport,
+            &files,
+            &mut report,
+        )
+        .expect("masked");
         assert!(s.power_kw[0].is_nan());
         assert_eq!(report.masked.values().sum::<usize>(), 1);
     }
 
     #[test]
     fn native_interval_is_the_most_common_spacing() {
-        let t: Vec<UnixTime> = [0, 300, 600, 1500, 1800].iter().map(|&s| UnixTime(s)).collect();
+        let t: Vec<UnixTime> = [0, 300, 600, 1500, 1800]
+            .iter()
+            .map(|&s| UnixTime(s))
+            .collect();
         assert_eq!(native_interval(&t, 900), 300);
     }
 }

@@ -34,8 +34,8 @@ pub fn sun_position(time: UnixTime, latitude_deg: f64, longitude_deg: f64) -> Su
     let julian_day = time.0 as f64 / 86_400.0 + 2_440_587.5;
     let jc = (julian_day - 2_451_545.0) / 36_525.0;
 
-    let mean_longitude = (280.46646 + jc * (36_000.76983 + jc * 0.000_303_2)).rem_euclid(360.0);
-    let mean_anomaly = 357.52911 + jc * (35_999.05029 - 0.000_153_7 * jc);
+    let mean_longitude = (280.46646 + jc * (36_000.769_83 + jc * 0.000_303_2)).rem_euclid(360.0);
+    let mean_anomaly = 357.52911 + jc * (35_999.050_29 - 0.000_153_7 * jc);
     let eccentricity = 0.016_708_634 - jc * (0.000_042_037 + 0.000_000_126_7 * jc);
     let m = mean_anomaly.to_radians();
     let centre = m.sin() * (1.914_602 - jc * (0.004_817 + 0.000_014 * jc))
@@ -44,7 +44,8 @@ pub fn sun_position(time: UnixTime, latitude_deg: f64, longitude_deg: f64) -> Su
     let true_longitude = mean_longitude + centre;
     let omega = (125.04 - 1_934.136 * jc).to_radians();
     let apparent_longitude = true_longitude - 0.005_69 - 0.004_78 * omega.sin();
-    let mean_obliquity = 23.0 + (26.0 + (21.448 - jc * (46.815 + jc * (0.000_59 - jc * 0.001_813))) / 60.0) / 60.0;
+    let mean_obliquity =
+        23.0 + (26.0 + (21.448 - jc * (46.815 + jc * (0.000_59 - jc * 0.001_813))) / 60.0) / 60.0;
     let obliquity = (mean_obliquity + 0.002_56 * omega.cos()).to_radians();
     let declination = (obliquity.sin() * apparent_longitude.to_radians().sin()).asin();
 
@@ -58,14 +59,18 @@ pub fn sun_position(time: UnixTime, latitude_deg: f64, longitude_deg: f64) -> Su
         .to_degrees();
 
     let minutes_of_day = time.0.rem_euclid(86_400) as f64 / 60.0;
-    let true_solar_minutes = (minutes_of_day + equation_of_time_min + 4.0 * longitude_deg).rem_euclid(1_440.0);
+    let true_solar_minutes =
+        (minutes_of_day + equation_of_time_min + 4.0 * longitude_deg).rem_euclid(1_440.0);
     let hour_angle = (true_solar_minutes / 4.0 - 180.0).to_radians();
 
     let latitude = latitude_deg.to_radians();
-    let cos_zenith = (latitude.sin() * declination.sin() + latitude.cos() * declination.cos() * hour_angle.cos())
-        .clamp(-1.0, 1.0);
+    let cos_zenith = (latitude.sin() * declination.sin()
+        + latitude.cos() * declination.cos() * hour_angle.cos())
+    .clamp(-1.0, 1.0);
     let elevation_deg = 90.0 - cos_zenith.acos().to_degrees();
-    let azimuth_deg = (hour_angle.sin().atan2(hour_angle.cos() * latitude.sin() - declination.tan() * latitude.cos())
+    let azimuth_deg = (hour_angle
+        .sin()
+        .atan2(hour_angle.cos() * latitude.sin() - declination.tan() * latitude.cos())
         .to_degrees()
         + 180.0)
         .rem_euclid(360.0);
@@ -95,7 +100,12 @@ fn refraction_deg(elevation_deg: f64) -> f64 {
 /// Extraterrestrial normal irradiance on a day of the year (Spencer 1971), W/m².
 pub fn extraterrestrial_irradiance(day_of_year: u32) -> f64 {
     let b = 2.0 * std::f64::consts::PI * (day_of_year as f64 - 1.0) / 365.0;
-    1_366.1 * (1.000_11 + 0.034_221 * b.cos() + 0.001_28 * b.sin() + 0.000_719 * (2.0 * b).cos() + 0.000_077 * (2.0 * b).sin())
+    1_366.1
+        * (1.000_11
+            + 0.034_221 * b.cos()
+            + 0.001_28 * b.sin()
+            + 0.000_719 * (2.0 * b).cos()
+            + 0.000_077 * (2.0 * b).sin())
 }
 
 /// Relative optical air mass (Kasten & Young 1989); `None` with the sun below the horizon.
@@ -124,7 +134,12 @@ pub struct ClearSky {
 
 /// Ineichen–Perez clear-sky model (Ineichen & Perez 2002) without the Perez enhancement factor,
 /// as in pvlib. `apparent_zenith_deg` should include refraction.
-pub fn ineichen(apparent_zenith_deg: f64, altitude_m: f64, linke_turbidity: f64, day_of_year: u32) -> ClearSky {
+pub fn ineichen(
+    apparent_zenith_deg: f64,
+    altitude_m: f64,
+    linke_turbidity: f64,
+    day_of_year: u32,
+) -> ClearSky {
     let Some(airmass) = relative_airmass(apparent_zenith_deg) else {
         return ClearSky::default();
     };
@@ -136,22 +151,34 @@ pub fn ineichen(apparent_zenith_deg: f64, altitude_m: f64, linke_turbidity: f64,
     let fh2 = (-altitude_m / 1_250.0).exp();
     let cg1 = 5.09e-5 * altitude_m + 0.868;
     let cg2 = 3.92e-5 * altitude_m + 0.0387;
-    let ghi = cg1 * dni_extra * cos_zenith * (-cg2 * airmass * (fh1 + fh2 * (tl - 1.0))).exp().max(0.0);
+    let ghi =
+        cg1 * dni_extra * cos_zenith * (-cg2 * airmass * (fh1 + fh2 * (tl - 1.0))).exp().max(0.0);
     let b = 0.664 + 0.163 / fh1;
     let dni_beam = dni_extra * (b * (-0.09 * airmass * (tl - 1.0)).exp()).max(0.0);
     let dni_limit = if cos_zenith > 0.0 {
-        ghi * ((1.0 - (0.1 - 0.2 * (-tl).exp()) / (0.1 + 0.882 / fh1)) / cos_zenith).clamp(0.0, 1e20)
+        ghi * ((1.0 - (0.1 - 0.2 * (-tl).exp()) / (0.1 + 0.882 / fh1)) / cos_zenith)
+            .clamp(0.0, 1e20)
     } else {
         0.0
     };
     let dni = dni_beam.min(dni_limit);
-    ClearSky { ghi, dni, dhi: ghi - dni * cos_zenith }
+    ClearSky {
+        ghi,
+        dni,
+        dhi: ghi - dni * cos_zenith,
+    }
 }
 
 /// Cosine of the angle of incidence of the sun's rays on a tilted plane.
-pub fn cos_angle_of_incidence(tilt_deg: f64, orientation_deg: f64, zenith_deg: f64, sun_azimuth_deg: f64) -> f64 {
+pub fn cos_angle_of_incidence(
+    tilt_deg: f64,
+    orientation_deg: f64,
+    zenith_deg: f64,
+    sun_azimuth_deg: f64,
+) -> f64 {
     let (tilt, zenith) = (tilt_deg.to_radians(), zenith_deg.to_radians());
-    tilt.cos() * zenith.cos() + tilt.sin() * zenith.sin() * (sun_azimuth_deg - orientation_deg).to_radians().cos()
+    tilt.cos() * zenith.cos()
+        + tilt.sin() * zenith.sin() * (sun_azimuth_deg - orientation_deg).to_radians().cos()
 }
 
 /// Plane-of-array irradiance by isotropic-sky transposition (Liu & Jordan), W/m².
@@ -185,7 +212,11 @@ pub struct ClearSkyConfig {
 
 impl Default for ClearSkyConfig {
     fn default() -> Self {
-        ClearSkyConfig { linke_turbidity: 3.0, altitude_m: 0.0, albedo: 0.25 }
+        ClearSkyConfig {
+            linke_turbidity: 3.0,
+            altitude_m: 0.0,
+            albedo: 0.25,
+        }
     }
 }
 
@@ -211,9 +242,25 @@ pub fn solar_state(
 ) -> SolarState {
     let sun = sun_position(time, latitude_deg, longitude_deg);
     let zenith = sun.apparent_zenith_deg();
-    let sky = ineichen(zenith, config.altitude_m, config.linke_turbidity, time.day_of_year());
-    let clear_sky_poa = plane_of_array(sky, tilt_deg, orientation_deg, zenith, sun.azimuth_deg, config.albedo);
-    SolarState { sun, clear_sky_poa, clear_sky_ghi: sky.ghi }
+    let sky = ineichen(
+        zenith,
+        config.altitude_m,
+        config.linke_turbidity,
+        time.day_of_year(),
+    );
+    let clear_sky_poa = plane_of_array(
+        sky,
+        tilt_deg,
+        orientation_deg,
+        zenith,
+        sun.azimuth_deg,
+        config.albedo,
+    );
+    SolarState {
+        sun,
+        clear_sky_poa,
+        clear_sky_ghi: sky.ghi,
+    }
 }
 
 #[cfg(test)]

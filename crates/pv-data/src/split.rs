@@ -7,7 +7,9 @@ use crate::series::PvSeries;
 use crate::time::UnixTime;
 
 /// Which block of the data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Split {
     /// For fitting.
@@ -47,7 +49,11 @@ pub struct SplitConfig {
 
 impl Default for SplitConfig {
     fn default() -> Self {
-        SplitConfig { train_fraction: 0.70, validation_fraction: 0.15, gap_steps: None }
+        SplitConfig {
+            train_fraction: 0.70,
+            validation_fraction: 0.15,
+            gap_steps: None,
+        }
     }
 }
 
@@ -75,7 +81,12 @@ pub struct Block {
 
 /// The block of `split` for `series`, given the example length in steps (history + lead times).
 /// `None` when the block is empty.
-pub fn block(series: &PvSeries, split: Split, config: &SplitConfig, example_steps: usize) -> Option<Block> {
+pub fn block(
+    series: &PvSeries,
+    split: Split,
+    config: &SplitConfig,
+    example_steps: usize,
+) -> Option<Block> {
     let step = series.step_s;
     let n = series.len() as i64;
     if n == 0 {
@@ -90,10 +101,20 @@ pub fn block(series: &PvSeries, split: Split, config: &SplitConfig, example_step
         Split::Validation => (c1 + gap, c2),
         Split::Test => (c2 + gap, n),
     };
-    (lo < hi).then(|| Block { first: UnixTime(series.start.0 + lo * step), last: UnixTime(series.start.0 + (hi - 1) * step) })
+    (lo < hi).then(|| Block {
+        first: UnixTime(series.start.0 + lo * step),
+        last: UnixTime(series.start.0 + (hi - 1) * step),
+    })
 }
 
 /// Which block of `series` holds the interval ending at `t`, if any (times in gaps belong to none).
-pub fn split_of(series: &PvSeries, t: UnixTime, config: &SplitConfig, example_steps: usize) -> Option<Split> {
-    Split::ALL.into_iter().find(|&s| block(series, s, config, example_steps).is_some_and(|b| b.first <= t && t <= b.last))
+pub fn split_of(
+    series: &PvSeries,
+    t: UnixTime,
+    config: &SplitConfig,
+    example_steps: usize,
+) -> Option<Split> {
+    Split::ALL.into_iter().find(|&s| {
+        block(series, s, config, example_steps).is_some_and(|b| b.first <= t && t <= b.last)
+    })
 }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType, DurationSecondType, Float16Type,
-    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type,
-    UInt64Type,
+    DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType, DurationSecondType,
+    Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
@@ -50,38 +50,69 @@ impl Table {
         match Format::of(path) {
             Some(Format::Parquet) => Table::read_parquet(path),
             Some(Format::ArrowIpc) => Table::read_ipc(path),
-            _ => Err(DataError::UnsupportedFormat { path: path.to_owned(), csv_allowed: false }),
+            _ => Err(DataError::UnsupportedFormat {
+                path: path.to_owned(),
+                csv_allowed: false,
+            }),
         }
     }
 
     fn read_parquet(path: &Path) -> Result<Table> {
         use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-        let corrupt = |e: &dyn std::fmt::Display| DataError::Parquet { path: path.to_owned(), message: e.to_string() };
+        let corrupt = |e: &dyn std::fmt::Display| DataError::Parquet {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| corrupt(&e))?;
         let schema = builder.schema().clone();
-        let reader = builder.with_batch_size(64 * 1024).build().map_err(|e| corrupt(&e))?;
-        let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| corrupt(&e))?;
-        Ok(Table { path: path.to_owned(), schema, batches })
+        let reader = builder
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(|e| corrupt(&e))?;
+        let batches = reader
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| corrupt(&e))?;
+        Ok(Table {
+            path: path.to_owned(),
+            schema,
+            batches,
+        })
     }
 
     fn read_ipc(path: &Path) -> Result<Table> {
-        let corrupt = |e: &dyn std::fmt::Display| DataError::ArrowIpc { path: path.to_owned(), message: e.to_string() };
+        let corrupt = |e: &dyn std::fmt::Display| DataError::ArrowIpc {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
         let file = File::open(path).map_err(|e| DataError::io(path, e))?;
         match arrow_ipc::reader::FileReader::try_new(file, None) {
             Ok(reader) => {
                 let schema = reader.schema();
-                let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| corrupt(&e))?;
-                Ok(Table { path: path.to_owned(), schema, batches })
+                let batches = reader
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| corrupt(&e))?;
+                Ok(Table {
+                    path: path.to_owned(),
+                    schema,
+                    batches,
+                })
             }
             Err(file_error) => {
                 // Not the file format: perhaps the streaming format.
                 let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-                let reader = arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None)
-                    .map_err(|_| corrupt(&file_error))?;
+                let reader =
+                    arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None)
+                        .map_err(|_| corrupt(&file_error))?;
                 let schema = reader.schema();
-                let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| corrupt(&e))?;
-                Ok(Table { path: path.to_owned(), schema, batches })
+                let batches = reader
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| corrupt(&e))?;
+                Ok(Table {
+                    path: path.to_owned(),
+                    schema,
+                    batches,
+                })
             }
         }
     }
@@ -92,7 +123,11 @@ impl Table {
 
     /// The names of all columns, as spelled in the file.
     pub(crate) fn column_names(&self) -> Vec<String> {
-        self.schema.fields().iter().map(|f| f.name().clone()).collect()
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     }
 
     /// Finds a column by any of `names`, ignoring ASCII case.
@@ -156,7 +191,11 @@ impl<'a> Column<'a> {
     }
 
     fn wrong_type(&self, expected: &'static str) -> DataError {
-        DataError::WrongType { at: self.location(), expected, found: format!("{}", self.data_type()) }
+        DataError::WrongType {
+            at: self.location(),
+            expected,
+            found: format!("{}", self.data_type()),
+        }
     }
 
     pub(crate) fn is_numeric(&self) -> bool {
@@ -169,7 +208,12 @@ impl<'a> Column<'a> {
         for array in self.arrays() {
             macro_rules! push {
                 ($t:ty) => {
-                    out.extend(array.as_primitive::<$t>().iter().map(|v| v.map(|v| v as i64)))
+                    out.extend(
+                        array
+                            .as_primitive::<$t>()
+                            .iter()
+                            .map(|v| v.map(|v| v as i64)),
+                    )
                 };
             }
             match array.data_type() {
@@ -210,17 +254,32 @@ impl<'a> Column<'a> {
                 };
             }
             match array.data_type() {
-                DataType::Float16 => out.extend(array.as_primitive::<Float16Type>().iter().map(|v| v.map(f64::from))),
+                DataType::Float16 => out.extend(
+                    array
+                        .as_primitive::<Float16Type>()
+                        .iter()
+                        .map(|v| v.map(f64::from)),
+                ),
                 DataType::Float32 => push!(Float32Type),
                 DataType::Float64 => push!(Float64Type),
                 DataType::Int8 => push!(Int8Type),
                 DataType::Int16 => push!(Int16Type),
                 DataType::Int32 => push!(Int32Type),
-                DataType::Int64 => out.extend(array.as_primitive::<Int64Type>().iter().map(|v| v.map(|v| v as f64))),
+                DataType::Int64 => out.extend(
+                    array
+                        .as_primitive::<Int64Type>()
+                        .iter()
+                        .map(|v| v.map(|v| v as f64)),
+                ),
                 DataType::UInt8 => push!(UInt8Type),
                 DataType::UInt16 => push!(UInt16Type),
                 DataType::UInt32 => push!(UInt32Type),
-                DataType::UInt64 => out.extend(array.as_primitive::<UInt64Type>().iter().map(|v| v.map(|v| v as f64))),
+                DataType::UInt64 => out.extend(
+                    array
+                        .as_primitive::<UInt64Type>()
+                        .iter()
+                        .map(|v| v.map(|v| v as f64)),
+                ),
                 _ => return Err(self.wrong_type("a numeric column")),
             }
         }
@@ -237,18 +296,32 @@ impl<'a> Column<'a> {
         for array in self.arrays() {
             macro_rules! push {
                 ($t:ty, $per_second:expr) => {
-                    seconds.extend(array.as_primitive::<$t>().iter().map(|v| v.map(|v| v.div_euclid($per_second))))
+                    seconds.extend(
+                        array
+                            .as_primitive::<$t>()
+                            .iter()
+                            .map(|v| v.map(|v| v.div_euclid($per_second))),
+                    )
                 };
             }
             match array.data_type() {
                 DataType::Timestamp(TimeUnit::Second, _) => push!(TimestampSecondType, 1),
-                DataType::Timestamp(TimeUnit::Millisecond, _) => push!(TimestampMillisecondType, 1_000),
-                DataType::Timestamp(TimeUnit::Microsecond, _) => push!(TimestampMicrosecondType, 1_000_000),
-                DataType::Timestamp(TimeUnit::Nanosecond, _) => push!(TimestampNanosecondType, 1_000_000_000),
+                DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                    push!(TimestampMillisecondType, 1_000)
+                }
+                DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                    push!(TimestampMicrosecondType, 1_000_000)
+                }
+                DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+                    push!(TimestampNanosecondType, 1_000_000_000)
+                }
                 _ => return Err(self.wrong_type("a timestamp column")),
             }
         }
-        Ok(TimeColumn { seconds, zone: zone.clone() })
+        Ok(TimeColumn {
+            seconds,
+            zone: zone.clone(),
+        })
     }
 
     /// A duration column (Arrow `Duration`) in seconds, or an integer column of minutes.
@@ -257,14 +330,23 @@ impl<'a> Column<'a> {
         for array in self.arrays() {
             macro_rules! push {
                 ($t:ty, $per_second:expr) => {
-                    out.extend(array.as_primitive::<$t>().iter().map(|v| v.map(|v| v.div_euclid($per_second))))
+                    out.extend(
+                        array
+                            .as_primitive::<$t>()
+                            .iter()
+                            .map(|v| v.map(|v| v.div_euclid($per_second))),
+                    )
                 };
             }
             match array.data_type() {
                 DataType::Duration(TimeUnit::Second) => push!(DurationSecondType, 1),
                 DataType::Duration(TimeUnit::Millisecond) => push!(DurationMillisecondType, 1_000),
-                DataType::Duration(TimeUnit::Microsecond) => push!(DurationMicrosecondType, 1_000_000),
-                DataType::Duration(TimeUnit::Nanosecond) => push!(DurationNanosecondType, 1_000_000_000),
+                DataType::Duration(TimeUnit::Microsecond) => {
+                    push!(DurationMicrosecondType, 1_000_000)
+                }
+                DataType::Duration(TimeUnit::Nanosecond) => {
+                    push!(DurationNanosecondType, 1_000_000_000)
+                }
                 _ => return Err(self.wrong_type("a duration column")),
             }
         }
@@ -277,14 +359,27 @@ impl<'a> Column<'a> {
         for array in self.arrays() {
             let array = match array.data_type() {
                 DataType::Dictionary(_, value) if value.as_ref() == &DataType::Utf8 => {
-                    arrow_cast_dictionary(array).ok_or_else(|| self.wrong_type("a string column"))?
+                    arrow_cast_dictionary(array)
+                        .ok_or_else(|| self.wrong_type("a string column"))?
                 }
                 _ => array.clone(),
             };
             match array.data_type() {
-                DataType::Utf8 => out.extend(array.as_string::<i32>().iter().map(|v| v.map(str::to_owned))),
-                DataType::LargeUtf8 => out.extend(array.as_string::<i64>().iter().map(|v| v.map(str::to_owned))),
-                DataType::Utf8View => out.extend(array.as_string_view().iter().map(|v| v.map(str::to_owned))),
+                DataType::Utf8 => out.extend(
+                    array
+                        .as_string::<i32>()
+                        .iter()
+                        .map(|v| v.map(str::to_owned)),
+                ),
+                DataType::LargeUtf8 => out.extend(
+                    array
+                        .as_string::<i64>()
+                        .iter()
+                        .map(|v| v.map(str::to_owned)),
+                ),
+                DataType::Utf8View => {
+                    out.extend(array.as_string_view().iter().map(|v| v.map(str::to_owned)))
+                }
                 _ => return Err(self.wrong_type("a string column")),
             }
         }
@@ -299,7 +394,13 @@ fn arrow_cast_dictionary(array: &ArrayRef) -> Option<ArrayRef> {
     let values = dictionary.values().as_string_opt::<i32>()?;
     let keys = dictionary.normalized_keys();
     let strings: StringArray = (0..array.len())
-        .map(|i| if array.is_null(i) { None } else { Some(values.value(keys[i])) })
+        .map(|i| {
+            if array.is_null(i) {
+                None
+            } else {
+                Some(values.value(keys[i]))
+            }
+        })
         .collect();
     Some(Arc::new(strings))
 }
@@ -336,7 +437,10 @@ pub(crate) fn list_files(path: &Path, allow_csv: bool) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     if files.is_empty() {
-        return Err(DataError::Empty { path: path.to_owned(), what: "no .parquet or .arrow files in the folder".into() });
+        return Err(DataError::Empty {
+            path: path.to_owned(),
+            what: "no .parquet or .arrow files in the folder".into(),
+        });
     }
     Ok(files)
 }

@@ -2,7 +2,19 @@
 //! there is no time-zone arithmetic past the loaders.
 
 /// An instant, in whole seconds since 1970-01-01T00:00:00Z.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct UnixTime(pub i64);
 
@@ -17,7 +29,12 @@ impl UnixTime {
         if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
             return Some(UnixTime(t.timestamp()));
         }
-        for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
+        for format in [
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%d %H:%M",
+            "%Y-%m-%dT%H:%M",
+        ] {
             if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
                 return Some(UnixTime(t.and_utc().timestamp()));
             }
@@ -74,6 +91,9 @@ mod tests {
     #[test]
     fn day_of_year_counts_from_one() {
         assert_eq!(UnixTime(0).day_of_year(), 1);
-        assert_eq!(UnixTime::parse("2020-12-31T23:00:00Z").map(UnixTime::day_of_year), Some(366));
+        assert_eq!(
+            UnixTime::parse("2020-12-31T23:00:00Z").map(UnixTime::day_of_year),
+            Some(366)
+        );
     }
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Float64Array, Int64Array};
 use common::*;
 use pv_data::{
-    BadValueKind, BadValuePolicy, DataError, DataPaths, Dataset, ExampleConfig, LoadConfig, Metadata, Split,
-    example_keys, load_generation,
+    BadValueKind, BadValuePolicy, DataError, DataPaths, Dataset, ExampleConfig, LoadConfig,
+    Metadata, Split, example_keys, load_generation,
 };
 
 fn write_gen(dir: &Path, ss: &[i64], t: &[i64], wh: &[Option<f64>]) -> std::path::PathBuf {
@@ -38,9 +38,17 @@ fn assert_names(err: &DataError, path: &Path, column: Option<&str>, row: Option<
 fn bad_value(energy: f64, kind: BadValueKind) {
     let dir = tempfile::tempdir().expect("tempdir");
     let t = grid(JUNE_2020, 900, 4);
-    let path = write_gen(dir.path(), &[1; 4], &t, &[Some(1.0), Some(2.0), Some(energy), Some(3.0)]);
+    let path = write_gen(
+        dir.path(),
+        &[1; 4],
+        &t,
+        &[Some(1.0), Some(2.0), Some(energy), Some(3.0)],
+    );
     let err = load_err(&path);
-    assert!(matches!(&err, DataError::BadValue { kind: k, .. } if *k == kind), "{err:?}");
+    assert!(
+        matches!(&err, DataError::BadValue { kind: k, .. } if *k == kind),
+        "{err:?}"
+    );
     assert_names(&err, &path, Some("generation_Wh"), Some(2));
 }
 
@@ -69,7 +77,12 @@ fn sentinel_values_are_refused_as_sentinels() {
 fn mask_policy_masks_and_counts_instead() {
     let dir = tempfile::tempdir().expect("tempdir");
     let t = grid(JUNE_2020, 900, 5);
-    let path = write_gen(dir.path(), &[1; 5], &t, &[Some(1.0), Some(f64::NAN), Some(-1e6), Some(-2.0), None]);
+    let path = write_gen(
+        dir.path(),
+        &[1; 5],
+        &t,
+        &[Some(1.0), Some(f64::NAN), Some(-1e6), Some(-2.0), None],
+    );
     let generation = load_generation(&path, BadValuePolicy::MaskAndReport).expect("masked load");
     let series = &generation.systems[&1];
     assert_eq!(series.energy_wh, vec![Some(1.0), None, None, None, None]);
@@ -105,7 +118,11 @@ fn corrupt_parquet_is_refused() {
     assert!(matches!(err, DataError::Parquet { .. }), "{err:?}");
 
     let garbage = dir.path().join("not_parquet.parquet");
-    std::fs::write(&garbage, b"ss_id,datetime_GMT,generation_Wh\n1,2020-01-01,3\n").expect("write");
+    std::fs::write(
+        &garbage,
+        b"ss_id,datetime_GMT,generation_Wh\n1,2020-01-01,3\n",
+    )
+    .expect("write");
     let err = load_err(&garbage);
     assert!(matches!(err, DataError::Parquet { .. }), "{err:?}");
     assert_names(&err, &garbage, None, None);
@@ -140,7 +157,10 @@ fn missing_column_names_the_column_and_what_was_found() {
         ]),
     );
     let err = load_err(&path);
-    assert!(matches!(&err, DataError::MissingColumn { column, .. } if column == "generation_Wh"), "{err:?}");
+    assert!(
+        matches!(&err, DataError::MissingColumn { column, .. } if column == "generation_Wh"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("ss_id, datetime_GMT"), "{err}");
 }
 
@@ -166,7 +186,10 @@ fn wrong_column_types_are_refused() {
         &table(vec![
             ("ss_id", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
             ("datetime_GMT", strings(&["2020-06-01 00:00"])),
-            ("generation_Wh", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef),
+            (
+                "generation_Wh",
+                Arc::new(Float64Array::from(vec![1.0])) as ArrayRef,
+            ),
         ]),
     );
     assert_names(&load_err(&path), &path, Some("datetime_GMT"), None);
@@ -175,7 +198,10 @@ fn wrong_column_types_are_refused() {
         &table(vec![
             ("ss_id", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef),
             ("datetime_GMT", times(&[JUNE_2020], None)),
-            ("generation_Wh", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef),
+            (
+                "generation_Wh",
+                Arc::new(Float64Array::from(vec![1.0])) as ArrayRef,
+            ),
         ]),
     );
     assert_names(&load_err(&path), &path, Some("ss_id"), None);
@@ -190,10 +216,14 @@ fn column_names_match_ignoring_case() {
         &table(vec![
             ("SS_ID", Arc::new(Int64Array::from(vec![1, 1])) as ArrayRef),
             ("datetime_gmt", times(&[JUNE_2020, JUNE_2020 + 900], None)),
-            ("generation_wh", Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef),
+            (
+                "generation_wh",
+                Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef,
+            ),
         ]),
     );
-    let generation = load_generation(&path, BadValuePolicy::Error).expect("case-insensitive columns");
+    let generation =
+        load_generation(&path, BadValuePolicy::Error).expect("case-insensitive columns");
     assert_eq!(generation.systems[&1].energy_wh, vec![Some(1.0), Some(2.0)]);
 }
 
@@ -203,7 +233,10 @@ fn duplicate_timestamps_name_both_rows() {
     let t = [JUNE_2020, JUNE_2020 + 900, JUNE_2020 + 900];
     let path = write_gen(dir.path(), &[7, 7, 7], &t, &[Some(1.0); 3]);
     let err = load_err(&path);
-    assert!(matches!(err, DataError::DuplicateTimestamp { ss_id: 7, .. }), "{err:?}");
+    assert!(
+        matches!(err, DataError::DuplicateTimestamp { ss_id: 7, .. }),
+        "{err:?}"
+    );
     assert_names(&err, &path, Some("datetime_GMT"), Some(2));
     assert!(err.to_string().contains("row 1"), "{err}");
 }
@@ -215,11 +248,20 @@ fn unsorted_timestamps_are_refused() {
     let path = write_gen(
         dir.path(),
         &[1, 2, 1, 2, 1],
-        &[JUNE_2020, JUNE_2020, JUNE_2020 + 1800, JUNE_2020 + 900, JUNE_2020 + 900],
+        &[
+            JUNE_2020,
+            JUNE_2020,
+            JUNE_2020 + 1800,
+            JUNE_2020 + 900,
+            JUNE_2020 + 900,
+        ],
         &[Some(1.0); 5],
     );
     let err = load_err(&path);
-    assert!(matches!(err, DataError::UnsortedTimestamp { ss_id: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, DataError::UnsortedTimestamp { ss_id: 1, .. }),
+        "{err:?}"
+    );
     assert_names(&err, &path, Some("datetime_GMT"), Some(4));
 }
 
@@ -230,9 +272,15 @@ fn null_ids_and_times_are_refused() {
     write_parquet(
         &path,
         &table(vec![
-            ("ss_id", Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef),
+            (
+                "ss_id",
+                Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef,
+            ),
             ("datetime_GMT", times(&[JUNE_2020, JUNE_2020 + 900], None)),
-            ("generation_Wh", Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef),
+            (
+                "generation_Wh",
+                Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef,
+            ),
         ]),
     );
     let err = load_err(&path);
@@ -246,17 +294,28 @@ fn mixed_time_zones_across_files_are_refused() {
     let folder = dir.path().join("generation");
     std::fs::create_dir_all(folder.join("month=1")).expect("mkdir");
     std::fs::create_dir_all(folder.join("month=2")).expect("mkdir");
-    write_parquet(&folder.join("month=1/part.parquet"), &generation(&[1], &[JUNE_2020], &[Some(1.0)]));
+    write_parquet(
+        &folder.join("month=1/part.parquet"),
+        &generation(&[1], &[JUNE_2020], &[Some(1.0)]),
+    );
     write_parquet(
         &folder.join("month=2/part.parquet"),
-        &generation_zoned(&[1], &[JUNE_2020 + 900], &[Some(1.0)], Some("Europe/London")),
+        &generation_zoned(
+            &[1],
+            &[JUNE_2020 + 900],
+            &[Some(1.0)],
+            Some("Europe/London"),
+        ),
     );
     let err = load_err(&folder);
     assert!(matches!(err, DataError::MixedTimeZones { .. }), "{err:?}");
     assert!(err.to_string().contains("Europe/London"), "{err}");
 
     // UTC spelled two ways is one zone.
-    write_parquet(&folder.join("month=1/part.parquet"), &generation_zoned(&[1], &[JUNE_2020], &[Some(1.0)], Some("UTC")));
+    write_parquet(
+        &folder.join("month=1/part.parquet"),
+        &generation_zoned(&[1], &[JUNE_2020], &[Some(1.0)], Some("UTC")),
+    );
     write_parquet(
         &folder.join("month=2/part.parquet"),
         &generation_zoned(&[1], &[JUNE_2020 + 900], &[Some(1.0)], Some("+00:00")),
@@ -271,15 +330,38 @@ fn hive_partitions_merge_in_time_order_and_reject_overlaps() {
     // month=10 sorts before month=2 as text: the merge must still give time order.
     std::fs::create_dir_all(folder.join("month=10")).expect("mkdir");
     std::fs::create_dir_all(folder.join("month=2")).expect("mkdir");
-    write_parquet(&folder.join("month=10/a.parquet"), &generation(&[1, 1], &[JUNE_2020 + 1800, JUNE_2020 + 2700], &[Some(3.0), Some(4.0)]));
-    write_parquet(&folder.join("month=2/a.parquet"), &generation(&[1, 1], &[JUNE_2020, JUNE_2020 + 900], &[Some(1.0), Some(2.0)]));
+    write_parquet(
+        &folder.join("month=10/a.parquet"),
+        &generation(
+            &[1, 1],
+            &[JUNE_2020 + 1800, JUNE_2020 + 2700],
+            &[Some(3.0), Some(4.0)],
+        ),
+    );
+    write_parquet(
+        &folder.join("month=2/a.parquet"),
+        &generation(
+            &[1, 1],
+            &[JUNE_2020, JUNE_2020 + 900],
+            &[Some(1.0), Some(2.0)],
+        ),
+    );
     std::fs::write(folder.join("_SUCCESS"), b"").expect("marker");
     let loaded = load_generation(&folder, BadValuePolicy::Error).expect("hive folder");
-    assert_eq!(loaded.systems[&1].energy_wh, vec![Some(1.0), Some(2.0), Some(3.0), Some(4.0)]);
+    assert_eq!(
+        loaded.systems[&1].energy_wh,
+        vec![Some(1.0), Some(2.0), Some(3.0), Some(4.0)]
+    );
 
-    write_parquet(&folder.join("month=2/b.parquet"), &generation(&[1], &[JUNE_2020 + 1800], &[Some(9.0)]));
+    write_parquet(
+        &folder.join("month=2/b.parquet"),
+        &generation(&[1], &[JUNE_2020 + 1800], &[Some(9.0)]),
+    );
     let err = load_err(&folder);
-    assert!(matches!(err, DataError::DuplicateTimestamp { .. }), "{err:?}");
+    assert!(
+        matches!(err, DataError::DuplicateTimestamp { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("month=2"), "{err}");
 }
 
@@ -287,14 +369,25 @@ fn hive_partitions_merge_in_time_order_and_reject_overlaps() {
 fn system_without_metadata_is_refused_or_dropped_by_policy() {
     let dir = tempfile::tempdir().expect("tempdir");
     let t = grid(JUNE_2020, 900, 4);
-    write_gen(dir.path(), &[1, 1, 2, 2], &[t[0], t[1], t[0], t[1]], &[Some(1.0); 4]);
+    write_gen(
+        dir.path(),
+        &[1, 1, 2, 2],
+        &[t[0], t[1], t[0], t[1]],
+        &[Some(1.0); 4],
+    );
     write_metadata(dir.path(), &[1]);
     let paths = DataPaths::in_folder(dir.path()).expect("paths");
     let err = Dataset::load(&paths, LoadConfig::default()).expect_err("unknown system");
-    assert!(matches!(err, DataError::UnknownSystem { ss_id: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, DataError::UnknownSystem { ss_id: 2, .. }),
+        "{err:?}"
+    );
     assert_names(&err, &paths.generation, Some("ss_id"), Some(2));
 
-    let config = LoadConfig { bad_values: BadValuePolicy::MaskAndReport, ..LoadConfig::default() };
+    let config = LoadConfig {
+        bad_values: BadValuePolicy::MaskAndReport,
+        ..LoadConfig::default()
+    };
     let dataset = Dataset::load(&paths, config).expect("dropped by policy");
     assert_eq!(dataset.systems.len(), 1);
     assert_eq!(dataset.report.systems_without_metadata, vec![2]);
@@ -306,9 +399,16 @@ fn window_longer_than_the_data_is_refused() {
     let t = grid(JUNE_2020, 900, 40);
     write_gen(dir.path(), &[1; 40], &t, &vec![Some(10.0); 40]);
     write_metadata(dir.path(), &[1]);
-    let dataset = Dataset::load(&DataPaths::in_folder(dir.path()).expect("paths"), LoadConfig::default()).expect("load");
+    let dataset = Dataset::load(
+        &DataPaths::in_folder(dir.path()).expect("paths"),
+        LoadConfig::default(),
+    )
+    .expect("load");
     // 40 steps: the train block is 28 steps, shorter than 8 + 24.
-    let config = ExampleConfig { lead_times: 24, ..ExampleConfig::default() };
+    let config = ExampleConfig {
+        lead_times: 24,
+        ..ExampleConfig::default()
+    };
     let err = example_keys(&dataset, &config, Split::Train).expect_err("too long");
     assert!(matches!(err, DataError::WindowTooLong { .. }), "{err:?}");
     assert!(err.to_string().contains("32 steps"), "{err}");
@@ -321,17 +421,53 @@ fn impossible_configuration_is_refused() {
     write_gen(dir.path(), &[1; 400], &t, &vec![Some(10.0); 400]);
     write_metadata(dir.path(), &[1]);
     let paths = DataPaths::in_folder(dir.path()).expect("paths");
-    let err = Dataset::load(&paths, LoadConfig { step_minutes: 7, ..LoadConfig::default() }).expect_err("7 min");
+    let err = Dataset::load(
+        &paths,
+        LoadConfig {
+            step_minutes: 7,
+            ..LoadConfig::default()
+        },
+    )
+    .expect_err("7 min");
     assert!(matches!(err, DataError::Config(_)), "{err:?}");
-    let err = Dataset::load(&paths, LoadConfig { step_minutes: 5, ..LoadConfig::default() }).expect_err("finer");
-    assert!(matches!(err, DataError::IntervalMismatch { problem: "is coarser than", .. }), "{err:?}");
+    let err = Dataset::load(
+        &paths,
+        LoadConfig {
+            step_minutes: 5,
+            ..LoadConfig::default()
+        },
+    )
+    .expect_err("finer");
+    assert!(
+        matches!(
+            err,
+            DataError::IntervalMismatch {
+                problem: "is coarser than",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let dataset = Dataset::load(&paths, LoadConfig::default()).expect("load");
     for config in [
-        ExampleConfig { history_steps: 0, ..ExampleConfig::default() },
-        ExampleConfig { lead_times: 0, ..ExampleConfig::default() },
-        ExampleConfig { context_radius_km: -1.0, ..ExampleConfig::default() },
         ExampleConfig {
-            split: pv_data::SplitConfig { train_fraction: 0.9, validation_fraction: 0.2, gap_steps: None },
+            history_steps: 0,
+            ..ExampleConfig::default()
+        },
+        ExampleConfig {
+            lead_times: 0,
+            ..ExampleConfig::default()
+        },
+        ExampleConfig {
+            context_radius_km: -1.0,
+            ..ExampleConfig::default()
+        },
+        ExampleConfig {
+            split: pv_data::SplitConfig {
+                train_fraction: 0.9,
+                validation_fraction: 0.2,
+                gap_steps: None,
+            },
             ..ExampleConfig::default()
         },
     ] {
@@ -345,10 +481,28 @@ fn energy_above_capacity_is_refused_with_its_row() {
     let dir = tempfile::tempdir().expect("tempdir");
     let t = grid(JUNE_2020, 900, 4);
     // 4 kWp in 15 min can make at most 1 kWh; with the 2x margin 2 kWh. 5 kWh is impossible.
-    let gen_path = write_gen(dir.path(), &[1; 4], &t, &[Some(100.0), Some(5000.0), Some(100.0), Some(100.0)]);
+    let gen_path = write_gen(
+        dir.path(),
+        &[1; 4],
+        &t,
+        &[Some(100.0), Some(5000.0), Some(100.0), Some(100.0)],
+    );
     write_metadata(dir.path(), &[1]);
-    let err = Dataset::load(&DataPaths::in_folder(dir.path()).expect("paths"), LoadConfig::default()).expect_err("above");
-    assert!(matches!(err, DataError::BadValue { kind: BadValueKind::AboveCapacity, .. }), "{err:?}");
+    let err = Dataset::load(
+        &DataPaths::in_folder(dir.path()).expect("paths"),
+        LoadConfig::default(),
+    )
+    .expect_err("above");
+    assert!(
+        matches!(
+            err,
+            DataError::BadValue {
+                kind: BadValueKind::AboveCapacity,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_names(&err, &gen_path, Some("generation_Wh"), Some(1));
 }
 
@@ -363,8 +517,20 @@ fn metadata_err(text: &str) -> DataError {
 fn bad_metadata_is_refused_with_column_and_row() {
     let header = "ss_id,latitude_rounded,longitude_rounded,orientation,tilt,kWp\n";
     let err = metadata_err(&format!("{header}1,52,0,180,30,4\n2,95,0,180,30,4\n"));
-    assert!(matches!(err, DataError::BadValue { kind: BadValueKind::OutOfRange, .. }), "{err:?}");
-    assert!(err.to_string().contains("column `latitude_rounded`, row 1"), "{err}");
+    assert!(
+        matches!(
+            err,
+            DataError::BadValue {
+                kind: BadValueKind::OutOfRange,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("column `latitude_rounded`, row 1"),
+        "{err}"
+    );
 
     let err = metadata_err(&format!("{header}1,52,0,180,30,0\n"));
     assert!(err.to_string().contains("column `kWp`, row 0"), "{err}");
@@ -373,10 +539,17 @@ fn bad_metadata_is_refused_with_column_and_row() {
     assert!(matches!(err, DataError::WrongType { .. }), "{err:?}");
 
     let err = metadata_err(&format!("{header}1,52,0,180,30,4\n1,53,0,180,30,4\n"));
-    assert!(matches!(err, DataError::DuplicateSystem { ss_id: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, DataError::DuplicateSystem { ss_id: 1, .. }),
+        "{err:?}"
+    );
 
-    let err = metadata_err("ss_id,latitude_rounded,longitude_rounded,orientation,tilt\n1,52,0,180,30\n");
-    assert!(matches!(&err, DataError::MissingColumn { column, .. } if column == "kWp"), "{err:?}");
+    let err =
+        metadata_err("ss_id,latitude_rounded,longitude_rounded,orientation,tilt\n1,52,0,180,30\n");
+    assert!(
+        matches!(&err, DataError::MissingColumn { column, .. } if column == "kWp"),
+        "{err:?}"
+    );
 
     let err = metadata_err(&format!("{header}1,52,0,,30,4\n"));
     assert!(matches!(err, DataError::NullValue { .. }), "{err:?}");

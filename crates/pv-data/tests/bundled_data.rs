@@ -9,7 +9,11 @@ fn data_dir() -> PathBuf {
 }
 
 fn load() -> Dataset {
-    Dataset::load(&DataPaths::in_folder(&data_dir()).expect("data folder"), LoadConfig::default()).expect("data loads")
+    Dataset::load(
+        &DataPaths::in_folder(&data_dir()).expect("data folder"),
+        LoadConfig::default(),
+    )
+    .expect("data loads")
 }
 
 #[test]
@@ -20,10 +24,16 @@ fn bundled_data_loads_with_every_modality() {
     assert_eq!(d.report.rows, 104_286);
     assert!(d.report.masked.is_empty());
     let sat = d.satellite.as_ref().expect("satellite");
-    assert_eq!((sat.times.len(), sat.pixels.len(), sat.channels.len()), (517, 1350, 4));
+    assert_eq!(
+        (sat.times.len(), sat.pixels.len(), sat.channels.len()),
+        (517, 1350, 4)
+    );
     let nwp = d.nwp.as_ref().expect("nwp");
     assert_eq!(nwp.variables, vec!["dswrf", "hcc", "lcc", "mcc"]);
-    assert_eq!(d.observations.as_ref().expect("observations").systems.len(), 2);
+    assert_eq!(
+        d.observations.as_ref().expect("observations").systems.len(),
+        2
+    );
     // UK values are kW-per-kWp plausible in January; system 50 peaks near its AC-side capacity.
     let uk = &d.systems[2];
     assert_eq!(uk.native_interval_s, 300);
@@ -36,13 +46,28 @@ fn bundled_batches_are_finite_with_real_tokens_in_every_modality() {
     let config = ExampleConfig::default();
     // A UK example at midday on 2020-01-02 sees satellite, NWP and PV.
     let keys = example_keys(&d, &config, Split::Train).expect("keys");
-    let uk: Vec<_> = keys.iter().copied().filter(|k| d.systems[k.system].meta.ss_id == 8215).take(40).collect();
-    let us: Vec<_> = keys.iter().copied().filter(|k| d.systems[k.system].meta.ss_id == 50).take(40).collect();
+    let uk: Vec<_> = keys
+        .iter()
+        .copied()
+        .filter(|k| d.systems[k.system].meta.ss_id == 8215)
+        .take(40)
+        .collect();
+    let us: Vec<_> = keys
+        .iter()
+        .copied()
+        .filter(|k| d.systems[k.system].meta.ss_id == 50)
+        .take(40)
+        .collect();
     let batch = build_batch(&d, &config, &[uk, us].concat(), Split::Train);
     assert_eq!(batch.len(), 80);
-    for (name, t) in [("pv", &batch.pv), ("satellite", &batch.satellite), ("observations", &batch.observations), ("nwp", &batch.nwp)] {
+    for (name, t) in [
+        ("pv", &batch.pv),
+        ("satellite", &batch.satellite),
+        ("observations", &batch.observations),
+        ("nwp", &batch.nwp),
+    ] {
         assert!(t.values.data.iter().all(|v| v.is_finite()), "{name}");
-        assert!(t.mask.data.iter().any(|&m| m == 1.0), "{name} has no real token");
+        assert!(t.mask.data.contains(&1.0), "{name} has no real token");
         assert_eq!(t.values.shape[..2], [80, config.history_steps]);
     }
     assert!(batch.queries.data.iter().all(|v| v.is_finite()));
@@ -63,11 +88,15 @@ fn split_blocks_are_ordered_and_disjoint_on_real_data() {
     for split in Split::ALL {
         for key in example_keys(&d, &config, split).expect("keys") {
             let first = key.t0.0 - (config.history_steps as i64 - 1) * step;
-            if let Some(&(prev_split, end)) = last_end.get(&key.system) {
-                if prev_split != split {
-                    // The first window of a later block starts a full example length after the previous block.
-                    assert!(first > end, "{split} window at {} overlaps the previous block", key.t0);
-                }
+            if let Some(&(prev_split, end)) = last_end.get(&key.system)
+                && prev_split != split
+            {
+                // The first window of a later block starts after the previous block's last window.
+                assert!(
+                    first > end,
+                    "{split} window at {} overlaps the previous block",
+                    key.t0
+                );
             }
             let end = key.t0.0 + config.lead_times as i64 * step;
             let entry = last_end.entry(key.system).or_insert((split, end));
@@ -82,5 +111,9 @@ fn docs_data_md_matches_the_loader() {
     let begin = "<!-- BEGIN GENERATED: inspect --markdown -->\n";
     let start = doc.find(begin).expect("begin marker") + begin.len();
     let end = doc.find("<!-- END GENERATED -->").expect("end marker");
-    assert_eq!(&doc[start..end], load().summary().to_markdown(), "regenerate the block in docs/DATA.md");
+    assert_eq!(
+        &doc[start..end],
+        load().summary().to_markdown(),
+        "regenerate the block in docs/DATA.md"
+    );
 }

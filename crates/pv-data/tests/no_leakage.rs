@@ -9,7 +9,10 @@ use std::sync::{Arc, OnceLock};
 use arrow_array::{ArrayRef, Float64Array, Int32Array, Int64Array};
 use common::*;
 use proptest::prelude::*;
-use pv_data::{DataPaths, Dataset, Example, ExampleConfig, ExampleKey, LoadConfig, Split, build_example, example_keys};
+use pv_data::{
+    DataPaths, Dataset, Example, ExampleConfig, ExampleKey, LoadConfig, Split, build_example,
+    example_keys,
+};
 
 const DAYS: i64 = 5;
 const STEP: i64 = 900;
@@ -32,13 +35,18 @@ fn dataset() -> &'static (tempfile::TempDir, Dataset) {
                     continue;
                 }
                 let hour = (s % 86_400) as f64 / 3600.0;
-                let day = ((hour - 12.0) / 6.0 * std::f64::consts::FRAC_PI_2).cos().max(0.0);
+                let day = ((hour - 12.0) / 6.0 * std::f64::consts::FRAC_PI_2)
+                    .cos()
+                    .max(0.0);
                 ss.push(id);
                 gen_times.push(s);
                 wh.push(Some(1000.0 * day * (0.6 + 0.1 * k as f64) + (i % 5) as f64));
             }
         }
-        write_parquet(&d.join("generation.parquet"), &generation(&ss, &gen_times, &wh));
+        write_parquet(
+            &d.join("generation.parquet"),
+            &generation(&ss, &gen_times, &wh),
+        );
         std::fs::write(
             d.join("metadata.csv"),
             "ss_id,latitude_rounded,longitude_rounded,orientation,tilt,kWp\n\
@@ -55,7 +63,11 @@ fn dataset() -> &'static (tempfile::TempDir, Dataset) {
                     st.push(s + 300);
                     lat.push(51.95 + 0.05 * py as f64);
                     lon.push(-0.1 + 0.1 * px as f64);
-                    c1.push(if (i + px) % 13 == 0 { None } else { Some(((i + py) % 17) as f64 / 17.0) });
+                    c1.push(if (i + px) % 13 == 0 {
+                        None
+                    } else {
+                        Some(((i + py) % 17) as f64 / 17.0)
+                    });
                     c2.push(Some(((i * 3 + px) % 11) as f64));
                 }
             }
@@ -72,8 +84,14 @@ fn dataset() -> &'static (tempfile::TempDir, Dataset) {
         );
 
         // NWP: 2 points, runs every 3 h, steps 0..4 h hourly, two variables.
-        let (mut init, mut step, mut nlat, mut nlon, mut var, mut val) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut init, mut step, mut nlat, mut nlon, mut var, mut val) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
         for r in 0..(DAYS * 8) {
             for s in 0..5 {
                 for p in 0..2 {
@@ -83,7 +101,9 @@ fn dataset() -> &'static (tempfile::TempDir, Dataset) {
                         nlat.push(52.0 + 0.2 * p as f64);
                         nlon.push(0.0);
                         var.push(v);
-                        val.push(((r * 7 + s * 3 + p) % 23) as f64 * if v == "lcc" { 4.0 } else { 10.0 });
+                        val.push(
+                            ((r * 7 + s * 3 + p) % 23) as f64 * if v == "lcc" { 4.0 } else { 10.0 },
+                        );
                     }
                 }
             }
@@ -118,23 +138,42 @@ fn dataset() -> &'static (tempfile::TempDir, Dataset) {
             ]),
         );
 
-        let dataset = Dataset::load(&DataPaths::in_folder(d).expect("paths"), LoadConfig::default()).expect("load");
+        let dataset = Dataset::load(
+            &DataPaths::in_folder(d).expect("paths"),
+            LoadConfig::default(),
+        )
+        .expect("load");
         (dir, dataset)
     })
 }
 
 fn config() -> ExampleConfig {
-    ExampleConfig { max_target_systems: 2, satellite_pixels: 4, nwp_points: 2, ..ExampleConfig::default() }
+    ExampleConfig {
+        max_target_systems: 2,
+        satellite_pixels: 4,
+        nwp_points: 2,
+        ..ExampleConfig::default()
+    }
 }
 
 /// All inputs of an example, without the targets.
 fn inputs(e: &Example) -> impl PartialEq + std::fmt::Debug + '_ {
-    (&e.target_ss_ids, &e.context_ss_ids, &e.pv, &e.satellite, &e.observations, &e.nwp, &e.queries, &e.capacity_kwp)
+    (
+        &e.target_ss_ids,
+        &e.context_ss_ids,
+        &e.pv,
+        &e.satellite,
+        &e.observations,
+        &e.nwp,
+        &e.queries,
+        &e.capacity_kwp,
+    )
 }
 
 /// Deterministic garbage, different for every call site.
 fn noise(seed: u64, i: usize) -> f32 {
-    let x = (seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let x =
+        (seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     (x >> 40) as f32 / (1u64 << 24) as f32 * 7.0 - 1.0
 }
 
@@ -145,7 +184,11 @@ fn rewrite_future(dataset: &Dataset, t0: pv_data::UnixTime, seed: u64) -> Datase
         for i in 0..s.len() {
             if s.time(i) > t0 {
                 // Missing becomes present and present becomes missing or another value.
-                s.power_kw[i] = if noise(seed, i + k) > 4.0 { f32::NAN } else { noise(seed, i * 3 + k).abs() };
+                s.power_kw[i] = if noise(seed, i + k) > 4.0 {
+                    f32::NAN
+                } else {
+                    noise(seed, i * 3 + k).abs()
+                };
             }
         }
     }
@@ -190,7 +233,12 @@ fn all_keys() -> &'static Vec<(ExampleKey, Split)> {
         let (_, d) = dataset();
         Split::ALL
             .into_iter()
-            .flat_map(|s| example_keys(d, &config(), s).expect("keys").into_iter().map(move |k| (k, s)))
+            .flat_map(|s| {
+                example_keys(d, &config(), s)
+                    .expect("keys")
+                    .into_iter()
+                    .map(move |k| (k, s))
+            })
             .collect()
     })
 }
@@ -216,13 +264,24 @@ fn the_synthetic_data_exercises_every_modality() {
     let keys = all_keys();
     assert!(keys.len() > 200, "{}", keys.len());
     // Pick a daytime example and check every modality has real tokens and the NWP reaches the queries.
-    let &(key, split) = keys.iter().find(|(k, _)| (k.t0.0 % 86_400) == 12 * 3600).expect("a noon example");
+    let &(key, split) = keys
+        .iter()
+        .find(|(k, _)| (k.t0.0 % 86_400) == 12 * 3600)
+        .expect("a noon example");
     let e = build_example(d, &config(), key, split);
     assert_eq!(e.target_ss_ids.len(), 2, "two targets");
     assert!(!e.context_ss_ids.is_empty());
-    for (name, set) in [("pv", &e.pv), ("satellite", &e.satellite), ("observations", &e.observations), ("nwp", &e.nwp)] {
-        assert!(set.mask.iter().any(|&m| m == 1.0), "{name} has no real token");
-        assert!(set.values.iter().all(|v| v.is_finite()), "{name} has a non-finite value");
+    for (name, set) in [
+        ("pv", &e.pv),
+        ("satellite", &e.satellite),
+        ("observations", &e.observations),
+        ("nwp", &e.nwp),
+    ] {
+        assert!(set.mask.contains(&1.0), "{name} has no real token");
+        assert!(
+            set.values.iter().all(|v| v.is_finite()),
+            "{name} has a non-finite value"
+        );
     }
     assert!(e.queries.iter().all(|v| v.is_finite()));
 }
@@ -231,7 +290,10 @@ fn the_synthetic_data_exercises_every_modality() {
 fn changing_the_last_observation_at_t0_does_change_the_inputs() {
     // The property above must be able to fail: data at t0 itself is an input.
     let (_, d) = dataset();
-    let &(key, split) = all_keys().iter().find(|(k, _)| (k.t0.0 % 86_400) == 12 * 3600).expect("noon");
+    let &(key, split) = all_keys()
+        .iter()
+        .find(|(k, _)| (k.t0.0 % 86_400) == 12 * 3600)
+        .expect("noon");
     let before = build_example(d, &config(), key, split);
     let mut changed = d.clone();
     let s = &mut changed.systems[key.system];
@@ -243,7 +305,11 @@ fn changing_the_last_observation_at_t0_does_change_the_inputs() {
     // And an NWP run initialised exactly at t0 is allowed, and used.
     let mut changed = d.clone();
     let nwp = changed.nwp.as_mut().expect("nwp");
-    let run = nwp.inits.iter().position(|&t| t == key.t0).expect("a run at noon");
+    let run = nwp
+        .inits
+        .iter()
+        .position(|&t| t == key.t0)
+        .expect("a run at noon");
     let per_init = nwp.steps_s.len() * nwp.points.len() * nwp.variables.len();
     for v in &mut nwp.values[run * per_init..(run + 1) * per_init] {
         *v += 50.0;

@@ -47,17 +47,32 @@ fn sun_position_matches_nrel_spa_within_hundredths_of_a_degree() {
     for c in &g.cases {
         let sun = sun_position(UnixTime(c.unix_s), c.latitude, c.longitude);
         let de = (sun.elevation_deg - c.elevation).abs();
-        assert!(de < 0.02, "elevation {} vs {} at {}", sun.elevation_deg, c.elevation, c.unix_s);
+        assert!(
+            de < 0.02,
+            "elevation {} vs {} at {}",
+            sun.elevation_deg,
+            c.elevation,
+            c.unix_s
+        );
         // Azimuth is ill-defined with the sun near the zenith; weight by its horizontal projection.
         let da = angle_diff(sun.azimuth_deg, c.azimuth) * c.elevation.to_radians().cos();
-        assert!(da < 0.03, "azimuth {} vs {} at {}", sun.azimuth_deg, c.azimuth, c.unix_s);
+        assert!(
+            da < 0.03,
+            "azimuth {} vs {} at {}",
+            sun.azimuth_deg,
+            c.azimuth,
+            c.unix_s
+        );
         // Refraction models differ (NOAA vs SPA) only near the horizon.
         if c.elevation > 2.0 {
             assert!((sun.apparent_elevation_deg - c.apparent_elevation).abs() < 0.03);
         }
         worst = (worst.0.max(de), worst.1.max(da));
     }
-    eprintln!("worst elevation error {:.4} deg, azimuth {:.4} deg", worst.0, worst.1);
+    eprintln!(
+        "worst elevation error {:.4} deg, azimuth {:.4} deg",
+        worst.0, worst.1
+    );
 }
 
 #[test]
@@ -66,14 +81,29 @@ fn ineichen_and_transposition_match_pvlib() {
     let mut daylight = 0;
     for c in &g.cases {
         assert!((extraterrestrial_irradiance(c.day_of_year) - c.dni_extra).abs() < 1e-9);
-        let sky = ineichen(c.apparent_zenith, c.altitude, g.linke_turbidity, c.day_of_year);
+        let sky = ineichen(
+            c.apparent_zenith,
+            c.altitude,
+            g.linke_turbidity,
+            c.day_of_year,
+        );
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs().max(1.0);
         assert!(close(sky.ghi, c.ghi), "ghi {} vs {}", sky.ghi, c.ghi);
         assert!(close(sky.dni, c.dni), "dni {} vs {}", sky.dni, c.dni);
         assert!(close(sky.dhi, c.dhi), "dhi {} vs {}", sky.dhi, c.dhi);
-        let poa = plane_of_array(sky, c.tilt, c.orientation, c.apparent_zenith, c.azimuth, g.albedo);
+        let poa = plane_of_array(
+            sky,
+            c.tilt,
+            c.orientation,
+            c.apparent_zenith,
+            c.azimuth,
+            g.albedo,
+        );
         assert!(close(poa, c.poa_global), "poa {poa} vs {}", c.poa_global);
         daylight += (c.ghi > 0.0) as usize;
     }
-    assert!(daylight > 40, "the golden set must exercise daylight, got {daylight}");
+    assert!(
+        daylight > 40,
+        "the golden set must exercise daylight, got {daylight}"
+    );
 }

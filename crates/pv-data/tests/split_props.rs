@@ -6,7 +6,14 @@ use pv_data::{PvSeries, SystemMetadata, UnixTime};
 
 fn series(n: usize) -> PvSeries {
     PvSeries {
-        meta: SystemMetadata { ss_id: 1, latitude_deg: 0.0, longitude_deg: 0.0, orientation_deg: 180.0, tilt_deg: 0.0, capacity_kwp: 1.0 },
+        meta: SystemMetadata {
+            ss_id: 1,
+            latitude_deg: 0.0,
+            longitude_deg: 0.0,
+            orientation_deg: 180.0,
+            tilt_deg: 0.0,
+            capacity_kwp: 1.0,
+        },
         start: UnixTime(1_000_000 * 900),
         step_s: 900,
         native_interval_s: 900,

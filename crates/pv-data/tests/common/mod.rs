@@ -4,19 +4,23 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_array::{
+    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 
 /// Writes `batch` as a Parquet file.
 pub fn write_parquet(path: &Path, batch: &RecordBatch) {
     let file = std::fs::File::create(path).expect("create parquet");
-    let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
     writer.write(batch).expect("write");
     writer.close().expect("close");
 }
 
 /// Microsecond timestamps from seconds, naive or with a zone.
 pub fn times(seconds: &[i64], zone: Option<&str>) -> ArrayRef {
-    let a = TimestampMicrosecondArray::from(seconds.iter().map(|s| s * 1_000_000).collect::<Vec<_>>());
+    let a =
+        TimestampMicrosecondArray::from(seconds.iter().map(|s| s * 1_000_000).collect::<Vec<_>>());
     Arc::new(match zone {
         Some(z) => a.with_timezone(z),
         None => a,
@@ -29,11 +33,22 @@ pub fn generation(ss_ids: &[i64], seconds: &[i64], wh: &[Option<f64>]) -> Record
 }
 
 /// A generation table whose timestamps carry `zone`.
-pub fn generation_zoned(ss_ids: &[i64], seconds: &[i64], wh: &[Option<f64>], zone: Option<&str>) -> RecordBatch {
+pub fn generation_zoned(
+    ss_ids: &[i64],
+    seconds: &[i64],
+    wh: &[Option<f64>],
+    zone: Option<&str>,
+) -> RecordBatch {
     RecordBatch::try_from_iter([
-        ("ss_id", Arc::new(Int64Array::from(ss_ids.to_vec())) as ArrayRef),
+        (
+            "ss_id",
+            Arc::new(Int64Array::from(ss_ids.to_vec())) as ArrayRef,
+        ),
         ("datetime_GMT", times(seconds, zone)),
-        ("generation_Wh", Arc::new(Float64Array::from(wh.to_vec())) as ArrayRef),
+        (
+            "generation_Wh",
+            Arc::new(Float64Array::from(wh.to_vec())) as ArrayRef,
+        ),
     ])
     .expect("batch")
 }
