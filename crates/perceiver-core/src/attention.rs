@@ -1,0 +1,349 @@
+//! Scaled dot-product attention with key-padding masks, as one candle custom op with a fused CPU
+//! kernel (forward and backward), and the plain composed-op implementation kept as the reference.
+//!
+//! Shapes: `q [B, H, Nq, D]`, `k, v [B, H, Nk, D]`, optional `key_mask [B, Nk]` (non-zero = attend),
+//! output `[B, H, Nq, D]`. A query whose keys are all masked gets a zero output, not NaN.
+//!
+//! The CUDA seam: [`FusedAttention`] implements `cuda_fwd` behind the `cuda` feature, and `bwd`
+//! dispatches on the device, so hand-written CUDA kernels slot into the same op for training and
+//! inference. Without them a CUDA tensor gets a clear error, never a silent fallback.
+
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, CustomOp3, D, DType, Device, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::cpu_kernel::{Dims, KernelFloat, backward_one, forward_one};
+
+/// Which implementation computes attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttentionImpl {
+    /// The fused custom op (CPU kernel; CUDA kernels in a later issue).
+    #[default]
+    Fused,
+    /// Composed from candle's tensor ops: the reference.
+    Composed,
+}
+
+/// Scaled dot-product attention; see the module documentation for shapes.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    key_mask: Option<&Tensor>,
+    how: AttentionImpl,
+) -> Result<Tensor> {
+    check_shapes(q, k, v, key_mask)?;
+    match how {
+        AttentionImpl::Fused => fused_attention(q, k, v, key_mask),
+        AttentionImpl::Composed => composed_attention(q, k, v, key_mask),
+    }
+}
+
+fn check_shapes(q: &Tensor, k: &Tensor, v: &Tensor, key_mask: Option<&Tensor>) -> Result<()> {
+    let (b, h, _, d) = q.dims4()?;
+    let (kb, kh, nk, kd) = k.dims4()?;
+    if (kb, kh, kd) != (b, h, d) || v.dims() != k.dims() {
+        candle_core::bail!(
+            "attention: q {:?}, k {:?}, v {:?} do not agree",
+            q.dims(),
+            k.dims(),
+            v.dims()
+        );
+    }
+    if let Some(m) = key_mask
+        && m.dims() != [b, nk]
+    {
+        candle_core::bail!("attention: key mask {:?}, expected [{b}, {nk}]", m.dims());
+    }
+    if q.dtype() != k.dtype() || q.dtype() != v.dtype() {
+        candle_core::bail!(
+            "attention: dtypes differ ({:?}, {:?}, {:?})",
+            q.dtype(),
+            k.dtype(),
+            v.dtype()
+        );
+    }
+    Ok(())
+}
+
+/// The reference: `softmax(q kᵀ / √D + mask) v`, composed from ops that all have a backward.
+pub fn composed_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    key_mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (b, _, _, d) = q.dims4()?;
+    let nk = k.dim(2)?;
+    let scale = 1.0 / (d as f64).sqrt();
+    let scores = (q.matmul(&k.t()?)? * scale)?;
+    // Subtracting the (detached) row maximum does not change the softmax or its gradient.
+    let keep = key_mask
+        .map(|m| {
+            m.to_dtype(q.dtype())?
+                .ne(0.0)?
+                .to_dtype(q.dtype())?
+                .reshape((b, 1, 1, nk))
+        })
+        .transpose()?;
+    let scores = match &keep {
+        // Masked scores are pushed far down before the max so they cannot set it.
+        Some(keep) => scores.broadcast_add(&((keep - 1.0)? * 1e30)?)?,
+        None => scores,
+    };
+    let max = scores.max_keepdim(D::Minus1)?.detach();
+    let mut e = scores.broadcast_sub(&max)?.exp()?;
+    if let Some(keep) = &keep {
+        e = e.broadcast_mul(keep)?;
+    }
+    let sum = e.sum_keepdim(D::Minus1)?;
+    // A fully masked row has sum 0: divide by 1 instead, giving a zero output.
+    let safe = (&sum + sum.eq(0.0)?.to_dtype(sum.dtype())?)?;
+    e.broadcast_div(&safe)?.matmul(v)
+}
+
+/// The fused op. Holds the key mask (no gradient) and, after forward, the per-row log-sum-exp
+/// that backward needs: `B·H·Nq` numbers instead of a `B·H·Nq·Nk` matrix.
+pub struct FusedAttention {
+    keep: Option<Vec<u8>>,
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    mask: Option<Tensor>,
+    lse: Mutex<Option<Vec<f64>>>,
+}
+
+impl FusedAttention {
+    fn new(key_mask: Option<&Tensor>) -> Result<Self> {
+        let keep = match key_mask {
+            Some(m) if m.device().is_cpu() => Some(
+                m.to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?
+                    .iter()
+                    .map(|&x| (x != 0.0) as u8)
+                    .collect(),
+            ),
+            _ => None,
+        };
+        Ok(FusedAttention {
+            keep,
+            mask: key_mask.cloned(),
+            lse: Mutex::new(None),
+        })
+    }
+}
+
+/// Runs the fused op: `q, k, v` are made contiguous first.
+pub fn fused_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    key_mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    let op = FusedAttention::new(key_mask)?;
+    q.contiguous()?
+        .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+}
+
+fn dims_of(q: &Layout, k: &Layout) -> Result<Dims> {
+    let (batch, heads, queries, head_dim) = q.shape().dims4()?;
+    let keys = k.shape().dims()[2];
+    Ok(Dims {
+        batch,
+        heads,
+        queries,
+        keys,
+        head_dim,
+    })
+}
+
+fn slice<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&s.as_slice::<T>()?[start..end]),
+        None => candle_core::bail!("fused attention: input is not contiguous"),
+    }
+}
+
+impl FusedAttention {
+    fn forward_typed<T: KernelFloat + candle_core::WithDType>(
+        &self,
+        q: &[T],
+        k: &[T],
+        v: &[T],
+        dims: Dims,
+    ) -> (Vec<T>, Vec<f64>) {
+        let (nq, nk, d) = (dims.queries, dims.keys, dims.head_dim);
+        let scale = T::from(1.0 / (d as f64).sqrt()).unwrap_or_else(T::one);
+        let mut out = vec![T::zero(); dims.batch * dims.heads * nq * d];
+        let mut lse = vec![T::zero(); dims.batch * dims.heads * nq];
+        out.par_chunks_mut((nq * d).max(1))
+            .zip(lse.par_chunks_mut(nq.max(1)))
+            .enumerate()
+            .for_each(|(bh, (o, l))| {
+                let b = bh / dims.heads;
+                let keep = self.keep.as_deref().map(|m| &m[b * nk..(b + 1) * nk]);
+                let kv = bh * nk * d..(bh + 1) * nk * d;
+                forward_one(
+                    &q[bh * nq * d..(bh + 1) * nq * d],
+                    &k[kv.clone()],
+                    &v[kv],
+                    keep,
+                    dims,
+                    scale,
+                    o,
+                    l,
+                );
+            });
+        (out, lse.iter().map(|x| x.to_f64().unwrap_or(0.0)).collect())
+    }
+}
+
+impl CustomOp3 for FusedAttention {
+    fn name(&self) -> &'static str {
+        "fused-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dims = dims_of(l1, l2)?;
+        let (storage, lse) = match s1 {
+            CpuStorage::F32(_) => {
+                let (o, lse) =
+                    self.forward_typed::<f32>(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, dims);
+                (CpuStorage::F32(o), lse)
+            }
+            CpuStorage::F64(_) => {
+                let (o, lse) =
+                    self.forward_typed::<f64>(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, dims);
+                (CpuStorage::F64(o), lse)
+            }
+            _ => candle_core::bail!("fused attention: only f32 and f64 run on the CPU"),
+        };
+        *self
+            .lse
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("attention lse lock poisoned".into()))? =
+            Some(lse);
+        Ok((storage, l1.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        Err(candle_core::Error::Cuda(
+            "fused attention: the CUDA kernels are not built yet (issue 5)".into(),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        out: &Tensor,
+        d_out: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        if !q.device().is_cpu() {
+            candle_core::bail!("fused attention backward: only the CPU kernel exists so far");
+        }
+        let lse = self
+            .lse
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("attention lse lock poisoned".into()))?
+            .clone()
+            .ok_or_else(|| {
+                candle_core::Error::Msg("fused attention backward before forward".into())
+            })?;
+        let (batch, heads, queries, head_dim) = q.dims4()?;
+        let dims = Dims {
+            batch,
+            heads,
+            queries,
+            keys: k.dim(2)?,
+            head_dim,
+        };
+        let (dq, dk, dv) = match q.dtype() {
+            DType::F32 => self.backward_typed::<f32>(q, k, v, out, d_out, &lse, dims)?,
+            DType::F64 => self.backward_typed::<f64>(q, k, v, out, d_out, &lse, dims)?,
+            other => candle_core::bail!("fused attention backward: unsupported dtype {other:?}"),
+        };
+        Ok((Some(dq), Some(dk), Some(dv)))
+    }
+}
+
+impl FusedAttention {
+    #[allow(clippy::too_many_arguments)]
+    fn backward_typed<T: KernelFloat + candle_core::WithDType>(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        out: &Tensor,
+        d_out: &Tensor,
+        lse: &[f64],
+        dims: Dims,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let flat = |t: &Tensor| -> Result<Vec<T>> { t.contiguous()?.flatten_all()?.to_vec1::<T>() };
+        let (qv, kv, vv, ov, dov) = (flat(q)?, flat(k)?, flat(v)?, flat(out)?, flat(d_out)?);
+        let lse: Vec<T> = lse
+            .iter()
+            .map(|&x| T::from(x).unwrap_or_else(T::zero))
+            .collect();
+        let (nq, nk, d) = (dims.queries, dims.keys, dims.head_dim);
+        let scale = T::from(1.0 / (d as f64).sqrt()).unwrap_or_else(T::one);
+        let mut dq = vec![T::zero(); qv.len()];
+        let mut dk = vec![T::zero(); kv.len()];
+        let mut dv = vec![T::zero(); vv.len()];
+        dq.par_chunks_mut((nq * d).max(1))
+            .zip(
+                dk.par_chunks_mut((nk * d).max(1))
+                    .zip(dv.par_chunks_mut((nk * d).max(1))),
+            )
+            .enumerate()
+            .for_each(|(bh, (dq, (dk, dv)))| {
+                let b = bh / dims.heads;
+                let keep = self.keep.as_deref().map(|m| &m[b * nk..(b + 1) * nk]);
+                let qs = bh * nq * d..(bh + 1) * nq * d;
+                let ks = bh * nk * d..(bh + 1) * nk * d;
+                backward_one(
+                    &qv[qs.clone()],
+                    &kv[ks.clone()],
+                    &vv[ks],
+                    &ov[qs.clone()],
+                    &dov[qs],
+                    &lse[bh * nq..(bh + 1) * nq],
+                    keep,
+                    dims,
+                    scale,
+                    dq,
+                    dk,
+                    dv,
+                );
+            });
+        let device = q.device();
+        Ok((
+            Tensor::from_vec(dq, q.shape(), device)?,
+            Tensor::from_vec(dk, k.shape(), device)?,
+            Tensor::from_vec(dv, v.shape(), device)?,
+        ))
+    }
+}
+
+/// Whether a tensor is on a device the fused op can run on in this build.
+pub fn fused_supported(device: &Device) -> bool {
+    device.is_cpu()
+}
