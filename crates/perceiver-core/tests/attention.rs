@@ -35,6 +35,7 @@ struct Case {
     weights: Tensor,
 }
 
+#[allow(clippy::too_many_arguments)] // one argument per dimension reads best in the tests
 fn case(
     seed: u64,
     b: usize,
