@@ -1,0 +1,243 @@
+//! HiP encoder invariants: token order within a group and padding tokens do not matter; groups
+//! merge to one bottleneck; MetNet mode conditions on the lead time; gradients reach every parameter.
+
+use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use hip_encoder::{HipConfig, HipEncoder, LevelConfig};
+
+fn values(seed: u64, n: usize) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((x >> 33) as f64 / (1u64 << 31) as f64 * 2.0 - 1.0) as f32
+        })
+        .collect()
+}
+
+fn tensor(seed: u64, shape: &[usize]) -> Tensor {
+    Tensor::from_vec(values(seed, shape.iter().product()), shape, &Device::Cpu).expect("tensor")
+}
+
+fn config(lead_time_dim: Option<usize>) -> HipConfig {
+    HipConfig {
+        lead_time_dim,
+        ..HipConfig::new(
+            6,
+            vec![
+                LevelConfig {
+                    groups: 4,
+                    latents: 3,
+                    channels: 8,
+                    self_attention_layers: 1,
+                    heads: 2,
+                },
+                LevelConfig {
+                    groups: 2,
+                    latents: 4,
+                    channels: 8,
+                    self_attention_layers: 1,
+                    heads: 2,
+                },
+                LevelConfig {
+                    groups: 1,
+                    latents: 5,
+                    channels: 12,
+                    self_attention_layers: 1,
+                    heads: 3,
+                },
+            ],
+        )
+    }
+}
+
+fn encoder(lead_time_dim: Option<usize>) -> (VarMap, HipEncoder) {
+    let varmap = VarMap::new();
+    let enc = HipEncoder::new(
+        &config(lead_time_dim),
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+    )
+    .expect("encoder");
+    (varmap, enc)
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.max_all())
+        .and_then(|d| d.to_scalar::<f32>())
+        .expect("diff")
+}
+
+#[test]
+fn the_bottleneck_has_the_last_levels_shape() {
+    let (_, enc) = encoder(None);
+    let out = enc
+        .forward(
+            &tensor(1, &[2, 4, 7, 6]),
+            &Tensor::ones((2, 4, 7), DType::F32, &Device::Cpu).expect("m"),
+            None,
+        )
+        .expect("fwd");
+    assert_eq!(out.dims(), &[2, 5, 12]);
+    assert!(
+        out.flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .expect("v")
+            .iter()
+            .all(|x| x.is_finite())
+    );
+}
+
+#[test]
+fn token_order_within_a_group_does_not_matter() {
+    let (_, enc) = encoder(None);
+    let tokens = tensor(2, &[2, 4, 7, 6]);
+    let mask = Tensor::ones((2, 4, 7), DType::F32, &Device::Cpu).expect("mask");
+    let out = enc.forward(&tokens, &mask, None).expect("fwd");
+    let perm = Tensor::new(&[3u32, 0, 6, 1, 5, 2, 4], &Device::Cpu).expect("perm");
+    let permuted = tokens.index_select(&perm, 2).expect("permute");
+    let out_p = enc.forward(&permuted, &mask, None).expect("fwd");
+    assert!(max_abs_diff(&out, &out_p) < 1e-5);
+    // Moving a token to another group does change the output (the test can fail).
+    let part = |r: std::ops::Range<usize>| tokens.i((.., r)).expect("slice");
+    let swapped = Tensor::cat(&[part(1..2), part(0..1), part(2..4)], 1).expect("swap");
+    assert!(max_abs_diff(&out, &enc.forward(&swapped, &mask, None).expect("fwd")) > 1e-4);
+}
+
+#[test]
+fn padding_tokens_do_not_change_the_output() {
+    let (_, enc) = encoder(None);
+    let tokens = tensor(3, &[2, 4, 5, 6]);
+    let mask = Tensor::ones((2, 4, 5), DType::F32, &Device::Cpu).expect("mask");
+    let out = enc.forward(&tokens, &mask, None).expect("fwd");
+    // Append 3 padding tokens of large random values to every group.
+    let padded = Tensor::cat(
+        &[&tokens, &(tensor(4, &[2, 4, 3, 6]) * 100.0).expect("pad")],
+        2,
+    )
+    .expect("cat");
+    let padded_mask = Tensor::cat(
+        &[
+            &mask,
+            &Tensor::zeros((2, 4, 3), DType::F32, &Device::Cpu).expect("z"),
+        ],
+        2,
+    )
+    .expect("cat");
+    let out_p = enc.forward(&padded, &padded_mask, None).expect("fwd");
+    assert!(max_abs_diff(&out, &out_p) < 1e-5);
+    // The same tokens unmasked do change it.
+    let unmasked = Tensor::ones((2, 4, 8), DType::F32, &Device::Cpu).expect("m");
+    assert!(max_abs_diff(&out, &enc.forward(&padded, &unmasked, None).expect("fwd")) > 1e-3);
+}
+
+#[test]
+fn a_group_with_only_padding_is_finite() {
+    let (_, enc) = encoder(None);
+    let mut mask = vec![1f32; 2 * 4 * 5];
+    mask[5..10].fill(0.0); // batch 0, group 1: nothing observed
+    let mask = Tensor::from_vec(mask, (2, 4, 5), &Device::Cpu).expect("mask");
+    let out = enc
+        .forward(&tensor(5, &[2, 4, 5, 6]), &mask, None)
+        .expect("fwd");
+    assert!(
+        out.flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .expect("v")
+            .iter()
+            .all(|x| x.is_finite())
+    );
+}
+
+#[test]
+fn metnet_mode_conditions_on_the_lead_time() {
+    let (varmap, enc) = encoder(Some(4));
+    let tokens = tensor(6, &[2, 4, 5, 6]);
+    let mask = Tensor::ones((2, 4, 5), DType::F32, &Device::Cpu).expect("mask");
+    assert!(
+        enc.forward(&tokens, &mask, None).is_err(),
+        "MetNet mode needs a lead time"
+    );
+    // FiLM starts as the identity, so perturb its output layers to make the conditioning visible.
+    for (name, var) in varmap.data().lock().expect("lock").iter() {
+        if name.contains("film.out") {
+            var.set(&(tensor(7, var.dims()) * 0.5).expect("w"))
+                .expect("set");
+        }
+    }
+    let a = enc
+        .forward(&tokens, &mask, Some(&tensor(8, &[2, 4])))
+        .expect("fwd");
+    let b = enc
+        .forward(&tokens, &mask, Some(&tensor(9, &[2, 4])))
+        .expect("fwd");
+    assert!(max_abs_diff(&a, &b) > 1e-4);
+}
+
+#[test]
+fn every_parameter_receives_a_gradient() {
+    let (varmap, enc) = encoder(None);
+    let mask = Tensor::ones((2, 4, 5), DType::F32, &Device::Cpu).expect("mask");
+    let out = enc
+        .forward(&tensor(10, &[2, 4, 5, 6]), &mask, None)
+        .expect("fwd");
+    let loss = (out * tensor(11, &[2, 5, 12]))
+        .and_then(|t| t.sum_all())
+        .expect("loss");
+    let grads = loss.backward().expect("backward");
+    for (name, var) in varmap.data().lock().expect("lock").iter() {
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{name}: no gradient"));
+        let v = g.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("v");
+        assert!(
+            v.iter().all(|x| x.is_finite()) && v.iter().any(|&x| x != 0.0),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn configs_that_do_not_merge_to_one_group_are_refused() {
+    let bad = HipConfig::new(
+        6,
+        vec![LevelConfig {
+            groups: 4,
+            latents: 3,
+            channels: 8,
+            self_attention_layers: 0,
+            heads: 2,
+        }],
+    );
+    assert!(bad.validate().is_err());
+    let bad = HipConfig::new(
+        6,
+        vec![
+            LevelConfig {
+                groups: 4,
+                latents: 3,
+                channels: 8,
+                self_attention_layers: 0,
+                heads: 2,
+            },
+            LevelConfig {
+                groups: 3,
+                latents: 3,
+                channels: 8,
+                self_attention_layers: 0,
+                heads: 2,
+            },
+            LevelConfig {
+                groups: 1,
+                latents: 3,
+                channels: 8,
+                self_attention_layers: 0,
+                heads: 2,
+            },
+        ],
+    );
+    assert!(bad.validate().is_err());
+}
