@@ -1,0 +1,247 @@
+//! # metnet-decoder
+//!
+//! A MetNet-style decoder: one query per (target system, lead time τ). Lead times are a batch
+//! axis, so the encoder's bottleneck is computed once and shared by every lead time. Each block is
+//! `FiLM(τ) → cross-attend to the whole bottleneck → FiLM(τ) → self-attend among the queries of
+//! the same lead time`; the head predicts quantiles that are monotone by construction
+//! (`q₀ = h₀`, `qᵢ = qᵢ₋₁ + softplus(hᵢ)`). [`pinball_loss`] is the training loss, masked where the
+//! target is missing.
+//!
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use candle_nn::{VarBuilder, VarMap};
+//! use metnet_decoder::{DecoderConfig, MetNetDecoder};
+//!
+//! # fn main() -> candle_core::Result<()> {
+//! let config = DecoderConfig::new(13, 32, 64);
+//! let varmap = VarMap::new();
+//! let decoder = MetNetDecoder::new(&config, VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu))?;
+//! let (b, s, k) = (2, 3, 16);
+//! let queries = Tensor::zeros((b, s, k, 13), DType::F32, &Device::Cpu)?;
+//! let query_mask = Tensor::ones((b, s), DType::F32, &Device::Cpu)?;
+//! let lead_hours = Tensor::arange(1u32, 17, &Device::Cpu)?.to_dtype(DType::F32)?.affine(0.25, 0.0)?;
+//! let bottleneck = Tensor::zeros((b, 24, 64), DType::F32, &Device::Cpu)?;
+//! let quantiles = decoder.forward(&queries, &query_mask, &lead_hours, &bottleneck)?;
+//! assert_eq!(quantiles.dims(), &[b, s, k, 3]);
+//! # Ok(()) }
+//! ```
+
+use candle_core::{D, Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder, linear};
+use perceiver_core::layers::{Activation, AttentionBlock, BlockConfig, Film, LayerNorm};
+use perceiver_core::{AttentionImpl, FourierFeatures};
+
+/// The decoder's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecoderConfig {
+    /// Features per query (from the data).
+    pub query_dim: usize,
+    /// Decoder channels.
+    pub channels: usize,
+    /// Channels of the encoder's bottleneck.
+    pub context_dim: usize,
+    /// Decoder blocks.
+    pub blocks: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// MLP widening.
+    pub widening: usize,
+    /// MLP non-linearity.
+    pub activation: Activation,
+    /// Encoding of the lead time (hours) that drives FiLM.
+    pub lead_time_encoding: FourierFeatures,
+    /// Quantile levels, increasing.
+    pub quantiles: Vec<f64>,
+}
+
+impl DecoderConfig {
+    /// Defaults: 2 blocks, 4 heads, widening 4, GELU, 16 Fourier bands over ±8 h, quantiles 0.1/0.5/0.9.
+    pub fn new(query_dim: usize, channels: usize, context_dim: usize) -> Self {
+        DecoderConfig {
+            query_dim,
+            channels,
+            context_dim,
+            blocks: 2,
+            heads: 4,
+            widening: 4,
+            activation: Activation::Gelu,
+            lead_time_encoding: FourierFeatures {
+                dims: 1,
+                bands: 16,
+                max_freq: 32.0,
+            },
+            quantiles: vec![0.1, 0.5, 0.9],
+        }
+    }
+
+    /// Checks quantiles and widths.
+    pub fn validate(&self) -> Result<()> {
+        if self.quantiles.is_empty()
+            || self.quantiles.windows(2).any(|w| w[0] >= w[1])
+            || self.quantiles.iter().any(|&q| !(q > 0.0 && q < 1.0))
+        {
+            candle_core::bail!(
+                "decoder: quantiles must be increasing and inside (0, 1), got {:?}",
+                self.quantiles
+            );
+        }
+        if self.heads == 0 || !self.channels.is_multiple_of(self.heads) {
+            candle_core::bail!(
+                "decoder: {} channels do not split into {} heads",
+                self.channels,
+                self.heads
+            );
+        }
+        Ok(())
+    }
+}
+
+struct Block {
+    film_cross: Film,
+    cross: AttentionBlock,
+    film_self: Film,
+    self_attention: AttentionBlock,
+}
+
+/// The decoder. Parameter names: `embed.*`, `blocks.{i}.{film_cross,cross,film_self,self_attention}.*`,
+/// `norm_out.*`, `head.*`.
+pub struct MetNetDecoder {
+    embed: Linear,
+    lead_time_encoding: FourierFeatures,
+    blocks: Vec<Block>,
+    norm_out: LayerNorm,
+    head: Linear,
+    quantiles: usize,
+}
+
+impl MetNetDecoder {
+    /// Builds the decoder.
+    pub fn new(config: &DecoderConfig, vb: VarBuilder) -> Result<Self> {
+        config.validate()?;
+        let c = config.channels;
+        let cond = config.lead_time_encoding.output_dim();
+        let block = BlockConfig {
+            dim: c,
+            context_dim: config.context_dim,
+            heads: config.heads,
+            widening: config.widening,
+            activation: config.activation,
+        };
+        let blocks = (0..config.blocks)
+            .map(|i| {
+                let vb = vb.pp(format!("blocks.{i}"));
+                Ok(Block {
+                    film_cross: Film::new(cond, c, vb.pp("film_cross"))?,
+                    cross: AttentionBlock::cross(block, vb.pp("cross"))?,
+                    film_self: Film::new(cond, c, vb.pp("film_self"))?,
+                    self_attention: AttentionBlock::self_attention(block, vb.pp("self_attention"))?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(MetNetDecoder {
+            embed: linear(config.query_dim, c, vb.pp("embed"))?,
+            lead_time_encoding: config.lead_time_encoding,
+            blocks,
+            norm_out: LayerNorm::new(c, vb.pp("norm_out"))?,
+            head: linear(c, config.quantiles.len(), vb.pp("head"))?,
+            quantiles: config.quantiles.len(),
+        })
+    }
+
+    /// Decodes `queries [B, S, K, F]` (S target systems, K lead times) against
+    /// `bottleneck [B, L, C_ctx]`, with `query_mask [B, S]` (1 = real system) and
+    /// `lead_hours [K]`. Returns quantiles `[B, S, K, Q]`, increasing along Q.
+    pub fn forward(
+        &self,
+        queries: &Tensor,
+        query_mask: &Tensor,
+        lead_hours: &Tensor,
+        bottleneck: &Tensor,
+    ) -> Result<Tensor> {
+        let (b, s, k, _) = queries.dims4()?;
+        let (_, l, cb) = bottleneck.dims3()?;
+        // Lead times become a batch axis: [B, S, K, C] → [B·K, S, C].
+        let x = self.embed.forward(queries)?.transpose(1, 2)?.contiguous()?;
+        let c = x.dim(D::Minus1)?;
+        let mut x = x.reshape((b * k, s, c))?;
+        let mask = query_mask
+            .to_dtype(x.dtype())?
+            .unsqueeze(1)?
+            .broadcast_as((b, k, s))?
+            .reshape((b * k, s))?;
+        let cond = self
+            .lead_time_encoding
+            .encode(&lead_hours.to_dtype(x.dtype())?.reshape((k, 1))?)?;
+        let e = cond.dim(1)?;
+        let cond = cond
+            .unsqueeze(0)?
+            .broadcast_as((b, k, e))?
+            .reshape((b * k, e))?;
+        let context = bottleneck
+            .unsqueeze(1)?
+            .broadcast_as((b, k, l, cb))?
+            .reshape((b * k, l, cb))?;
+        for block in &self.blocks {
+            x = block.film_cross.forward(&x, &cond)?;
+            x = block.cross.forward_cross(&x, &context, None)?;
+            x = block.film_self.forward(&x, &cond)?;
+            x = block.self_attention.forward_self(&x, Some(&mask))?;
+        }
+        let raw = self.head.forward(&self.norm_out.forward(&x)?)?;
+        let quantiles = monotone(&raw, self.quantiles)?;
+        quantiles
+            .reshape((b, k, s, self.quantiles))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    /// Switches every attention layer between the fused op and the composed reference.
+    pub fn set_attention_impl(&mut self, how: AttentionImpl) {
+        for block in &mut self.blocks {
+            block.cross.set_attention_impl(how);
+            block.self_attention.set_attention_impl(how);
+        }
+    }
+}
+
+/// `log(1 + eˣ)`, computed stably as `relu(x) + log(1 + e^{−|x|})`.
+pub fn softplus(x: &Tensor) -> Result<Tensor> {
+    x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?
+}
+
+/// Turns raw head outputs `[.., Q]` into increasing quantiles: a base plus cumulative softplus steps.
+pub fn monotone(raw: &Tensor, q: usize) -> Result<Tensor> {
+    let base = raw.narrow(D::Minus1, 0, 1)?;
+    if q == 1 {
+        return Ok(base);
+    }
+    let steps = softplus(&raw.narrow(D::Minus1, 1, q - 1)?)?;
+    let mut parts = vec![base.clone()];
+    let mut running = base;
+    for i in 0..q - 1 {
+        running = (running + steps.narrow(D::Minus1, i, 1)?)?;
+        parts.push(running.clone());
+    }
+    Tensor::cat(&parts, D::Minus1)
+}
+
+/// Mean pinball (quantile) loss over observed targets and all quantile levels.
+///
+/// `predictions [.., Q]`, `targets [..]`, `mask [..]` (1 = observed). With no observed target the
+/// loss is 0 (not NaN).
+pub fn pinball_loss(
+    predictions: &Tensor,
+    targets: &Tensor,
+    mask: &Tensor,
+    quantiles: &[f64],
+) -> Result<Tensor> {
+    let q = Tensor::new(quantiles, predictions.device())?.to_dtype(predictions.dtype())?;
+    let diff = targets.unsqueeze(D::Minus1)?.broadcast_sub(predictions)?; // y − ŷ
+    // max(τ·d, (τ−1)·d) = τ·d − min(d, 0) = τ·d + relu(−d)
+    let loss = diff.broadcast_mul(&q)?.add(&diff.neg()?.relu()?)?;
+    let mask = mask.to_dtype(predictions.dtype())?;
+    let weighted = loss.broadcast_mul(&mask.unsqueeze(D::Minus1)?)?;
+    let count = (mask.sum_all()? * quantiles.len() as f64)?;
+    let count = count.maximum(1.0)?;
+    weighted.sum_all()?.div(&count)
+}

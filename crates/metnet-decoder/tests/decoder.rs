@@ -1,0 +1,174 @@
+//! Decoder behaviour: monotone quantiles, per-lead-time self-attention, masked pinball loss.
+
+use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use metnet_decoder::{DecoderConfig, MetNetDecoder, monotone, pinball_loss, softplus};
+
+fn tensor(seed: u64, shape: &[usize]) -> Tensor {
+    let mut x = seed.wrapping_add(17);
+    let n = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((x >> 33) as f64 / (1u64 << 31) as f64 * 2.0 - 1.0) as f32
+        })
+        .collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).expect("tensor")
+}
+
+fn decoder() -> (VarMap, MetNetDecoder) {
+    let varmap = VarMap::new();
+    let config = DecoderConfig {
+        blocks: 2,
+        heads: 2,
+        ..DecoderConfig::new(5, 8, 6)
+    };
+    let d = MetNetDecoder::new(
+        &config,
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+    )
+    .expect("decoder");
+    (varmap, d)
+}
+
+fn leads(k: usize) -> Tensor {
+    Tensor::arange(1u32, k as u32 + 1, &Device::Cpu)
+        .and_then(|t| t.to_dtype(DType::F32))
+        .and_then(|t| t.affine(0.25, 0.0))
+        .expect("leads")
+}
+
+fn vec(t: &Tensor) -> Vec<f32> {
+    t.flatten_all()
+        .and_then(|t| t.to_vec1::<f32>())
+        .expect("vec")
+}
+
+#[test]
+fn quantiles_are_monotone_and_shaped() {
+    let (_, d) = decoder();
+    let out = d
+        .forward(
+            &tensor(1, &[2, 3, 4, 5]),
+            &Tensor::ones((2, 3), DType::F32, &Device::Cpu).expect("m"),
+            &leads(4),
+            &tensor(2, &[2, 7, 6]),
+        )
+        .expect("forward");
+    assert_eq!(out.dims(), &[2, 3, 4, 3]);
+    for row in vec(&out).chunks(3) {
+        assert!(row[0] < row[1] && row[1] < row[2], "{row:?}");
+    }
+}
+
+#[test]
+fn padding_systems_do_not_change_real_ones() {
+    let (_, d) = decoder();
+    let queries = tensor(3, &[1, 2, 4, 5]);
+    let bottleneck = tensor(4, &[1, 7, 6]);
+    let mask = Tensor::new(&[[1f32, 0.]], &Device::Cpu).expect("mask");
+    let a = d
+        .forward(&queries, &mask, &leads(4), &bottleneck)
+        .expect("a");
+    // Change the padded system's queries: the real system's forecast stays the same.
+    let other = Tensor::cat(
+        &[
+            queries.i((.., 0..1)).expect("q0"),
+            (queries.i((.., 1..2)).expect("q1") * 50.0).expect("x"),
+        ],
+        1,
+    )
+    .expect("cat");
+    let b = d.forward(&other, &mask, &leads(4), &bottleneck).expect("b");
+    let real = |t: &Tensor| vec(&t.i((.., 0..1)).expect("real"));
+    for (x, y) in real(&a).iter().zip(real(&b)) {
+        assert!((x - y).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn lead_times_are_independent_batch_entries() {
+    // The forecast for lead k does not depend on the queries of other lead times.
+    let (_, d) = decoder();
+    let queries = tensor(5, &[1, 2, 3, 5]);
+    let mask = Tensor::ones((1, 2), DType::F32, &Device::Cpu).expect("m");
+    let bottleneck = tensor(6, &[1, 7, 6]);
+    let full = d
+        .forward(&queries, &mask, &leads(3), &bottleneck)
+        .expect("full");
+    let single = d
+        .forward(
+            &queries.i((.., .., 1..2)).expect("q"),
+            &mask,
+            &leads(3).i(1..2).expect("l"),
+            &bottleneck,
+        )
+        .expect("one");
+    for (x, y) in vec(&full.i((.., .., 1..2)).expect("k1"))
+        .iter()
+        .zip(vec(&single))
+    {
+        assert!((x - y).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn pinball_loss_matches_hand_computed_values_and_ignores_masked_targets() {
+    // y = 1.0; predictions 0.5, 1.0, 2.0 for τ = 0.1, 0.5, 0.9:
+    // τ=0.1: d=0.5 → 0.05; τ=0.5: d=0 → 0; τ=0.9: d=−1 → max(−0.9, 0.1) = 0.1. Mean = 0.05.
+    let pred = Tensor::new(&[[0.5f32, 1.0, 2.0], [9.0, 9.0, 9.0]], &Device::Cpu).expect("p");
+    let target = Tensor::new(&[1.0f32, 0.0], &Device::Cpu).expect("y");
+    let mask = Tensor::new(&[1.0f32, 0.0], &Device::Cpu).expect("m");
+    let loss = pinball_loss(&pred, &target, &mask, &[0.1, 0.5, 0.9])
+        .and_then(|l| l.to_scalar::<f32>())
+        .expect("loss");
+    assert!((loss - 0.05).abs() < 1e-7, "{loss}");
+    let none = pinball_loss(
+        &pred,
+        &target,
+        &Tensor::zeros(2, DType::F32, &Device::Cpu).expect("z"),
+        &[0.1, 0.5, 0.9],
+    )
+    .and_then(|l| l.to_scalar::<f32>())
+    .expect("loss");
+    assert_eq!(none, 0.0);
+}
+
+#[test]
+fn softplus_is_stable_and_monotone_helper_is_cumulative() {
+    let x = Tensor::new(&[-100f32, -1.0, 0.0, 1.0, 100.0], &Device::Cpu).expect("x");
+    let y = vec(&softplus(&x).expect("sp"));
+    let want = [
+        0.0f32,
+        0.313_261_7,
+        std::f32::consts::LN_2,
+        1.313_261_7,
+        100.0,
+    ];
+    for (a, b) in y.iter().zip(want) {
+        assert!((a - b).abs() < 1e-5, "{y:?}");
+    }
+    let raw = Tensor::new(&[[0.2f32, -30.0, 0.0]], &Device::Cpu).expect("raw");
+    let q = vec(&monotone(&raw, 3).expect("m"));
+    assert!(
+        (q[0] - 0.2).abs() < 1e-7
+            && q[1] >= q[0]
+            && (q[2] - q[1] - std::f32::consts::LN_2).abs() < 1e-6
+    );
+}
+
+#[test]
+fn bad_quantiles_are_refused() {
+    for q in [vec![], vec![0.5, 0.1], vec![0.0, 0.5], vec![0.5, 1.0]] {
+        assert!(
+            DecoderConfig {
+                quantiles: q,
+                ..DecoderConfig::new(5, 8, 6)
+            }
+            .validate()
+            .is_err()
+        );
+    }
+}
