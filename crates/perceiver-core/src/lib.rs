@@ -33,6 +33,7 @@ pub mod attention;
 
 mod cpu_kernel;
 pub mod fourier;
+pub mod golden;
 pub mod layers;
 
 pub use attention::{AttentionImpl, attention, composed_attention, fused_attention};
