@@ -1,0 +1,294 @@
+//! The forecaster: pv-data's token sets are embedded per modality (own linear layer, Fourier
+//! features of their place and time offsets, a learned modality embedding), concatenated per
+//! history step into HiP groups, encoded into a bottleneck, and decoded per (system, lead time).
+
+use candle_core::{D, Device, Module, Result, Tensor};
+use candle_nn::{Init, Linear, VarBuilder, linear};
+use hip_encoder::{HipConfig, HipEncoder, LevelConfig};
+use metnet_decoder::{DecoderConfig, MetNetDecoder, pinball_loss};
+use perceiver_core::FourierFeatures;
+use perceiver_core::layers::Activation;
+use pv_data::example::features;
+use pv_data::{Batch, BatchTokens, FeatureWidths};
+
+/// The model's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    /// Width every token is embedded to.
+    pub token_dim: usize,
+    /// Fourier bands for token offsets (east, north, hours from t0).
+    pub fourier_bands: usize,
+    /// Fourier maximum frequency.
+    pub fourier_max_freq: f64,
+    /// HiP levels (the first must have one group per history step).
+    pub levels: Vec<LevelConfig>,
+    /// Decoder channels.
+    pub decoder_channels: usize,
+    /// Decoder blocks.
+    pub decoder_blocks: usize,
+    /// Decoder heads.
+    pub decoder_heads: usize,
+    /// MLP widening everywhere.
+    pub widening: usize,
+    /// Quantile levels predicted.
+    pub quantiles: Vec<f64>,
+}
+
+impl ModelConfig {
+    /// A small default for `history_steps` groups: 3 levels merging 8 → 2 → 1.
+    pub fn small(history_steps: usize) -> Self {
+        let mid = if history_steps.is_multiple_of(4) {
+            history_steps / 4
+        } else {
+            1
+        };
+        ModelConfig {
+            token_dim: 32,
+            fourier_bands: 4,
+            fourier_max_freq: 8.0,
+            levels: vec![
+                LevelConfig {
+                    groups: history_steps,
+                    latents: 4,
+                    channels: 32,
+                    self_attention_layers: 1,
+                    heads: 2,
+                },
+                LevelConfig {
+                    groups: mid,
+                    latents: 8,
+                    channels: 32,
+                    self_attention_layers: 1,
+                    heads: 2,
+                },
+                LevelConfig {
+                    groups: 1,
+                    latents: 16,
+                    channels: 64,
+                    self_attention_layers: 1,
+                    heads: 4,
+                },
+            ],
+            decoder_channels: 64,
+            decoder_blocks: 2,
+            decoder_heads: 4,
+            widening: 2,
+            quantiles: vec![0.1, 0.5, 0.9],
+        }
+    }
+}
+
+/// One modality's embedder. Names `embed.<modality>.{linear,type}`.
+struct Embedder {
+    fourier_columns: Vec<usize>,
+    fourier: FourierFeatures,
+    linear: Linear,
+    kind: Tensor,
+}
+
+impl Embedder {
+    fn new(width: usize, names: &[&str], config: &ModelConfig, vb: VarBuilder) -> Result<Self> {
+        let fourier_columns: Vec<usize> = names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| matches!(**n, "east" | "north" | "hours_from_t0"))
+            .map(|(i, _)| i)
+            .collect();
+        let fourier = FourierFeatures {
+            dims: fourier_columns.len(),
+            bands: config.fourier_bands,
+            max_freq: config.fourier_max_freq,
+        };
+        let input = width + fourier.output_dim();
+        Ok(Embedder {
+            linear: linear(input, config.token_dim, vb.pp("linear"))?,
+            kind: vb.get_with_hints(
+                config.token_dim,
+                "type",
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: 0.02,
+                },
+            )?,
+            fourier_columns,
+            fourier,
+        })
+    }
+
+    fn forward(&self, values: &Tensor) -> Result<Tensor> {
+        let x = if self.fourier_columns.is_empty() {
+            values.clone()
+        } else {
+            let index = Tensor::new(
+                self.fourier_columns
+                    .iter()
+                    .map(|&c| c as u32)
+                    .collect::<Vec<_>>()
+                    .as_slice(),
+                values.device(),
+            )?;
+            let picked = values.index_select(&index, D::Minus1)?;
+            Tensor::cat(&[values, &self.fourier.encode(&picked)?], D::Minus1)?
+        };
+        self.linear.forward(&x)?.broadcast_add(&self.kind)
+    }
+}
+
+/// Names of each modality's features, in pv-data's order (values first, then place/time).
+fn modality_names(widths: &FeatureWidths) -> [(&'static str, usize, Vec<&'static str>); 4] {
+    let place_time = |values: usize, extra: &[&'static str]| {
+        let mut names = vec!["value"; values];
+        names.extend_from_slice(features::PLACE_TIME);
+        names.extend_from_slice(extra);
+        names
+    };
+    let pt = features::PLACE_TIME.len();
+    [
+        ("pv", widths.pv, features::PV.to_vec()),
+        (
+            "satellite",
+            widths.satellite,
+            place_time(widths.satellite.saturating_sub(pt), &[]),
+        ),
+        (
+            "observations",
+            widths.observations,
+            place_time(widths.observations.saturating_sub(pt), &[]),
+        ),
+        (
+            "nwp",
+            widths.nwp,
+            place_time(widths.nwp.saturating_sub(pt + 1), &["hours_since_init"]),
+        ),
+    ]
+}
+
+/// The whole model. Parameter names: `embed.*`, `encoder.*`, `decoder.*`.
+pub struct PvForecaster {
+    embedders: Vec<(usize, Embedder)>,
+    encoder: HipEncoder,
+    decoder: MetNetDecoder,
+    quantiles: Vec<f64>,
+    step_hours: f64,
+}
+
+/// A batch as tensors on one device.
+pub struct BatchTensors {
+    /// Token values and masks per modality (pv, satellite, observations, nwp).
+    pub tokens: Vec<(Tensor, Tensor)>,
+    /// Queries `[B, S, K, F]`.
+    pub queries: Tensor,
+    /// `[B, S]`.
+    pub query_mask: Tensor,
+    /// `[B, S, K]`.
+    pub targets: Tensor,
+    /// `[B, S, K]`.
+    pub target_mask: Tensor,
+}
+
+fn tensor(a: &pv_data::Array, device: &Device) -> Result<Tensor> {
+    Tensor::from_slice(&a.data, a.shape.as_slice(), device)
+}
+
+impl BatchTensors {
+    /// Copies a batch to `device`.
+    pub fn new(batch: &Batch, device: &Device) -> Result<Self> {
+        let pair = |t: &BatchTokens| -> Result<(Tensor, Tensor)> {
+            Ok((tensor(&t.values, device)?, tensor(&t.mask, device)?))
+        };
+        Ok(BatchTensors {
+            tokens: vec![
+                pair(&batch.pv)?,
+                pair(&batch.satellite)?,
+                pair(&batch.observations)?,
+                pair(&batch.nwp)?,
+            ],
+            queries: tensor(&batch.queries, device)?,
+            query_mask: tensor(&batch.query_mask, device)?,
+            targets: tensor(&batch.targets, device)?,
+            target_mask: tensor(&batch.target_mask, device)?,
+        })
+    }
+}
+
+impl PvForecaster {
+    /// Builds the model for data with `widths`, `history_steps` and a grid step of `step_minutes`.
+    pub fn new(
+        config: &ModelConfig,
+        widths: FeatureWidths,
+        step_minutes: i64,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let mut embedders = Vec::new();
+        for (i, (name, width, names)) in modality_names(&widths).into_iter().enumerate() {
+            if width > 0 {
+                embedders.push((
+                    i,
+                    Embedder::new(width, &names, config, vb.pp(format!("embed.{name}")))?,
+                ));
+            }
+        }
+        let hip = HipConfig {
+            input_dim: config.token_dim,
+            levels: config.levels.clone(),
+            widening: config.widening,
+            activation: Activation::Gelu,
+            lead_time_dim: None,
+        };
+        let context_dim = config
+            .levels
+            .last()
+            .map_or(config.token_dim, |l| l.channels);
+        let decoder = DecoderConfig {
+            blocks: config.decoder_blocks,
+            heads: config.decoder_heads,
+            widening: config.widening,
+            quantiles: config.quantiles.clone(),
+            ..DecoderConfig::new(widths.query, config.decoder_channels, context_dim)
+        };
+        Ok(PvForecaster {
+            embedders,
+            encoder: HipEncoder::new(&hip, vb.pp("encoder"))?,
+            decoder: MetNetDecoder::new(&decoder, vb.pp("decoder"))?,
+            quantiles: config.quantiles.clone(),
+            step_hours: step_minutes as f64 / 60.0,
+        })
+    }
+
+    /// Quantiles of power / kWp, `[B, S, K, Q]`.
+    pub fn forward(&self, batch: &BatchTensors) -> Result<Tensor> {
+        let mut tokens = Vec::new();
+        let mut masks = Vec::new();
+        for (i, embedder) in &self.embedders {
+            let (values, mask) = &batch.tokens[*i];
+            if values.dim(2)? == 0 {
+                continue; // no token of this modality in this batch
+            }
+            tokens.push(embedder.forward(values)?);
+            masks.push(mask.clone());
+        }
+        let tokens = Tensor::cat(&tokens, 2)?;
+        let mask = Tensor::cat(&masks, 2)?;
+        let bottleneck = self.encoder.forward(&tokens, &mask, None)?;
+        let k = batch.queries.dim(2)?;
+        let lead_hours: Vec<f32> = (1..=k)
+            .map(|i| (i as f64 * self.step_hours) as f32)
+            .collect();
+        let lead_hours = Tensor::from_vec(lead_hours, k, batch.queries.device())?;
+        self.decoder
+            .forward(&batch.queries, &batch.query_mask, &lead_hours, &bottleneck)
+    }
+
+    /// Masked pinball loss of a forward pass.
+    pub fn loss(&self, batch: &BatchTensors) -> Result<Tensor> {
+        let mask = batch
+            .target_mask
+            .broadcast_mul(&batch.query_mask.unsqueeze(D::Minus1)?)?;
+        pinball_loss(
+            &self.forward(batch)?,
+            &batch.targets,
+            &mask,
+            &self.quantiles,
+        )
+    }
+}
