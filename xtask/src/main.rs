@@ -33,7 +33,6 @@ const LAYERING: &[(&str, &[&str])] = &[
     ),
     ("hip-encoder", &["metnet-decoder", "pv-data", "trainer"]),
     ("metnet-decoder", &["hip-encoder", "pv-data", "trainer"]),
-    ("trainer", &["arrow-array"]),
 ];
 
 fn main() -> ExitCode {
