@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp3, D, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_kernel::{Dims, KernelFloat, backward_one, forward_one};
+use crate::cpu_kernel::{Dims, Head, HeadGrad, KernelFloat, backward_one, forward_one, isa};
 
 /// Which implementation computes attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,6 +55,9 @@ fn check_shapes(q: &Tensor, k: &Tensor, v: &Tensor, key_mask: Option<&Tensor>) -
         && m.dims() != [b, nk]
     {
         candle_core::bail!("attention: key mask {:?}, expected [{b}, {nk}]", m.dims());
+    }
+    if d > 128 {
+        candle_core::bail!("attention: head dimension {d} > 128 is not supported by the fused kernels");
     }
     if q.dtype() != k.dtype() || q.dtype() != v.dtype() {
         candle_core::bail!(
@@ -176,24 +179,20 @@ impl FusedAttention {
         let scale = T::from(1.0 / (d as f64).sqrt()).unwrap_or_else(T::one);
         let mut out = vec![T::zero(); dims.batch * dims.heads * nq * d];
         let mut lse = vec![T::zero(); dims.batch * dims.heads * nq];
-        out.par_chunks_mut((nq * d).max(1))
-            .zip(lse.par_chunks_mut(nq.max(1)))
-            .enumerate()
-            .for_each(|(bh, (o, l))| {
-                let b = bh / dims.heads;
-                let keep = self.keep.as_deref().map(|m| &m[b * nk..(b + 1) * nk]);
-                let kv = bh * nk * d..(bh + 1) * nk * d;
-                forward_one(
-                    &q[bh * nq * d..(bh + 1) * nq * d],
-                    &k[kv.clone()],
-                    &v[kv],
-                    keep,
-                    dims,
-                    scale,
-                    o,
-                    l,
-                );
-            });
+        let isa = isa();
+        out.par_chunks_mut((nq * d).max(1)).zip(lse.par_chunks_mut(nq.max(1))).enumerate().for_each(|(bh, (o, l))| {
+            let b = bh / dims.heads;
+            let kv = bh * nk * d..(bh + 1) * nk * d;
+            let head = Head {
+                q: &q[bh * nq * d..(bh + 1) * nq * d],
+                k: &k[kv.clone()],
+                v: &v[kv],
+                keep: self.keep.as_deref().map(|m| &m[b * nk..(b + 1) * nk]),
+                dims,
+                scale,
+            };
+            forward_one(&head, isa, o, l);
+        });
         (out, lse.iter().map(|x| x.to_f64().unwrap_or(0.0)).collect())
     }
 }
@@ -308,6 +307,7 @@ impl FusedAttention {
         let mut dq = vec![T::zero(); qv.len()];
         let mut dk = vec![T::zero(); kv.len()];
         let mut dv = vec![T::zero(); vv.len()];
+        let isa = isa();
         dq.par_chunks_mut((nq * d).max(1))
             .zip(
                 dk.par_chunks_mut((nk * d).max(1))
@@ -316,23 +316,18 @@ impl FusedAttention {
             .enumerate()
             .for_each(|(bh, (dq, (dk, dv)))| {
                 let b = bh / dims.heads;
-                let keep = self.keep.as_deref().map(|m| &m[b * nk..(b + 1) * nk]);
                 let qs = bh * nq * d..(bh + 1) * nq * d;
                 let ks = bh * nk * d..(bh + 1) * nk * d;
-                backward_one(
-                    &qv[qs.clone()],
-                    &kv[ks.clone()],
-                    &vv[ks],
-                    &ov[qs.clone()],
-                    &dov[qs],
-                    &lse[bh * nq..(bh + 1) * nq],
-                    keep,
+                let head = Head {
+                    q: &qv[qs.clone()],
+                    k: &kv[ks.clone()],
+                    v: &vv[ks],
+                    keep: self.keep.as_deref().map(|m| &m[b * nk..(b + 1) * nk]),
                     dims,
                     scale,
-                    dq,
-                    dk,
-                    dv,
-                );
+                };
+                let grad = HeadGrad { out: &ov[qs.clone()], d_out: &dov[qs], lse: &lse[bh * nq..(bh + 1) * nq] };
+                backward_one(&head, &grad, isa, dq, dk, dv);
             });
         let device = q.device();
         Ok((

@@ -1,24 +1,28 @@
 //! The fused CPU attention kernels, forward and backward, for one (batch, head) at a time.
 //!
-//! Forward: one pass over key blocks per query with an online softmax (running max `m` and sum
-//! `l`), so the `Nq × Nk` probability matrix is never stored; each query row keeps only its
+//! Forward: one pass over key blocks with an online softmax (running max `m` and sum `l` per
+//! query), so the `Nq × Nk` probability matrix is never stored; each query keeps only its
 //! log-sum-exp `m + ln l` for the backward pass. Backward recomputes the probabilities from it
 //! (FlashAttention-2's recurrence): `P = exp(S − lse)`, `dV += Pᵀ dO`, `dP = dO Vᵀ`,
 //! `dS = P ∘ (dP − rowsum(dO ∘ O))`, `dQ = scale · dS K`, `dK = scale · dSᵀ Q`.
 //!
-//! Inner loops run over contiguous slices with no branches, so they vectorise: keys are first
-//! compacted (padding dropped) and transposed to `[D, Nk]`, which turns each score row into `D`
-//! AXPYs over a block of keys.
+//! Layout for speed: padding keys are dropped first (compaction), keys are transposed to
+//! `[D, Nk]` and padded to a multiple of [`COLS`], and queries are processed [`ROWS`] at a time,
+//! so the score tile `ROWS × COLS` is a register-blocked outer-product micro-kernel (every loaded
+//! key value feeds `ROWS` multiply-adds). The same generic code is compiled three times — for
+//! AVX-512, AVX2+FMA and the baseline — and picked at run time, so one binary is fast on any x86-64.
 
 use num_traits::Float;
 
-/// Keys per block: the score row of one block stays in L1 with its `D × BLOCK` slice of Kᵀ.
-const BLOCK: usize = 128;
+/// Query rows per tile.
+const ROWS: usize = 4;
+/// Keys per register tile (two AVX-512 or four AVX2 vectors of f32).
+const COLS: usize = 32;
+/// Width of one chunk of a head-dimension row; rows are padded to a multiple of it.
+const LANES: usize = 16;
 
 /// A float type the kernels run in.
-pub trait KernelFloat:
-    Float + Send + Sync + std::iter::Sum + std::ops::AddAssign + std::ops::MulAssign + 'static
-{
+pub trait KernelFloat: Float + Send + Sync + std::iter::Sum + std::ops::AddAssign + std::ops::MulAssign + 'static {
     /// `exp(x)` for `x <= 0`, as used on shifted scores; may be a vectorisable approximation.
     fn exp_neg(x: Self) -> Self;
 }
@@ -31,7 +35,7 @@ impl KernelFloat for f64 {
 
 impl KernelFloat for f32 {
     /// exp for x ≤ 0 by range reduction to 2^n · e^r, |r| ≤ ln2/2, and a degree-6 polynomial:
-    /// relative error below 2e-7, no branches, so the loops around it vectorise.
+    /// relative error below 3e-7, no branches, so the loops around it vectorise.
     #[inline(always)]
     fn exp_neg(x: f32) -> f32 {
         let x = x.max(-87.0);
@@ -39,9 +43,7 @@ impl KernelFloat for f32 {
         let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
         let p = 1.0
             + r * (1.0
-                + r * (0.5
-                    + r * (0.166_666_67
-                        + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
+                + r * (0.5 + r * (0.166_666_67 + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
         let bits = ((n as i32 + 127) as u32) << 23;
         p * f32::from_bits(bits)
     }
@@ -62,179 +64,369 @@ pub struct Dims {
     pub head_dim: usize,
 }
 
-/// Unmasked keys of one (batch, head), compacted: rows `[n, D]`, transposed `[D, n]`, original indices.
+/// Inputs of one (batch, head).
+pub struct Head<'a, T> {
+    /// Queries `[Nq, D]`.
+    pub q: &'a [T],
+    /// Keys `[Nk, D]`.
+    pub k: &'a [T],
+    /// Values `[Nk, D]`.
+    pub v: &'a [T],
+    /// Key-padding flags `[Nk]` (non-zero = attend), or all keys.
+    pub keep: Option<&'a [u8]>,
+    /// Shapes.
+    pub dims: Dims,
+    /// Score scale, 1/√D.
+    pub scale: T,
+}
+
+/// Gradients of one (batch, head): the forward's output, its gradient and the saved log-sum-exp.
+pub struct HeadGrad<'a, T> {
+    /// Forward output `[Nq, D]`.
+    pub out: &'a [T],
+    /// Gradient of the loss with respect to it.
+    pub d_out: &'a [T],
+    /// Per-query log-sum-exp from the forward pass.
+    pub lse: &'a [T],
+}
+
+/// Unmasked keys (or values), compacted: rows `[n, stride]` (`stride` = D padded to a multiple
+/// of [`LANES`]), and, when asked for, transposed `[D, n_pad]` with `n_pad` a multiple of [`COLS`]
+/// (zero columns past `n`).
 struct Compact<T> {
     rows: Vec<T>,
+    stride: usize,
     transposed: Vec<T>,
     index: Vec<usize>,
+    padded: usize,
 }
 
-fn compact<T: KernelFloat>(k: &[T], keep: Option<&[u8]>, n: usize, d: usize) -> Compact<T> {
+fn compact<T: KernelFloat>(x: &[T], keep: Option<&[u8]>, n: usize, d: usize, transpose: bool) -> Compact<T> {
     let index: Vec<usize> = (0..n).filter(|&j| keep.is_none_or(|m| m[j] != 0)).collect();
     let na = index.len();
-    let mut rows = Vec::with_capacity(na * d);
-    for &j in &index {
-        rows.extend_from_slice(&k[j * d..(j + 1) * d]);
+    let padded = na.div_ceil(COLS) * COLS;
+    let stride = d.div_ceil(LANES) * LANES;
+    let mut rows = vec![T::zero(); na * stride];
+    for (jj, &j) in index.iter().enumerate() {
+        rows[jj * stride..jj * stride + d].copy_from_slice(&x[j * d..(j + 1) * d]);
     }
-    let mut transposed = vec![T::zero(); d * na];
-    for (jj, row) in rows.chunks_exact(d.max(1)).enumerate() {
-        for (kk, &x) in row.iter().enumerate() {
-            transposed[kk * na + jj] = x;
+    let mut transposed = Vec::new();
+    if transpose {
+        transposed = vec![T::zero(); d * padded];
+        // Sequential writes, strided reads: the cheap direction for a transpose.
+        for kk in 0..d {
+            for (jj, out) in transposed[kk * padded..kk * padded + na].iter_mut().enumerate() {
+                *out = rows[jj * stride + kk];
+            }
         }
     }
-    Compact {
-        rows,
-        transposed,
-        index,
-    }
+    Compact { rows, stride, transposed, index, padded }
 }
 
-/// `s[j] = scale · Σ_k q[k] · kt[k, j]` for `j` in `start..start + s.len()`.
+/// Maximum of a score row, with a vector-wide accumulator so it vectorises.
 #[inline(always)]
-fn scores<T: KernelFloat>(q: &[T], kt: &[T], na: usize, start: usize, scale: T, s: &mut [T]) {
-    s.fill(T::zero());
-    for (kk, &qk) in q.iter().enumerate() {
-        let row = &kt[kk * na + start..kk * na + start + s.len()];
-        let qk = qk * scale;
-        for (sj, &kj) in s.iter_mut().zip(row) {
-            *sj += qk * kj;
+fn row_max<T: KernelFloat>(s: &[T; COLS]) -> T {
+    let mut m = [T::neg_infinity(); LANES];
+    for chunk in s.chunks_exact(LANES) {
+        for i in 0..LANES {
+            m[i] = m[i].max(chunk[i]);
         }
     }
+    m.iter().copied().fold(T::neg_infinity(), T::max)
 }
 
+/// Sum of a score row, likewise.
 #[inline(always)]
-fn axpy<T: KernelFloat>(a: T, x: &[T], y: &mut [T]) {
-    for (yi, &xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
+fn row_sum<T: KernelFloat>(s: &[T; COLS]) -> T {
+    let mut m = [T::zero(); LANES];
+    for chunk in s.chunks_exact(LANES) {
+        for i in 0..LANES {
+            m[i] += chunk[i];
+        }
     }
+    m.iter().copied().sum()
 }
 
-/// Forward for one (batch, head): writes `out [Nq, D]` and `lse [Nq]`.
-/// A query with no unmasked key gets a zero output (and lse 0, unused by backward).
-#[allow(clippy::too_many_arguments)] // the kernel's inputs, named as in the maths
-pub fn forward_one<T: KernelFloat>(
-    q: &[T],
-    k: &[T],
-    v: &[T],
-    keep: Option<&[u8]>,
-    dims: Dims,
-    scale: T,
-    out: &mut [T],
-    lse: &mut [T],
+/// `acc[r][..stride] += Σ_{c < valid} w[r][c] · rows[start + c][..stride]`, a register-blocked
+/// `ROWS × LANES` outer-product update per chunk of the row.
+#[inline(always)]
+fn accumulate<T: KernelFloat, const FMA: bool>(
+    acc: &mut [[T; 128]; ROWS],
+    w: &[[T; COLS]; ROWS],
+    rows: &[T],
+    stride: usize,
+    start: usize,
+    valid: usize,
 ) {
-    let (nq, d) = (dims.queries, dims.head_dim);
-    let kc = compact(k, keep, dims.keys, d);
+    for c0 in (0..stride).step_by(LANES) {
+        let mut t = [[T::zero(); LANES]; ROWS];
+        for r in 0..ROWS {
+            t[r].copy_from_slice(&acc[r][c0..c0 + LANES]);
+        }
+        for c in 0..valid {
+            let v = &rows[(start + c) * stride + c0..][..LANES];
+            for r in 0..ROWS {
+                let x = w[r][c];
+                for i in 0..LANES {
+                    t[r][i] = madd::<T, FMA>(x, v[i], t[r][i]);
+                }
+            }
+        }
+        for r in 0..ROWS {
+            acc[r][c0..c0 + LANES].copy_from_slice(&t[r]);
+        }
+    }
+}
+
+/// `out[start + c][..stride] += Σ_r w[r][c] · x[r][..stride]` for `c < valid`.
+#[inline(always)]
+fn scatter<T: KernelFloat, const FMA: bool>(
+    out: &mut [T],
+    w: &[[T; COLS]; ROWS],
+    x: &[[T; 128]; ROWS],
+    stride: usize,
+    start: usize,
+    valid: usize,
+) {
+    for c in 0..valid {
+        let row = &mut out[(start + c) * stride..][..stride];
+        for c0 in (0..stride).step_by(LANES) {
+            let mut t = [T::zero(); LANES];
+            t.copy_from_slice(&row[c0..c0 + LANES]);
+            for r in 0..ROWS {
+                let wv = w[r][c];
+                for i in 0..LANES {
+                    t[i] = madd::<T, FMA>(wv, x[r][c0 + i], t[i]);
+                }
+            }
+            row[c0..c0 + LANES].copy_from_slice(&t);
+        }
+    }
+}
+
+#[inline(always)]
+fn madd<T: KernelFloat, const FMA: bool>(a: T, b: T, c: T) -> T {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// `s[r][c] = scale · Σ_k a[r][k] · bt[k][start + c]` for a `ROWS × COLS` tile.
+#[inline(always)]
+fn tile<T: KernelFloat, const FMA: bool>(a: &[[T; 128]; ROWS], d: usize, bt: &[T], stride: usize, start: usize, scale: T) -> [[T; COLS]; ROWS] {
+    let mut acc = [[T::zero(); COLS]; ROWS];
+    for kk in 0..d {
+        let b = &bt[kk * stride + start..][..COLS];
+        for r in 0..ROWS {
+            let x = a[r][kk];
+            for c in 0..COLS {
+                acc[r][c] = madd::<T, FMA>(x, b[c], acc[r][c]);
+            }
+        }
+    }
+    for row in acc.iter_mut() {
+        for x in row.iter_mut() {
+            *x = *x * scale;
+        }
+    }
+    acc
+}
+
+/// Copies up to [`ROWS`] rows of width `d` starting at row `i0` into a zero-padded tile.
+#[inline(always)]
+fn load_rows<T: KernelFloat>(x: &[T], i0: usize, n: usize, d: usize) -> [[T; 128]; ROWS] {
+    let mut t = [[T::zero(); 128]; ROWS];
+    for r in 0..ROWS.min(n - i0) {
+        t[r][..d].copy_from_slice(&x[(i0 + r) * d..(i0 + r + 1) * d]);
+    }
+    t
+}
+
+#[inline(always)]
+fn forward_impl<T: KernelFloat, const FMA: bool>(h: &Head<'_, T>, out: &mut [T], lse: &mut [T]) {
+    let (nq, d) = (h.dims.queries, h.dims.head_dim);
+    let kc = compact(h.k, h.keep, h.dims.keys, d, true);
     let na = kc.index.len();
     if na == 0 {
         out.fill(T::zero());
         lse.fill(T::zero());
         return;
     }
-    let mut vc = Vec::with_capacity(na * d);
-    for &j in &kc.index {
-        vc.extend_from_slice(&v[j * d..(j + 1) * d]);
-    }
-    let mut s = [T::zero(); BLOCK];
-    let mut acc = vec![T::zero(); d];
-    for i in 0..nq {
-        let qi = &q[i * d..(i + 1) * d];
-        let mut m = T::neg_infinity();
-        let mut l = T::zero();
-        acc.fill(T::zero());
+    let vc = compact(h.v, h.keep, h.dims.keys, d, false);
+    let mut i0 = 0;
+    while i0 < nq {
+        let rows = ROWS.min(nq - i0);
+        let q = load_rows(h.q, i0, nq, d);
+        let mut m = [T::neg_infinity(); ROWS];
+        let mut l = [T::zero(); ROWS];
+        let mut acc = [[T::zero(); 128]; ROWS];
         let mut start = 0;
         while start < na {
-            let len = BLOCK.min(na - start);
-            let s = &mut s[..len];
-            scores(qi, &kc.transposed, na, start, scale, s);
-            let block_max = s.iter().copied().fold(T::neg_infinity(), T::max);
-            if block_max > m {
-                let correction = T::exp_neg(m - block_max);
-                l *= correction;
-                for a in acc.iter_mut() {
-                    *a *= correction;
+            let mut s = tile::<T, FMA>(&q, d, &kc.transposed, kc.padded, start, h.scale);
+            let valid = COLS.min(na - start);
+            for r in 0..ROWS {
+                for x in s[r][valid..].iter_mut() {
+                    *x = T::neg_infinity();
                 }
-                m = block_max;
+                let block_max = row_max(&s[r]);
+                if block_max > m[r] {
+                    let correction = T::exp_neg(m[r] - block_max);
+                    l[r] *= correction;
+                    for a in acc[r][..d].iter_mut() {
+                        *a *= correction;
+                    }
+                    m[r] = block_max;
+                }
+                for x in s[r].iter_mut() {
+                    *x = T::exp_neg(*x - m[r]);
+                }
+                l[r] += row_sum(&s[r]);
             }
-            for sj in s.iter_mut() {
-                *sj = T::exp_neg(*sj - m);
-            }
-            l += s.iter().copied().sum::<T>();
-            for (jj, &p) in s.iter().enumerate() {
-                let j = start + jj;
-                axpy(p, &vc[j * d..(j + 1) * d], &mut acc);
-            }
-            start += len;
+            accumulate::<T, FMA>(&mut acc, &s, &vc.rows, vc.stride, start, valid);
+            start += COLS;
         }
-        let inv = T::one() / l;
-        for (o, &a) in out[i * d..(i + 1) * d].iter_mut().zip(&acc) {
-            *o = a * inv;
+        for r in 0..rows {
+            let inv = T::one() / l[r];
+            for (o, &a) in out[(i0 + r) * d..(i0 + r + 1) * d].iter_mut().zip(&acc[r][..d]) {
+                *o = a * inv;
+            }
+            lse[i0 + r] = m[r] + l[r].ln();
         }
-        lse[i] = m + l.ln();
+        i0 += ROWS;
     }
 }
 
-/// Backward for one (batch, head): accumulates `dq [Nq, D]`, writes `dk, dv [Nk, D]`.
-#[allow(clippy::too_many_arguments)]
-pub fn backward_one<T: KernelFloat>(
-    q: &[T],
-    k: &[T],
-    v: &[T],
-    out: &[T],
-    d_out: &[T],
-    lse: &[T],
-    keep: Option<&[u8]>,
-    dims: Dims,
-    scale: T,
-    dq: &mut [T],
-    dk: &mut [T],
-    dv: &mut [T],
-) {
-    let (nq, d) = (dims.queries, dims.head_dim);
+#[inline(always)]
+fn backward_impl<T: KernelFloat, const FMA: bool>(h: &Head<'_, T>, g: &HeadGrad<'_, T>, dq: &mut [T], dk: &mut [T], dv: &mut [T]) {
+    let (nq, d) = (h.dims.queries, h.dims.head_dim);
     dq.fill(T::zero());
     dk.fill(T::zero());
     dv.fill(T::zero());
-    let kc = compact(k, keep, dims.keys, d);
-    let vc = compact(v, keep, dims.keys, d);
+    let kc = compact(h.k, h.keep, h.dims.keys, d, true);
+    let vc = compact(h.v, h.keep, h.dims.keys, d, true);
     let na = kc.index.len();
     if na == 0 {
         return;
     }
-    let mut dkc = vec![T::zero(); na * d];
-    let mut dvc = vec![T::zero(); na * d];
-    let mut p = [T::zero(); BLOCK];
-    let mut dp = [T::zero(); BLOCK];
-    for i in 0..nq {
-        let qi = &q[i * d..(i + 1) * d];
-        let doi = &d_out[i * d..(i + 1) * d];
-        // D_i = rowsum(dO ∘ O): the softmax Jacobian's correction term.
-        let delta: T = doi
-            .iter()
-            .zip(&out[i * d..(i + 1) * d])
-            .map(|(&a, &b)| a * b)
-            .sum();
-        let dqi = &mut dq[i * d..(i + 1) * d];
+    let stride = kc.stride;
+    let mut dkc = vec![T::zero(); na * stride];
+    let mut dvc = vec![T::zero(); na * stride];
+    let mut i0 = 0;
+    while i0 < nq {
+        let rows = ROWS.min(nq - i0);
+        let q = load_rows(h.q, i0, nq, d);
+        let d_out = load_rows(g.d_out, i0, nq, d);
+        let mut lse = [T::zero(); ROWS];
+        let mut delta = [T::zero(); ROWS];
+        for r in 0..rows {
+            lse[r] = g.lse[i0 + r];
+            let o = &g.out[(i0 + r) * d..(i0 + r + 1) * d];
+            delta[r] = d_out[r][..d].iter().zip(o).map(|(&a, &b)| a * b).sum();
+        }
+        let mut dq_tile = [[T::zero(); 128]; ROWS];
         let mut start = 0;
         while start < na {
-            let len = BLOCK.min(na - start);
-            let (p, dp) = (&mut p[..len], &mut dp[..len]);
-            scores(qi, &kc.transposed, na, start, scale, p);
-            for pj in p.iter_mut() {
-                *pj = T::exp_neg(*pj - lse[i]);
+            let mut p = tile::<T, FMA>(&q, d, &kc.transposed, kc.padded, start, h.scale);
+            let dp = tile::<T, FMA>(&d_out, d, &vc.transposed, vc.padded, start, T::one());
+            let valid = COLS.min(na - start);
+            let mut ds = [[T::zero(); COLS]; ROWS];
+            for r in 0..ROWS {
+                for c in 0..COLS {
+                    // Rows past the end of the queries and columns past the keys contribute nothing.
+                    let live = r < rows && c < valid;
+                    p[r][c] = if live { T::exp_neg(p[r][c] - lse[r]) } else { T::zero() };
+                    ds[r][c] = p[r][c] * (dp[r][c] - delta[r]) * h.scale;
+                }
             }
-            scores(doi, &vc.transposed, na, start, T::one(), dp);
-            for (jj, (&pj, &dpj)) in p.iter().zip(dp.iter()).enumerate() {
-                let j = start + jj;
-                let ds = pj * (dpj - delta) * scale;
-                axpy(ds, &kc.rows[j * d..(j + 1) * d], dqi);
-                axpy(ds, qi, &mut dkc[j * d..(j + 1) * d]);
-                axpy(pj, doi, &mut dvc[j * d..(j + 1) * d]);
-            }
-            start += len;
+            accumulate::<T, FMA>(&mut dq_tile, &ds, &kc.rows, stride, start, valid);
+            scatter::<T, FMA>(&mut dkc, &ds, &q, stride, start, valid);
+            scatter::<T, FMA>(&mut dvc, &p, &d_out, stride, start, valid);
+            start += COLS;
         }
+        for r in 0..rows {
+            dq[(i0 + r) * d..(i0 + r + 1) * d].copy_from_slice(&dq_tile[r][..d]);
+        }
+        i0 += ROWS;
     }
     for (jj, &j) in kc.index.iter().enumerate() {
-        dk[j * d..(j + 1) * d].copy_from_slice(&dkc[jj * d..(jj + 1) * d]);
-        dv[j * d..(j + 1) * d].copy_from_slice(&dvc[jj * d..(jj + 1) * d]);
+        dk[j * d..(j + 1) * d].copy_from_slice(&dkc[jj * stride..jj * stride + d]);
+        dv[j * d..(j + 1) * d].copy_from_slice(&dvc[jj * stride..jj * stride + d]);
+    }
+}
+
+/// The widest instruction set this CPU offers the kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512F (x86-64).
+    Avx512,
+    /// AVX2 with FMA (x86-64).
+    Avx2Fma,
+    /// Whatever the build targets (SSE2 on x86-64).
+    Baseline,
+}
+
+/// Detects the instruction set once per call site (the check is a cached CPUID read).
+pub fn isa() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
+            return Isa::Avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return Isa::Avx2Fma;
+        }
+    }
+    Isa::Baseline
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn forward_avx512<T: KernelFloat>(h: &Head<'_, T>, out: &mut [T], lse: &mut [T]) {
+    forward_impl::<T, true>(h, out, lse)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn forward_avx2<T: KernelFloat>(h: &Head<'_, T>, out: &mut [T], lse: &mut [T]) {
+    forward_impl::<T, true>(h, out, lse)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn backward_avx512<T: KernelFloat>(h: &Head<'_, T>, g: &HeadGrad<'_, T>, dq: &mut [T], dk: &mut [T], dv: &mut [T]) {
+    backward_impl::<T, true>(h, g, dq, dk, dv)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn backward_avx2<T: KernelFloat>(h: &Head<'_, T>, g: &HeadGrad<'_, T>, dq: &mut [T], dk: &mut [T], dv: &mut [T]) {
+    backward_impl::<T, true>(h, g, dq, dk, dv)
+}
+
+/// Forward for one (batch, head): writes `out [Nq, D]` and `lse [Nq]`. A query with no unmasked
+/// key gets a zero output (and lse 0, unused by backward). Head dimensions up to 128.
+pub fn forward_one<T: KernelFloat>(h: &Head<'_, T>, isa: Isa, out: &mut [T], lse: &mut [T]) {
+    assert!(h.dims.head_dim <= 128, "head dimension {} > 128", h.dims.head_dim);
+    match isa {
+        // SAFETY: `isa` comes from `isa()`, which checked that the CPU has these features.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { forward_avx512(h, out, lse) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2Fma => unsafe { forward_avx2(h, out, lse) },
+        _ => forward_impl::<T, false>(h, out, lse),
+    }
+}
+
+/// Backward for one (batch, head): writes `dq [Nq, D]`, `dk, dv [Nk, D]` (zero for padding keys).
+pub fn backward_one<T: KernelFloat>(h: &Head<'_, T>, g: &HeadGrad<'_, T>, isa: Isa, dq: &mut [T], dk: &mut [T], dv: &mut [T]) {
+    assert!(h.dims.head_dim <= 128, "head dimension {} > 128", h.dims.head_dim);
+    match isa {
+        // SAFETY: `isa` comes from `isa()`, which checked that the CPU has these features.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { backward_avx512(h, g, dq, dk, dv) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2Fma => unsafe { backward_avx2(h, g, dq, dk, dv) },
+        _ => backward_impl::<T, false>(h, g, dq, dk, dv),
     }
 }
 
@@ -254,5 +446,30 @@ mod tests {
         assert!(worst < 3e-7, "worst relative error {worst}");
         assert_eq!(f32::exp_neg(0.0), 1.0);
         assert!(f32::exp_neg(f32::NEG_INFINITY) < 1e-37);
+    }
+
+    /// Every instruction-set path gives the same result as the baseline, within rounding.
+    #[test]
+    fn every_isa_path_agrees() {
+        let (nq, nk, d) = (7, 45, 24);
+        let values = |n: usize, s: u32| (0..n).map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ s) % 1000) as f32 / 500.0 - 1.0).collect::<Vec<f32>>();
+        let (q, k, v, d_out) = (values(nq * d, 1), values(nk * d, 2), values(nk * d, 3), values(nq * d, 4));
+        let keep: Vec<u8> = (0..nk).map(|j| (j % 5 != 0) as u8).collect();
+        let dims = Dims { batch: 1, heads: 1, queries: nq, keys: nk, head_dim: d };
+        let head = Head { q: &q, k: &k, v: &v, keep: Some(&keep), dims, scale: 0.2 };
+        let run = |isa: Isa| {
+            let (mut out, mut lse) = (vec![0.0; nq * d], vec![0.0; nq]);
+            forward_one(&head, isa, &mut out, &mut lse);
+            let (mut dq, mut dk, mut dv) = (vec![0.0; nq * d], vec![0.0; nk * d], vec![0.0; nk * d]);
+            backward_one(&head, &HeadGrad { out: &out, d_out: &d_out, lse: &lse }, isa, &mut dq, &mut dk, &mut dv);
+            [out, lse, dq, dk, dv]
+        };
+        let base = run(Isa::Baseline);
+        let best = run(isa());
+        for (a, b) in base.iter().zip(&best) {
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+            }
+        }
     }
 }
