@@ -21,23 +21,41 @@ const SHAPES: &[(&str, usize, usize, usize, usize, usize, usize)] = &[
 ];
 
 fn threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rayon_threads)
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rayon_threads)
 }
 
 fn rayon_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn inputs(b: usize, h: usize, nq: usize, nk: usize, d: usize, padded: usize) -> (Var, Var, Var, Tensor, Tensor) {
+fn inputs(
+    b: usize,
+    h: usize,
+    nq: usize,
+    nk: usize,
+    d: usize,
+    padded: usize,
+) -> (Var, Var, Var, Tensor, Tensor) {
     let dev = Device::Cpu;
-    let r = |shape: &[usize]| Var::from_tensor(&Tensor::randn(0f32, 1.0, shape, &dev).expect("randn")).expect("var");
+    let r = |shape: &[usize]| {
+        Var::from_tensor(&Tensor::randn(0f32, 1.0, shape, &dev).expect("randn")).expect("var")
+    };
     let mut mask = vec![1f32; b * nk];
     for row in mask.chunks_mut(nk) {
         row[nk - padded..].fill(0.0);
     }
     let mask = Tensor::from_vec(mask, (b, nk), &dev).expect("mask");
     let grad = Tensor::randn(0f32, 1.0, (b, h, nq, d), &dev).expect("grad");
-    (r(&[b, h, nq, d]), r(&[b, h, nk, d]), r(&[b, h, nk, d]), mask, grad)
+    (
+        r(&[b, h, nq, d]),
+        r(&[b, h, nk, d]),
+        r(&[b, h, nk, d]),
+        mask,
+        grad,
+    )
 }
 
 fn bench(c: &mut Criterion) {
@@ -51,12 +69,30 @@ fn bench(c: &mut Criterion) {
             let id = format!("{how:?}_threads{t}").to_lowercase();
             group.throughput(Throughput::Elements(flop as u64));
             group.bench_function(BenchmarkId::new("fwd", &id), |bench| {
-                bench.iter(|| black_box(attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), Some(&mask), how).expect("fwd")))
+                bench.iter(|| {
+                    black_box(
+                        attention(
+                            q.as_tensor(),
+                            k.as_tensor(),
+                            v.as_tensor(),
+                            Some(&mask),
+                            how,
+                        )
+                        .expect("fwd"),
+                    )
+                })
             });
             group.throughput(Throughput::Elements((flop as f64 * 3.5) as u64));
             group.bench_function(BenchmarkId::new("fwd_bwd", &id), |bench| {
                 bench.iter(|| {
-                    let out = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), Some(&mask), how).expect("fwd");
+                    let out = attention(
+                        q.as_tensor(),
+                        k.as_tensor(),
+                        v.as_tensor(),
+                        Some(&mask),
+                        how,
+                    )
+                    .expect("fwd");
                     let loss = (out * &weights).and_then(|x| x.sum_all()).expect("loss");
                     black_box(loss.backward().expect("bwd"))
                 })

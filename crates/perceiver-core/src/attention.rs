@@ -13,7 +13,9 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp3, D, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_kernel::{Dims, Head, HeadGrad, KernelFloat, backward_one, forward_one, isa};
+use crate::cpu_kernel::{
+    Dims, Head, HeadGrad, KernelFloat, Scratch, backward_one, forward_one, isa,
+};
 
 /// Which implementation computes attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -57,7 +59,9 @@ fn check_shapes(q: &Tensor, k: &Tensor, v: &Tensor, key_mask: Option<&Tensor>) -
         candle_core::bail!("attention: key mask {:?}, expected [{b}, {nk}]", m.dims());
     }
     if d > 128 {
-        candle_core::bail!("attention: head dimension {d} > 128 is not supported by the fused kernels");
+        candle_core::bail!(
+            "attention: head dimension {d} > 128 is not supported by the fused kernels"
+        );
     }
     if q.dtype() != k.dtype() || q.dtype() != v.dtype() {
         candle_core::bail!(
@@ -180,19 +184,22 @@ impl FusedAttention {
         let mut out = vec![T::zero(); dims.batch * dims.heads * nq * d];
         let mut lse = vec![T::zero(); dims.batch * dims.heads * nq];
         let isa = isa();
-        out.par_chunks_mut((nq * d).max(1)).zip(lse.par_chunks_mut(nq.max(1))).enumerate().for_each(|(bh, (o, l))| {
-            let b = bh / dims.heads;
-            let kv = bh * nk * d..(bh + 1) * nk * d;
-            let head = Head {
-                q: &q[bh * nq * d..(bh + 1) * nq * d],
-                k: &k[kv.clone()],
-                v: &v[kv],
-                keep: self.keep.as_deref().map(|m| &m[b * nk..(b + 1) * nk]),
-                dims,
-                scale,
-            };
-            forward_one(&head, isa, o, l);
-        });
+        out.par_chunks_mut((nq * d).max(1))
+            .zip(lse.par_chunks_mut(nq.max(1)))
+            .enumerate()
+            .for_each_init(Scratch::default, |scratch, (bh, (o, l))| {
+                let b = bh / dims.heads;
+                let kv = bh * nk * d..(bh + 1) * nk * d;
+                let head = Head {
+                    q: &q[bh * nq * d..(bh + 1) * nq * d],
+                    k: &k[kv.clone()],
+                    v: &v[kv],
+                    keep: self.keep.as_deref().map(|m| &m[b * nk..(b + 1) * nk]),
+                    dims,
+                    scale,
+                };
+                forward_one(&head, isa, scratch, o, l);
+            });
         (out, lse.iter().map(|x| x.to_f64().unwrap_or(0.0)).collect())
     }
 }
@@ -314,7 +321,7 @@ impl FusedAttention {
                     .zip(dv.par_chunks_mut((nk * d).max(1))),
             )
             .enumerate()
-            .for_each(|(bh, (dq, (dk, dv)))| {
+            .for_each_init(Scratch::default, |scratch, (bh, (dq, (dk, dv)))| {
                 let b = bh / dims.heads;
                 let qs = bh * nq * d..(bh + 1) * nq * d;
                 let ks = bh * nk * d..(bh + 1) * nk * d;
@@ -326,8 +333,12 @@ impl FusedAttention {
                     dims,
                     scale,
                 };
-                let grad = HeadGrad { out: &ov[qs.clone()], d_out: &dov[qs], lse: &lse[bh * nq..(bh + 1) * nq] };
-                backward_one(&head, &grad, isa, dq, dk, dv);
+                let grad = HeadGrad {
+                    out: &ov[qs.clone()],
+                    d_out: &dov[qs],
+                    lse: &lse[bh * nq..(bh + 1) * nq],
+                };
+                backward_one(&head, &grad, isa, scratch, dq, dk, dv);
             });
         let device = q.device();
         Ok((

@@ -22,7 +22,9 @@ const COLS: usize = 32;
 const LANES: usize = 16;
 
 /// A float type the kernels run in.
-pub trait KernelFloat: Float + Send + Sync + std::iter::Sum + std::ops::AddAssign + std::ops::MulAssign + 'static {
+pub trait KernelFloat:
+    Float + Send + Sync + std::iter::Sum + std::ops::AddAssign + std::ops::MulAssign + 'static
+{
     /// `exp(x)` for `x <= 0`, as used on shifted scores; may be a vectorisable approximation.
     fn exp_neg(x: Self) -> Self;
 }
@@ -43,7 +45,9 @@ impl KernelFloat for f32 {
         let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
         let p = 1.0
             + r * (1.0
-                + r * (0.5 + r * (0.166_666_67 + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
+                + r * (0.5
+                    + r * (0.166_666_67
+                        + r * (0.041_666_668 + r * (0.008_333_334 + r * 0.001_388_889)))));
         let bits = ((n as i32 + 127) as u32) << 23;
         p * f32::from_bits(bits)
     }
@@ -101,26 +105,62 @@ struct Compact<T> {
     padded: usize,
 }
 
-fn compact<T: KernelFloat>(x: &[T], keep: Option<&[u8]>, n: usize, d: usize, transpose: bool) -> Compact<T> {
-    let index: Vec<usize> = (0..n).filter(|&j| keep.is_none_or(|m| m[j] != 0)).collect();
-    let na = index.len();
-    let padded = na.div_ceil(COLS) * COLS;
-    let stride = d.div_ceil(LANES) * LANES;
-    let mut rows = vec![T::zero(); na * stride];
-    for (jj, &j) in index.iter().enumerate() {
-        rows[jj * stride..jj * stride + d].copy_from_slice(&x[j * d..(j + 1) * d]);
-    }
-    let mut transposed = Vec::new();
-    if transpose {
-        transposed = vec![T::zero(); d * padded];
-        // Sequential writes, strided reads: the cheap direction for a transpose.
-        for kk in 0..d {
-            for (jj, out) in transposed[kk * padded..kk * padded + na].iter_mut().enumerate() {
-                *out = rows[jj * stride + kk];
+impl<T: KernelFloat> Compact<T> {
+    /// Refills the buffers (reusing their memory) from `x [n, d]`.
+    fn fill(&mut self, x: &[T], keep: Option<&[u8]>, n: usize, d: usize, transpose: bool) {
+        self.index.clear();
+        self.index
+            .extend((0..n).filter(|&j| keep.is_none_or(|m| m[j] != 0)));
+        let na = self.index.len();
+        self.padded = na.div_ceil(COLS) * COLS;
+        self.stride = d.div_ceil(LANES) * LANES;
+        let stride = self.stride;
+        self.rows.clear();
+        self.rows.resize(na * stride, T::zero());
+        for (jj, &j) in self.index.iter().enumerate() {
+            self.rows[jj * stride..jj * stride + d].copy_from_slice(&x[j * d..(j + 1) * d]);
+        }
+        self.transposed.clear();
+        if transpose {
+            self.transposed.resize(d * self.padded, T::zero());
+            // Sequential writes, strided reads: the cheap direction for a transpose.
+            for kk in 0..d {
+                let padded = self.padded;
+                for (jj, out) in self.transposed[kk * padded..kk * padded + na]
+                    .iter_mut()
+                    .enumerate()
+                {
+                    *out = self.rows[jj * stride + kk];
+                }
             }
         }
     }
-    Compact { rows, stride, transposed, index, padded }
+}
+
+/// Buffers one worker thread reuses across (batch, head) pairs, so small heads cost no allocation.
+pub struct Scratch<T> {
+    k: Compact<T>,
+    v: Compact<T>,
+    dk: Vec<T>,
+    dv: Vec<T>,
+}
+
+impl<T> Default for Scratch<T> {
+    fn default() -> Self {
+        let empty = || Compact {
+            rows: Vec::new(),
+            stride: 0,
+            transposed: Vec::new(),
+            index: Vec::new(),
+            padded: 0,
+        };
+        Scratch {
+            k: empty(),
+            v: empty(),
+            dk: Vec::new(),
+            dv: Vec::new(),
+        }
+    }
 }
 
 /// Maximum of a score row, with a vector-wide accumulator so it vectorises.
@@ -211,7 +251,14 @@ fn madd<T: KernelFloat, const FMA: bool>(a: T, b: T, c: T) -> T {
 
 /// `s[r][c] = scale · Σ_k a[r][k] · bt[k][start + c]` for a `ROWS × COLS` tile.
 #[inline(always)]
-fn tile<T: KernelFloat, const FMA: bool>(a: &[[T; 128]; ROWS], d: usize, bt: &[T], stride: usize, start: usize, scale: T) -> [[T; COLS]; ROWS] {
+fn tile<T: KernelFloat, const FMA: bool>(
+    a: &[[T; 128]; ROWS],
+    d: usize,
+    bt: &[T],
+    stride: usize,
+    start: usize,
+    scale: T,
+) -> [[T; COLS]; ROWS] {
     let mut acc = [[T::zero(); COLS]; ROWS];
     for kk in 0..d {
         let b = &bt[kk * stride + start..][..COLS];
@@ -224,7 +271,7 @@ fn tile<T: KernelFloat, const FMA: bool>(a: &[[T; 128]; ROWS], d: usize, bt: &[T
     }
     for row in acc.iter_mut() {
         for x in row.iter_mut() {
-            *x = *x * scale;
+            *x *= scale;
         }
     }
     acc
@@ -241,16 +288,23 @@ fn load_rows<T: KernelFloat>(x: &[T], i0: usize, n: usize, d: usize) -> [[T; 128
 }
 
 #[inline(always)]
-fn forward_impl<T: KernelFloat, const FMA: bool>(h: &Head<'_, T>, out: &mut [T], lse: &mut [T]) {
+fn forward_impl<T: KernelFloat, const FMA: bool>(
+    h: &Head<'_, T>,
+    scratch: &mut Scratch<T>,
+    out: &mut [T],
+    lse: &mut [T],
+) {
     let (nq, d) = (h.dims.queries, h.dims.head_dim);
-    let kc = compact(h.k, h.keep, h.dims.keys, d, true);
+    scratch.k.fill(h.k, h.keep, h.dims.keys, d, true);
+    let kc = &scratch.k;
     let na = kc.index.len();
     if na == 0 {
         out.fill(T::zero());
         lse.fill(T::zero());
         return;
     }
-    let vc = compact(h.v, h.keep, h.dims.keys, d, false);
+    scratch.v.fill(h.v, h.keep, h.dims.keys, d, false);
+    let vc = &scratch.v;
     let mut i0 = 0;
     while i0 < nq {
         let rows = ROWS.min(nq - i0);
@@ -285,7 +339,10 @@ fn forward_impl<T: KernelFloat, const FMA: bool>(h: &Head<'_, T>, out: &mut [T],
         }
         for r in 0..rows {
             let inv = T::one() / l[r];
-            for (o, &a) in out[(i0 + r) * d..(i0 + r + 1) * d].iter_mut().zip(&acc[r][..d]) {
+            for (o, &a) in out[(i0 + r) * d..(i0 + r + 1) * d]
+                .iter_mut()
+                .zip(&acc[r][..d])
+            {
                 *o = a * inv;
             }
             lse[i0 + r] = m[r] + l[r].ln();
@@ -295,20 +352,31 @@ fn forward_impl<T: KernelFloat, const FMA: bool>(h: &Head<'_, T>, out: &mut [T],
 }
 
 #[inline(always)]
-fn backward_impl<T: KernelFloat, const FMA: bool>(h: &Head<'_, T>, g: &HeadGrad<'_, T>, dq: &mut [T], dk: &mut [T], dv: &mut [T]) {
+fn backward_impl<T: KernelFloat, const FMA: bool>(
+    h: &Head<'_, T>,
+    g: &HeadGrad<'_, T>,
+    scratch: &mut Scratch<T>,
+    dq: &mut [T],
+    dk: &mut [T],
+    dv: &mut [T],
+) {
     let (nq, d) = (h.dims.queries, h.dims.head_dim);
     dq.fill(T::zero());
     dk.fill(T::zero());
     dv.fill(T::zero());
-    let kc = compact(h.k, h.keep, h.dims.keys, d, true);
-    let vc = compact(h.v, h.keep, h.dims.keys, d, true);
+    scratch.k.fill(h.k, h.keep, h.dims.keys, d, true);
+    scratch.v.fill(h.v, h.keep, h.dims.keys, d, true);
+    let (kc, vc) = (&scratch.k, &scratch.v);
     let na = kc.index.len();
     if na == 0 {
         return;
     }
     let stride = kc.stride;
-    let mut dkc = vec![T::zero(); na * stride];
-    let mut dvc = vec![T::zero(); na * stride];
+    let (dkc, dvc) = (&mut scratch.dk, &mut scratch.dv);
+    dkc.clear();
+    dkc.resize(na * stride, T::zero());
+    dvc.clear();
+    dvc.resize(na * stride, T::zero());
     let mut i0 = 0;
     while i0 < nq {
         let rows = ROWS.min(nq - i0);
@@ -332,13 +400,17 @@ fn backward_impl<T: KernelFloat, const FMA: bool>(h: &Head<'_, T>, g: &HeadGrad<
                 for c in 0..COLS {
                     // Rows past the end of the queries and columns past the keys contribute nothing.
                     let live = r < rows && c < valid;
-                    p[r][c] = if live { T::exp_neg(p[r][c] - lse[r]) } else { T::zero() };
+                    p[r][c] = if live {
+                        T::exp_neg(p[r][c] - lse[r])
+                    } else {
+                        T::zero()
+                    };
                     ds[r][c] = p[r][c] * (dp[r][c] - delta[r]) * h.scale;
                 }
             }
             accumulate::<T, FMA>(&mut dq_tile, &ds, &kc.rows, stride, start, valid);
-            scatter::<T, FMA>(&mut dkc, &ds, &q, stride, start, valid);
-            scatter::<T, FMA>(&mut dvc, &p, &d_out, stride, start, valid);
+            scatter::<T, FMA>(dkc, &ds, &q, stride, start, valid);
+            scatter::<T, FMA>(dvc, &p, &d_out, stride, start, valid);
             start += COLS;
         }
         for r in 0..rows {
@@ -367,10 +439,13 @@ pub enum Isa {
 pub fn isa() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
             return Isa::Avx512;
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             return Isa::Avx2Fma;
         }
     }
@@ -379,54 +454,100 @@ pub fn isa() -> Isa {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn forward_avx512<T: KernelFloat>(h: &Head<'_, T>, out: &mut [T], lse: &mut [T]) {
-    forward_impl::<T, true>(h, out, lse)
+fn forward_avx512<T: KernelFloat>(
+    h: &Head<'_, T>,
+    scratch: &mut Scratch<T>,
+    out: &mut [T],
+    lse: &mut [T],
+) {
+    forward_impl::<T, true>(h, scratch, out, lse)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn forward_avx2<T: KernelFloat>(h: &Head<'_, T>, out: &mut [T], lse: &mut [T]) {
-    forward_impl::<T, true>(h, out, lse)
+fn forward_avx2<T: KernelFloat>(
+    h: &Head<'_, T>,
+    scratch: &mut Scratch<T>,
+    out: &mut [T],
+    lse: &mut [T],
+) {
+    forward_impl::<T, true>(h, scratch, out, lse)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn backward_avx512<T: KernelFloat>(h: &Head<'_, T>, g: &HeadGrad<'_, T>, dq: &mut [T], dk: &mut [T], dv: &mut [T]) {
-    backward_impl::<T, true>(h, g, dq, dk, dv)
+fn backward_avx512<T: KernelFloat>(
+    h: &Head<'_, T>,
+    g: &HeadGrad<'_, T>,
+    s: &mut Scratch<T>,
+    dq: &mut [T],
+    dk: &mut [T],
+    dv: &mut [T],
+) {
+    backward_impl::<T, true>(h, g, s, dq, dk, dv)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn backward_avx2<T: KernelFloat>(h: &Head<'_, T>, g: &HeadGrad<'_, T>, dq: &mut [T], dk: &mut [T], dv: &mut [T]) {
-    backward_impl::<T, true>(h, g, dq, dk, dv)
+fn backward_avx2<T: KernelFloat>(
+    h: &Head<'_, T>,
+    g: &HeadGrad<'_, T>,
+    s: &mut Scratch<T>,
+    dq: &mut [T],
+    dk: &mut [T],
+    dv: &mut [T],
+) {
+    backward_impl::<T, true>(h, g, s, dq, dk, dv)
 }
 
 /// Forward for one (batch, head): writes `out [Nq, D]` and `lse [Nq]`. A query with no unmasked
 /// key gets a zero output (and lse 0, unused by backward). Head dimensions up to 128.
-pub fn forward_one<T: KernelFloat>(h: &Head<'_, T>, isa: Isa, out: &mut [T], lse: &mut [T]) {
-    assert!(h.dims.head_dim <= 128, "head dimension {} > 128", h.dims.head_dim);
+pub fn forward_one<T: KernelFloat>(
+    h: &Head<'_, T>,
+    isa: Isa,
+    scratch: &mut Scratch<T>,
+    out: &mut [T],
+    lse: &mut [T],
+) {
+    assert!(
+        h.dims.head_dim <= 128,
+        "head dimension {} > 128",
+        h.dims.head_dim
+    );
     match isa {
         // SAFETY: `isa` comes from `isa()`, which checked that the CPU has these features.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { forward_avx512(h, out, lse) },
+        Isa::Avx512 => unsafe { forward_avx512(h, scratch, out, lse) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Isa::Avx2Fma => unsafe { forward_avx2(h, out, lse) },
-        _ => forward_impl::<T, false>(h, out, lse),
+        Isa::Avx2Fma => unsafe { forward_avx2(h, scratch, out, lse) },
+        _ => forward_impl::<T, false>(h, scratch, out, lse),
     }
 }
 
 /// Backward for one (batch, head): writes `dq [Nq, D]`, `dk, dv [Nk, D]` (zero for padding keys).
-pub fn backward_one<T: KernelFloat>(h: &Head<'_, T>, g: &HeadGrad<'_, T>, isa: Isa, dq: &mut [T], dk: &mut [T], dv: &mut [T]) {
-    assert!(h.dims.head_dim <= 128, "head dimension {} > 128", h.dims.head_dim);
+pub fn backward_one<T: KernelFloat>(
+    h: &Head<'_, T>,
+    g: &HeadGrad<'_, T>,
+    isa: Isa,
+    scratch: &mut Scratch<T>,
+    dq: &mut [T],
+    dk: &mut [T],
+    dv: &mut [T],
+) {
+    assert!(
+        h.dims.head_dim <= 128,
+        "head dimension {} > 128",
+        h.dims.head_dim
+    );
     match isa {
         // SAFETY: `isa` comes from `isa()`, which checked that the CPU has these features.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { backward_avx512(h, g, dq, dk, dv) },
+        Isa::Avx512 => unsafe { backward_avx512(h, g, scratch, dq, dk, dv) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Isa::Avx2Fma => unsafe { backward_avx2(h, g, dq, dk, dv) },
-        _ => backward_impl::<T, false>(h, g, dq, dk, dv),
+        Isa::Avx2Fma => unsafe { backward_avx2(h, g, scratch, dq, dk, dv) },
+        _ => backward_impl::<T, false>(h, g, scratch, dq, dk, dv),
     }
 }
 
@@ -452,16 +573,51 @@ mod tests {
     #[test]
     fn every_isa_path_agrees() {
         let (nq, nk, d) = (7, 45, 24);
-        let values = |n: usize, s: u32| (0..n).map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ s) % 1000) as f32 / 500.0 - 1.0).collect::<Vec<f32>>();
-        let (q, k, v, d_out) = (values(nq * d, 1), values(nk * d, 2), values(nk * d, 3), values(nq * d, 4));
+        let values = |n: usize, s: u32| {
+            (0..n)
+                .map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ s) % 1000) as f32 / 500.0 - 1.0)
+                .collect::<Vec<f32>>()
+        };
+        let (q, k, v, d_out) = (
+            values(nq * d, 1),
+            values(nk * d, 2),
+            values(nk * d, 3),
+            values(nq * d, 4),
+        );
         let keep: Vec<u8> = (0..nk).map(|j| (j % 5 != 0) as u8).collect();
-        let dims = Dims { batch: 1, heads: 1, queries: nq, keys: nk, head_dim: d };
-        let head = Head { q: &q, k: &k, v: &v, keep: Some(&keep), dims, scale: 0.2 };
+        let dims = Dims {
+            batch: 1,
+            heads: 1,
+            queries: nq,
+            keys: nk,
+            head_dim: d,
+        };
+        let head = Head {
+            q: &q,
+            k: &k,
+            v: &v,
+            keep: Some(&keep),
+            dims,
+            scale: 0.2,
+        };
         let run = |isa: Isa| {
             let (mut out, mut lse) = (vec![0.0; nq * d], vec![0.0; nq]);
-            forward_one(&head, isa, &mut out, &mut lse);
-            let (mut dq, mut dk, mut dv) = (vec![0.0; nq * d], vec![0.0; nk * d], vec![0.0; nk * d]);
-            backward_one(&head, &HeadGrad { out: &out, d_out: &d_out, lse: &lse }, isa, &mut dq, &mut dk, &mut dv);
+            forward_one(&head, isa, &mut Scratch::default(), &mut out, &mut lse);
+            let (mut dq, mut dk, mut dv) =
+                (vec![0.0; nq * d], vec![0.0; nk * d], vec![0.0; nk * d]);
+            backward_one(
+                &head,
+                &HeadGrad {
+                    out: &out,
+                    d_out: &d_out,
+                    lse: &lse,
+                },
+                isa,
+                &mut Scratch::default(),
+                &mut dq,
+                &mut dk,
+                &mut dv,
+            );
             [out, lse, dq, dk, dv]
         };
         let base = run(Isa::Baseline);
