@@ -1,0 +1,140 @@
+//! Baselines, computed from the same batches the model sees (so on exactly the same examples):
+//!
+//! - **persistence**: the last observed power at or before t0, for every lead time;
+//! - **smart persistence**: the last clear-sky index (power / clear-sky power) times the clear-sky
+//!   power at each lead time;
+//! - **clear-sky × recent ratio**: the mean clear-sky index over the history window times the
+//!   clear-sky power at each lead time.
+//!
+//! Clear-sky power is the plane-of-array clear-sky irradiance from pv-data (`clear_sky` features,
+//! kW/kWp at 1000 W/m²) times a per-system scale fitted on the training block
+//! ([`ClearSkyScale::fit`]): the ratio the system actually reaches on clear days. The index is
+//! clipped to `[0, MAX_CLEAR_SKY_INDEX]` and taken only where the clear-sky power is above
+//! `MIN_CLEAR_SKY` (near sunrise and sunset a ratio of two tiny numbers is noise); otherwise
+//! smart persistence falls back to plain persistence.
+
+use std::collections::BTreeMap;
+
+use pv_data::Batch;
+use pv_data::example::features;
+
+/// Below this clear-sky power (kW/kWp), the clear-sky index is not used.
+pub const MIN_CLEAR_SKY: f32 = 0.05;
+/// The scale is fitted on steps with at least this clear-sky irradiance (kW/kWp at 1000 W/m²):
+/// with the sun high, where the clear-sky model is most trustworthy.
+pub const FIT_MIN_CLEAR_SKY: f32 = 0.3;
+/// The clear-sky index is clipped to this.
+pub const MAX_CLEAR_SKY_INDEX: f32 = 1.5;
+
+/// The baselines, by name, in report order.
+pub const BASELINES: [&str; 3] = ["persistence", "smart_persistence", "clear_sky_ratio"];
+
+/// Per-system scale from clear-sky irradiance (kW/kWp per 1000 W/m²) to clear-sky power.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClearSkyScale {
+    /// Scale by ss_id; systems without one use 1.
+    pub by_system: BTreeMap<i64, f32>,
+}
+
+impl ClearSkyScale {
+    /// Fits each system's scale as the 95th percentile of power / clear-sky over history steps
+    /// with clear-sky above [`FIT_MIN_CLEAR_SKY`] in `batches` (which must come from the training
+    /// split only).
+    pub fn fit<'a>(batches: impl IntoIterator<Item = &'a Batch>) -> ClearSkyScale {
+        let mut ratios: BTreeMap<i64, Vec<f32>> = BTreeMap::new();
+        let power = feature_index(features::PV, "power");
+        let observed = feature_index(features::PV, "observed");
+        let clear = feature_index(features::PV, "clear_sky");
+        for batch in batches {
+            let [b, h, n, f] = batch.pv.values.shape[..] else {
+                continue;
+            };
+            for bi in 0..b {
+                // Token 0 of every history step is the anchor target.
+                let ss_id = batch.target_ss_ids[bi][0];
+                for hi in 0..h {
+                    let at = ((bi * h + hi) * n) * f;
+                    let token = &batch.pv.values.data[at..at + f];
+                    if token[observed] == 1.0 && token[clear] > FIT_MIN_CLEAR_SKY {
+                        ratios
+                            .entry(ss_id)
+                            .or_default()
+                            .push(token[power] / token[clear]);
+                    }
+                }
+            }
+        }
+        let by_system = ratios
+            .into_iter()
+            .filter(|(_, r)| r.len() >= 20)
+            .map(|(id, mut r)| {
+                r.sort_by(f32::total_cmp);
+                (id, r[(r.len() - 1) * 95 / 100].max(0.05))
+            })
+            .collect();
+        ClearSkyScale { by_system }
+    }
+
+    fn of(&self, ss_id: i64) -> f32 {
+        self.by_system.get(&ss_id).copied().unwrap_or(1.0)
+    }
+}
+
+fn feature_index(names: &[&str], name: &str) -> usize {
+    names
+        .iter()
+        .position(|n| *n == name)
+        .unwrap_or_else(|| unreachable!("pv-data has no feature {name}"))
+}
+
+/// Baseline forecasts of power / kWp, `[B, S, K]` each, in the order of [`BASELINES`].
+pub fn forecasts(batch: &Batch, scale: &ClearSkyScale) -> [Vec<f32>; 3] {
+    let [b, s, k, fq] = batch.queries.shape[..] else {
+        return Default::default();
+    };
+    let [_, h, n, fp] = batch.pv.values.shape[..] else {
+        return Default::default();
+    };
+    let power = feature_index(features::PV, "power");
+    let observed = feature_index(features::PV, "observed");
+    let clear = feature_index(features::PV, "clear_sky");
+    let mut out: [Vec<f32>; 3] = [
+        vec![0.0; b * s * k],
+        vec![0.0; b * s * k],
+        vec![0.0; b * s * k],
+    ];
+    for bi in 0..b {
+        for si in 0..s {
+            let ss_id = batch.target_ss_ids[bi][si];
+            let c = scale.of(ss_id);
+            let q0 = ((bi * s + si) * k) * fq;
+            let query = &batch.queries.data[q0..q0 + fq];
+            let last_power = query[features::QUERY_LAST_POWER];
+            let last_clear = query[features::QUERY_LAST_CLEAR_SKY] * c;
+            let last_index = (last_clear > MIN_CLEAR_SKY)
+                .then(|| (last_power / last_clear).clamp(0.0, MAX_CLEAR_SKY_INDEX));
+            // Mean clear-sky index of this target's own PV tokens (token si) over the history.
+            let (mut sum, mut count) = (0.0f32, 0usize);
+            for hi in 0..h {
+                let at = ((bi * h + hi) * n + si) * fp;
+                let token = &batch.pv.values.data[at..at + fp];
+                let cs = token[clear] * c;
+                if token[observed] == 1.0 && cs > MIN_CLEAR_SKY {
+                    sum += (token[power] / cs).clamp(0.0, MAX_CLEAR_SKY_INDEX);
+                    count += 1;
+                }
+            }
+            let mean_index = (count > 0).then(|| sum / count as f32);
+            for ki in 0..k {
+                let i = (bi * s + si) * k + ki;
+                let clear_then = batch.queries.data[q0 + ki * fq + features::QUERY_CLEAR_SKY] * c;
+                out[0][i] = last_power;
+                out[1][i] = last_index.map_or(last_power, |x| x * clear_then);
+                out[2][i] = mean_index
+                    .or(last_index)
+                    .map_or(last_power, |x| x * clear_then);
+            }
+        }
+    }
+    out
+}
