@@ -10,3 +10,4 @@
 pub mod baselines;
 pub mod metrics;
 pub mod model;
+pub mod training;

@@ -1,0 +1,337 @@
+//! The training loop's core, reproducible from a seed: deterministic parameter initialisation,
+//! seeded shuffling, AdamW with linear warm-up and cosine decay, global gradient-norm clipping,
+//! and a NaN/inf loss stopping with the step that produced it. The CLI, checkpoints, resume and
+//! plots build on this (next steps of the trainer issue).
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use pv_data::{
+    Dataset, ExampleConfig, ExampleKey, FeatureWidths, Split, build_batch, example_keys,
+};
+
+use crate::model::{BatchTensors, ModelConfig, PvForecaster};
+
+/// Optimisation settings.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Seed for initialisation and shuffling: same seed, same machine → bit-identical weights.
+    pub seed: u64,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// AdamW weight decay.
+    pub weight_decay: f64,
+    /// Linear warm-up steps.
+    pub warmup_steps: usize,
+    /// Largest global gradient norm; larger gradients are scaled down.
+    pub grad_clip: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            seed: 42,
+            batch_size: 64,
+            steps: 2000,
+            learning_rate: 1e-3,
+            weight_decay: 1e-4,
+            warmup_steps: 100,
+            grad_clip: 1.0,
+        }
+    }
+}
+
+/// Learning rate at `step` (0-based): linear warm-up, then cosine decay to 10 % of the peak.
+pub fn learning_rate_at(step: usize, config: &TrainConfig) -> f64 {
+    let peak = config.learning_rate;
+    if step < config.warmup_steps {
+        return peak * (step + 1) as f64 / config.warmup_steps as f64;
+    }
+    let span = config.steps.saturating_sub(config.warmup_steps).max(1) as f64;
+    let progress = ((step - config.warmup_steps) as f64 / span).min(1.0);
+    peak * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
+}
+
+/// SplitMix64: a small, well-mixed generator, enough for shuffling and initialisation.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u = self.next_f64().max(1e-300);
+        let v = self.next_f64();
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+
+    /// Shuffles in place (Fisher–Yates).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = (self.next_u64() % (i as u64 + 1)) as usize;
+            items.swap(i, j);
+        }
+    }
+}
+
+fn name_seed(seed: u64, name: &str) -> u64 {
+    // FNV-1a of the name, mixed with the seed: each parameter's values depend only on its name.
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64 ^ seed, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Re-initialises every parameter from `seed`, by name, independent of creation order:
+/// LayerNorm weights 1 and biases 0; FiLM output layers 0 (identity); latents and modality vectors
+/// N(0, 0.02²); other weights and biases U(±1/√fan_in), as PyTorch's `nn.Linear`.
+pub fn initialise(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
+    let vars = varmap
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("varmap lock poisoned".into()))?;
+    let fan_in = |name: &str| -> usize {
+        let weight = format!("{}weight", name.strip_suffix("bias").unwrap_or(name));
+        vars.get(&weight)
+            .and_then(|w| w.dims().get(1).copied())
+            .unwrap_or(1)
+    };
+    for (name, var) in vars.iter() {
+        let n = var.elem_count();
+        let mut rng = SplitMix64::new(name_seed(seed, name));
+        let is_norm = name.split('.').any(|part| part.starts_with("norm"));
+        let values: Vec<f32> = if is_norm && name.ends_with("weight") {
+            vec![1.0; n]
+        } else if is_norm || (name.contains("film") && name.contains(".out.")) {
+            vec![0.0; n]
+        } else if name.ends_with("latents") || name.ends_with(".type") {
+            (0..n).map(|_| (0.02 * rng.normal()) as f32).collect()
+        } else {
+            let fan = if name.ends_with("bias") {
+                fan_in(name)
+            } else {
+                var.dims().get(1).copied().unwrap_or(1)
+            };
+            let bound = 1.0 / (fan.max(1) as f64).sqrt();
+            (0..n)
+                .map(|_| ((2.0 * rng.next_f64() - 1.0) * bound) as f32)
+                .collect()
+        };
+        var.set(&Tensor::from_vec(values, var.shape(), var.device())?.to_dtype(var.dtype())?)?;
+    }
+    Ok(())
+}
+
+/// Scales all gradients down so their global L2 norm is at most `max_norm`; returns the norm before.
+pub fn clip_gradients(
+    grads: &mut GradStore,
+    vars: &[Var],
+    max_norm: f64,
+) -> candle_core::Result<f64> {
+    let mut total = 0.0f64;
+    for var in vars {
+        if let Some(g) = grads.get(var.as_tensor()) {
+            total += g
+                .sqr()?
+                .sum_all()?
+                .to_dtype(DType::F64)?
+                .to_scalar::<f64>()?;
+        }
+    }
+    let norm = total.sqrt();
+    if norm > max_norm && norm.is_finite() {
+        let factor = max_norm / norm;
+        for var in vars {
+            if let Some(g) = grads.remove(var.as_tensor()) {
+                grads.insert(var.as_tensor(), (g * factor)?);
+            }
+        }
+    }
+    Ok(norm)
+}
+
+/// What one step did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StepLog {
+    /// Step, 0-based.
+    pub step: usize,
+    /// Training pinball loss of the step's batch.
+    pub loss: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Learning rate used.
+    pub learning_rate: f64,
+}
+
+/// Errors of training itself (data errors come from pv-data, tensor errors from candle).
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The loss became NaN or infinite.
+    #[error(
+        "the training loss became {loss} at step {step}; lower the learning rate or check the data"
+    )]
+    NonFiniteLoss {
+        /// The step.
+        step: usize,
+        /// The loss.
+        loss: f64,
+    },
+    /// There is nothing to train on.
+    #[error("the training split has no example")]
+    NoExamples,
+    /// A data error.
+    #[error(transparent)]
+    Data(#[from] pv_data::DataError),
+    /// A tensor error.
+    #[error(transparent)]
+    Tensor(#[from] candle_core::Error),
+}
+
+/// A model with its parameters and optimiser, trained step by step.
+pub struct Trainer {
+    /// The model.
+    pub model: PvForecaster,
+    /// Its parameters, by name.
+    pub varmap: VarMap,
+    optimiser: AdamW,
+    config: TrainConfig,
+    keys: Vec<ExampleKey>,
+    cursor: usize,
+    epoch: u64,
+    step: usize,
+    device: Device,
+}
+
+impl Trainer {
+    /// Builds and initialises a model for `dataset` from `config.seed`.
+    pub fn new(
+        dataset: &Dataset,
+        examples: &ExampleConfig,
+        model: &ModelConfig,
+        config: TrainConfig,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let model = PvForecaster::new(
+            model,
+            FeatureWidths::of(dataset),
+            dataset.config.step_minutes,
+            vb,
+        )?;
+        initialise(&varmap, config.seed)?;
+        let params = ParamsAdamW {
+            lr: learning_rate_at(0, &config),
+            weight_decay: config.weight_decay,
+            ..ParamsAdamW::default()
+        };
+        let optimiser = AdamW::new(varmap.all_vars(), params)?;
+        let keys = example_keys(dataset, examples, Split::Train)?;
+        if keys.is_empty() {
+            return Err(TrainError::NoExamples);
+        }
+        let mut trainer = Trainer {
+            model,
+            varmap,
+            optimiser,
+            config,
+            keys,
+            cursor: 0,
+            epoch: 0,
+            step: 0,
+            device: device.clone(),
+        };
+        trainer.reshuffle();
+        Ok(trainer)
+    }
+
+    fn reshuffle(&mut self) {
+        self.keys.sort();
+        SplitMix64::new(self.config.seed ^ self.epoch.wrapping_mul(0x9E37_79B9))
+            .shuffle(&mut self.keys);
+        self.cursor = 0;
+    }
+
+    fn next_keys(&mut self) -> Vec<ExampleKey> {
+        let mut batch = Vec::with_capacity(self.config.batch_size);
+        while batch.len() < self.config.batch_size {
+            if self.cursor == self.keys.len() {
+                self.epoch += 1;
+                self.reshuffle();
+            }
+            let take = (self.config.batch_size - batch.len()).min(self.keys.len() - self.cursor);
+            batch.extend_from_slice(&self.keys[self.cursor..self.cursor + take]);
+            self.cursor += take;
+        }
+        batch
+    }
+
+    /// One optimiser step on the next training batch.
+    pub fn step(
+        &mut self,
+        dataset: &Dataset,
+        examples: &ExampleConfig,
+    ) -> Result<StepLog, TrainError> {
+        let keys = self.next_keys();
+        let batch = build_batch(dataset, examples, &keys, Split::Train);
+        let tensors = BatchTensors::new(&batch, &self.device)?;
+        let loss = self.model.loss(&tensors)?;
+        let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        if !value.is_finite() {
+            return Err(TrainError::NonFiniteLoss {
+                step: self.step,
+                loss: value,
+            });
+        }
+        let mut grads = loss.backward()?;
+        let grad_norm = clip_gradients(&mut grads, &self.varmap.all_vars(), self.config.grad_clip)?;
+        let learning_rate = learning_rate_at(self.step, &self.config);
+        self.optimiser.set_learning_rate(learning_rate);
+        self.optimiser.step(&grads)?;
+        let log = StepLog {
+            step: self.step,
+            loss: value,
+            grad_norm,
+            learning_rate,
+        };
+        self.step += 1;
+        Ok(log)
+    }
+
+    /// Every parameter's values, by name, in name order (for comparisons and checkpoints).
+    pub fn parameters(&self) -> candle_core::Result<Vec<(String, Vec<f32>)>> {
+        let vars = self
+            .varmap
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("varmap lock poisoned".into()))?;
+        let mut out: Vec<(String, Vec<f32>)> = vars
+            .iter()
+            .map(|(name, var)| Ok((name.clone(), var.flatten_all()?.to_vec1::<f32>()?)))
+            .collect::<candle_core::Result<_>>()?;
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
