@@ -4,6 +4,7 @@
 //! - `layering`: only the layering rule.
 //! - `data [DIR]`: summarise a data folder (rows, ranges, missing fractions, examples per split).
 //! - `bench [--quick]`: run the criterion benches.
+//! - `train [ARGS...]`: release build, then `power-perceiver train ARGS` (default config, `data/`).
 
 use std::process::{Command, ExitCode};
 
@@ -42,8 +43,11 @@ fn main() -> ExitCode {
         Some("layering") => layering(),
         Some("data") => data(args.get(1).map_or("data", String::as_str)),
         Some("bench") => bench(args.iter().any(|a| a == "--quick")),
+        Some("train") => train(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci | layering | data [DIR] | bench [--quick]>");
+            eprintln!(
+                "usage: cargo xtask <ci | layering | data [DIR] | bench [--quick] | train [ARGS...]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -149,6 +153,21 @@ fn data(dir: &str) -> Result<(), String> {
         "--",
         dir,
     ])
+}
+
+fn train(args: &[String]) -> Result<(), String> {
+    let mut all = vec![
+        "run",
+        "--release",
+        "-p",
+        "trainer",
+        "--bin",
+        "power-perceiver",
+        "--",
+        "train",
+    ];
+    all.extend(args.iter().map(String::as_str));
+    cargo(&all)
 }
 
 fn bench(quick: bool) -> Result<(), String> {

@@ -8,6 +8,8 @@
 //! all steps; per lead time).
 
 pub mod baselines;
+pub mod config;
 pub mod metrics;
 pub mod model;
+pub mod run;
 pub mod training;

@@ -11,8 +11,37 @@ use perceiver_core::layers::Activation;
 use pv_data::example::features;
 use pv_data::{Batch, BatchTokens, FeatureWidths};
 
+/// One HiP level, as written in a config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelSpec {
+    /// Groups (the first level: one per history step; the last: 1).
+    pub groups: usize,
+    /// Latents per group.
+    pub latents: usize,
+    /// Channels.
+    pub channels: usize,
+    /// Self-attention layers after the cross-attention.
+    pub self_attention_layers: usize,
+    /// Attention heads.
+    pub heads: usize,
+}
+
+impl From<LevelSpec> for LevelConfig {
+    fn from(l: LevelSpec) -> Self {
+        LevelConfig {
+            groups: l.groups,
+            latents: l.latents,
+            channels: l.channels,
+            self_attention_layers: l.self_attention_layers,
+            heads: l.heads,
+        }
+    }
+}
+
 /// The model's shape.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
     /// Width every token is embedded to.
     pub token_dim: usize,
@@ -21,7 +50,7 @@ pub struct ModelConfig {
     /// Fourier maximum frequency.
     pub fourier_max_freq: f64,
     /// HiP levels (the first must have one group per history step).
-    pub levels: Vec<LevelConfig>,
+    pub levels: Vec<LevelSpec>,
     /// Decoder channels.
     pub decoder_channels: usize,
     /// Decoder blocks.
@@ -32,6 +61,12 @@ pub struct ModelConfig {
     pub widening: usize,
     /// Quantile levels predicted.
     pub quantiles: Vec<f64>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig::small(8)
+    }
 }
 
 impl ModelConfig {
@@ -47,21 +82,21 @@ impl ModelConfig {
             fourier_bands: 4,
             fourier_max_freq: 8.0,
             levels: vec![
-                LevelConfig {
+                LevelSpec {
                     groups: history_steps,
                     latents: 4,
                     channels: 32,
                     self_attention_layers: 1,
                     heads: 2,
                 },
-                LevelConfig {
+                LevelSpec {
                     groups: mid,
                     latents: 8,
                     channels: 32,
                     self_attention_layers: 1,
                     heads: 2,
                 },
-                LevelConfig {
+                LevelSpec {
                     groups: 1,
                     latents: 16,
                     channels: 64,
@@ -230,7 +265,12 @@ impl PvForecaster {
         }
         let hip = HipConfig {
             input_dim: config.token_dim,
-            levels: config.levels.clone(),
+            levels: config
+                .levels
+                .iter()
+                .copied()
+                .map(LevelConfig::from)
+                .collect(),
             widening: config.widening,
             activation: Activation::Gelu,
             lead_time_dim: None,

@@ -1,0 +1,88 @@
+//! The run configuration: one TOML file with every value, defaults included
+//! (`power-perceiver train --print-config` writes it). Unknown keys are errors.
+
+use pv_data::{ExampleConfig, LoadConfig};
+
+use crate::model::ModelConfig;
+use crate::training::TrainConfig;
+
+/// How often to validate, and when to stop.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Validate every this many steps.
+    pub every_steps: usize,
+    /// Stop after this many validations without a better validation nMAE.
+    pub patience: usize,
+    /// Validation examples used (evenly spaced over the split; 0 = all).
+    pub max_validation_examples: usize,
+    /// Examples per evaluation batch.
+    pub batch_size: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            every_steps: 100,
+            patience: 5,
+            max_validation_examples: 3000,
+            batch_size: 256,
+        }
+    }
+}
+
+/// Everything a run needs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Loading.
+    pub data: LoadConfig,
+    /// Examples and splits.
+    pub examples: ExampleConfig,
+    /// Model shape.
+    pub model: ModelConfig,
+    /// Optimisation.
+    pub train: TrainConfig,
+    /// Validation and early stopping.
+    pub eval: EvalConfig,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        let examples = ExampleConfig::default();
+        RunConfig {
+            data: LoadConfig::default(),
+            model: ModelConfig::small(examples.history_steps),
+            examples,
+            train: TrainConfig::default(),
+            eval: EvalConfig::default(),
+        }
+    }
+}
+
+impl RunConfig {
+    /// Checks values no type can: impossible lengths and sizes.
+    pub fn validate(&self) -> Result<(), String> {
+        self.examples.validate().map_err(|e| e.to_string())?;
+        let first = self.model.levels.first().ok_or("model.levels is empty")?;
+        if first.groups != self.examples.history_steps {
+            return Err(format!(
+                "model.levels[0].groups is {} but examples.history_steps is {}: level 1 has one group per history step",
+                first.groups, self.examples.history_steps
+            ));
+        }
+        if self.train.batch_size == 0 || self.train.steps == 0 {
+            return Err("train.batch_size and train.steps must be at least 1".into());
+        }
+        if !(self.train.learning_rate > 0.0 && self.train.learning_rate.is_finite()) {
+            return Err(format!(
+                "train.learning_rate must be positive, got {}",
+                self.train.learning_rate
+            ));
+        }
+        if self.eval.every_steps == 0 || self.eval.batch_size == 0 {
+            return Err("eval.every_steps and eval.batch_size must be at least 1".into());
+        }
+        Ok(())
+    }
+}
