@@ -183,13 +183,14 @@ pub fn train(
             } else {
                 since_best += 1;
             }
-            bar.println(format!(
-                "step {steps}: validation daylight nMAE {nmae:.4} (best {best:.4})"
-            ));
+            // `suspend` prints whether or not the bar is drawn (it is hidden when stderr is not a terminal).
+            bar.suspend(|| {
+                eprintln!("step {steps}: validation daylight nMAE {nmae:.4} (best {best:.4})")
+            });
             if since_best >= config.eval.patience {
-                bar.println(format!(
-                    "early stop: {since_best} validations without improvement"
-                ));
+                bar.suspend(|| {
+                    eprintln!("early stop: {since_best} validations without improvement")
+                });
                 break;
             }
         }

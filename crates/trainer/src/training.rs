@@ -37,10 +37,10 @@ impl Default for TrainConfig {
         TrainConfig {
             seed: 42,
             batch_size: 64,
-            steps: 2000,
+            steps: 800,
             learning_rate: 1e-3,
             weight_decay: 1e-4,
-            warmup_steps: 100,
+            warmup_steps: 50,
             grad_clip: 1.0,
         }
     }
