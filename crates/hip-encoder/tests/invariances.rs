@@ -100,7 +100,17 @@ fn token_order_within_a_group_does_not_matter() {
     let perm = Tensor::new(&[3u32, 0, 6, 1, 5, 2, 4], &Device::Cpu).expect("perm");
     let permuted = tokens.index_select(&perm, 2).expect("permute");
     let out_p = enc.forward(&permuted, &mask, None).expect("fwd");
-    assert!(max_abs_diff(&out, &out_p) < 1e-5);
+    // Equal up to f32 rounding: the order of the softmax sums changes with the token order.
+    let scale = out
+        .abs()
+        .and_then(|t| t.max_all())
+        .and_then(|t| t.to_scalar::<f32>())
+        .expect("scale");
+    let diff = max_abs_diff(&out, &out_p);
+    assert!(
+        diff < 1e-5 * (1.0 + scale) * 10.0,
+        "difference {diff} at output scale {scale}"
+    );
     // Moving a token to another group does change the output (the test can fail).
     let part = |r: std::ops::Range<usize>| tokens.i((.., r)).expect("slice");
     let swapped = Tensor::cat(&[part(1..2), part(0..1), part(2..4)], 1).expect("swap");

@@ -53,6 +53,8 @@ fn the_model_overfits_one_batch_and_every_parameter_learns() {
         VarBuilder::from_varmap(&varmap, DType::F32, &device),
     )
     .expect("model");
+    // A seeded initialisation makes the test deterministic.
+    trainer::training::initialise(&varmap, 11).expect("initialise");
     let tensors = BatchTensors::new(&batch, &device).expect("tensors");
     let out = model.forward(&tensors).expect("forward");
     assert_eq!(out.dims(), &[8, 2, 16, 3]);
@@ -96,8 +98,9 @@ fn the_model_overfits_one_batch_and_every_parameter_learns() {
         }
     }
     eprintln!("pinball loss {initial:.4} -> {last:.5}");
+    // Near zero: the pinball loss of an untrained model on this data is 0.1-0.5.
     assert!(
-        last < 0.05 * initial,
+        last < 0.02 && last < 0.25 * initial,
         "loss went from {initial} to only {last}"
     );
 }
