@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use crate::error::{DataError, Location, Result};
 use crate::generation::{BadValuePolicy, LoadReport, load_generation};
-use crate::inputs::{Nwp, Observations, Satellite};
+use crate::inputs::{Nwp, Observations, Satellite, Scaler};
 use crate::metadata::Metadata;
 use crate::series::{PvSeries, resample};
 use crate::time::UnixTime;
@@ -79,6 +79,29 @@ impl Default for LoadConfig {
             bad_values: BadValuePolicy::Error,
         }
     }
+}
+
+/// One input's standardisation and the variables it applies to, in order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NamedScaler {
+    /// Variable (or channel) names.
+    pub variables: Vec<String>,
+    /// Mean and standard deviation per variable.
+    #[serde(flatten)]
+    pub scaler: Scaler,
+}
+
+/// The standardisation of every optional input (`None` where the input is absent). A model
+/// stores the scalers it was trained with and applies them to new data
+/// ([`Dataset::use_scalers`]) instead of refitting on whatever folder it is given.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Scalers {
+    /// Satellite channels.
+    pub satellite: Option<NamedScaler>,
+    /// NWP variables.
+    pub nwp: Option<NamedScaler>,
+    /// Observed variables.
+    pub observations: Option<NamedScaler>,
 }
 
 /// A loaded, validated dataset.
@@ -185,6 +208,74 @@ impl Dataset {
     /// Grid step, seconds.
     pub fn step_s(&self) -> i64 {
         self.config.step_minutes * 60
+    }
+
+    /// The input standardisation fitted at load time, with the variable names it applies to.
+    pub fn scalers(&self) -> Scalers {
+        let named = |variables: &[String], scaler: &Scaler| NamedScaler {
+            variables: variables.to_vec(),
+            scaler: scaler.clone(),
+        };
+        Scalers {
+            satellite: self
+                .satellite
+                .as_ref()
+                .map(|s| named(&s.channels, &s.scaler)),
+            nwp: self.nwp.as_ref().map(|n| named(&n.variables, &n.scaler)),
+            observations: self
+                .observations
+                .as_ref()
+                .map(|o| named(&o.variables, &o.scaler)),
+        }
+    }
+
+    /// Replaces the fitted standardisation with `scalers` (those a model was trained with), so a
+    /// model sees new data on the scale it learnt. Every input must be present exactly when it was
+    /// in training, with the same variables in the same order.
+    pub fn use_scalers(&mut self, scalers: &Scalers) -> Result<()> {
+        fn check(
+            input: &'static str,
+            trained: &Option<NamedScaler>,
+            have: Option<(&[String], &mut Scaler)>,
+        ) -> Result<()> {
+            let describe = |v: Option<&[String]>| match v {
+                Some(v) => format!("variables [{}]", v.join(", ")),
+                None => "no such input".to_owned(),
+            };
+            match (trained, have) {
+                (None, None) => Ok(()),
+                (Some(t), Some((variables, scaler))) if t.variables == variables => {
+                    *scaler = t.scaler.clone();
+                    Ok(())
+                }
+                (t, h) => Err(DataError::IncompatibleInput {
+                    input,
+                    expected: describe(t.as_ref().map(|t| t.variables.as_slice())),
+                    found: describe(h.map(|(v, _)| v)),
+                }),
+            }
+        }
+        check(
+            "satellite",
+            &scalers.satellite,
+            self.satellite
+                .as_mut()
+                .map(|s| (s.channels.as_slice(), &mut s.scaler)),
+        )?;
+        check(
+            "nwp",
+            &scalers.nwp,
+            self.nwp
+                .as_mut()
+                .map(|n| (n.variables.as_slice(), &mut n.scaler)),
+        )?;
+        check(
+            "observations",
+            &scalers.observations,
+            self.observations
+                .as_mut()
+                .map(|o| (o.variables.as_slice(), &mut o.scaler)),
+        )
     }
 
     /// A summary for people: systems, ranges, missing fractions, what loading found.

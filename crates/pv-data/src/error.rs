@@ -255,6 +255,16 @@ pub enum DataError {
         /// "is coarser than" or "does not divide".
         problem: &'static str,
     },
+    /// Inputs differ from those a model was trained on (other variables, or a missing input).
+    #[error("{input}: the model was trained with {expected}, but the data have {found}")]
+    IncompatibleInput {
+        /// Which input.
+        input: &'static str,
+        /// What training saw.
+        expected: String,
+        /// What the data have.
+        found: String,
+    },
     /// A configuration value is impossible.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -341,7 +341,7 @@ pub struct Example {
 }
 
 /// Feature widths of every token kind and of the queries, fixed by the dataset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FeatureWidths {
     /// PV token features.
     pub pv: usize,

@@ -14,7 +14,7 @@ use crate::time::UnixTime;
 
 /// Per-variable standardisation, fitted on the earliest 70 % of an input's time range only, so
 /// later (validation and test) values do not shape the inputs.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Scaler {
     /// Mean per variable.
     pub mean: Vec<f32>,

@@ -1,12 +1,14 @@
-//! `power-perceiver`: train PV forecasters and inspect data from the command line.
+//! `power-perceiver`: train PV forecasters, evaluate and forecast with them, inspect data.
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use candle_core::Device;
-use clap::{Parser, Subcommand};
-use pv_data::{DataPaths, Dataset, ExampleConfig, LoadConfig, Split, example_keys};
+use clap::{Parser, Subcommand, ValueEnum};
+use pv_data::{DataPaths, Dataset, ExampleConfig, LoadConfig, Split, UnixTime, example_keys};
 use trainer::config::RunConfig;
+use trainer::run::{RunOptions, RunSummary, SavedModel};
 
 #[derive(Parser)]
 #[command(
@@ -19,25 +21,94 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SplitArg {
+    Train,
+    Validation,
+    Test,
+}
+
+impl From<SplitArg> for Split {
+    fn from(s: SplitArg) -> Split {
+        match s {
+            SplitArg::Train => Split::Train,
+            SplitArg::Validation => Split::Validation,
+            SplitArg::Test => Split::Test,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Train a model, then report test-split skill against baselines.
+    /// Train a model, then report test-split skill against baselines, with plots.
     Train {
         /// Run configuration (TOML); every key is optional, unknown keys are errors.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "resume")]
         config: Option<PathBuf>,
         /// A data folder in the uk_pv layout (see docs/DATA.md).
         #[arg(long, default_value = "data")]
         data: PathBuf,
-        /// Output folder; must not hold a previous run. Default: runs/<UTC time>.
-        #[arg(long)]
+        /// Output folder; must not hold a run. Default: runs/<UTC time>.
+        #[arg(long, conflicts_with = "resume")]
         out: Option<PathBuf>,
         /// Override train.steps.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "resume")]
         steps: Option<usize>,
+        /// Continue the run in this folder from its last checkpoint (same --data).
+        #[arg(long, value_name = "RUN")]
+        resume: Option<PathBuf>,
+        /// Stop after this many steps of this session, leaving a checkpoint to resume from.
+        #[arg(long, value_name = "STEPS")]
+        stop_after: Option<usize>,
+        /// Where to compute.
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceArg,
         /// Print the full configuration (defaults included) as TOML and exit.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "resume")]
         print_config: bool,
+    },
+    /// Evaluate a saved model and the baselines on a data folder: table, metrics.json, plots.
+    Evaluate {
+        /// A run folder or a model checkpoint (.safetensors).
+        model: PathBuf,
+        /// A data folder in the uk_pv layout.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Which split of that folder.
+        #[arg(long, value_enum, default_value = "test")]
+        split: SplitArg,
+        /// Output folder (must not hold an evaluation). Default: <run>/evaluation-<data>-<split>.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where to compute.
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceArg,
+    },
+    /// Forecast every system of a data folder at t0: quantiles (kW) per system and lead time.
+    Forecast {
+        /// A run folder or a model checkpoint (.safetensors).
+        model: PathBuf,
+        /// A data folder in the uk_pv layout, with history up to t0.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Forecast time, on the data's grid: `2021-06-01T10:00:00Z` or `2021-06-01 10:00` (UTC).
+        #[arg(long)]
+        t0: String,
+        /// Output file: `.parquet` for Parquet, anything else for CSV. Default: forecast-<t0>.csv.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace the output file if it exists.
+        #[arg(long)]
+        overwrite: bool,
+        /// Where to compute.
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceArg,
     },
     /// Data tools.
     Data {
@@ -55,6 +126,18 @@ enum DataCommand {
     },
 }
 
+fn device(arg: DeviceArg) -> Result<Device> {
+    match arg {
+        DeviceArg::Cpu => Ok(Device::Cpu),
+        DeviceArg::Cuda if cfg!(feature = "cuda") => {
+            Device::new_cuda(0).context("opening CUDA device 0")
+        }
+        DeviceArg::Cuda => bail!(
+            "this binary was built without CUDA; rebuild with `cargo build --release --features cuda` on a machine with the CUDA toolkit"
+        ),
+    }
+}
+
 fn load_config(path: Option<&PathBuf>) -> Result<RunConfig> {
     let Some(path) = path else {
         return Ok(RunConfig::default());
@@ -70,21 +153,59 @@ fn load_config(path: Option<&PathBuf>) -> Result<RunConfig> {
     Ok(config)
 }
 
-fn load_data(dir: &std::path::Path, config: LoadConfig) -> Result<Dataset> {
+fn load_data(dir: &Path, config: LoadConfig) -> Result<Dataset> {
     let paths =
         DataPaths::in_folder(dir).with_context(|| format!("finding data in {}", dir.display()))?;
     Dataset::load(&paths, config).with_context(|| format!("loading {}", dir.display()))
 }
 
+fn print_summary(summary: &RunSummary, step_minutes: i64) {
+    match &summary.test {
+        Some(test) => {
+            println!("{}", trainer::run::table(test, step_minutes));
+            println!(
+                "{} steps; this session {:.0} s; outputs in {} (config.toml, metrics.jsonl, model.safetensors, test_metrics.json, loss.png, nmae_by_lead.png, forecast_fans.png)",
+                summary.steps,
+                summary.seconds,
+                summary.out_dir.display()
+            );
+        }
+        None => println!(
+            "stopped after step {} ({:.0} s); continue with `power-perceiver train --resume {}`",
+            summary.steps,
+            summary.seconds,
+            summary.out_dir.display()
+        ),
+    }
+}
+
 fn main() -> Result<()> {
+    let progress = std::io::stderr().is_terminal();
     match Cli::parse().command {
         Command::Train {
             config,
             data,
             out,
             steps,
+            resume,
+            stop_after,
+            device: device_arg,
             print_config,
         } => {
+            let options = RunOptions {
+                stop_after,
+                progress,
+            };
+            if let Some(run) = resume {
+                let device = device(device_arg)?;
+                let state = trainer::run::read_state(&run)?;
+                let config = trainer::run::run_config(&state)?;
+                let dataset = load_data(&data, config.data)?;
+                eprintln!("resuming {} on {}", run.display(), data.display());
+                let summary = trainer::run::resume(&dataset, &run, &device, options)?;
+                print_summary(&summary, config.data.step_minutes);
+                return Ok(());
+            }
             let mut config = load_config(config.as_ref())?;
             if let Some(steps) = steps {
                 config.train.steps = steps;
@@ -93,24 +214,106 @@ fn main() -> Result<()> {
                 print!("{}", toml::to_string(&config)?);
                 return Ok(());
             }
+            let device = device(device_arg)?;
             let dataset = load_data(&data, config.data)?;
-            let out = out.unwrap_or_else(|| PathBuf::from("runs").join(chrono_like_now()));
+            let out = out.unwrap_or_else(|| PathBuf::from("runs").join(utc_now_name()));
             eprintln!(
                 "training on {} ({} systems), writing {}",
                 data.display(),
                 dataset.systems.len(),
                 out.display()
             );
-            let summary = trainer::run::train(&dataset, &config, &out, &Device::Cpu)?;
+            let summary = trainer::run::train(&dataset, &config, &out, &device, options)?;
+            print_summary(&summary, config.data.step_minutes);
+        }
+        Command::Evaluate {
+            model,
+            data,
+            split,
+            out,
+            device: device_arg,
+        } => {
+            let device = device(device_arg)?;
+            let saved = SavedModel::read(&model, &device)?;
+            let split = Split::from(split);
+            let out = out.unwrap_or_else(|| {
+                let base = if model.is_dir() {
+                    model.clone()
+                } else {
+                    model.parent().map(Path::to_owned).unwrap_or_default()
+                };
+                let name = data
+                    .file_name()
+                    .map_or("data".into(), |n| n.to_string_lossy().into_owned());
+                base.join(format!("evaluation-{name}-{split}"))
+            });
+            if out.join("metrics.json").exists() {
+                bail!(
+                    "{} already holds an evaluation; choose another --out (nothing was overwritten)",
+                    out.display()
+                );
+            }
+            let mut dataset = load_data(&data, saved.config.data)?;
+            saved.adapt(&mut dataset)?;
+            let report = trainer::run::evaluate_saved(&saved, &dataset, split, &device)?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            trainer::run::draw_report_plots(&saved, &dataset, &report, split, &out, &device)?;
+            trainer::checkpoint::write_atomic(
+                &out.join("metrics.json"),
+                serde_json::to_string_pretty(&report)?.as_bytes(),
+            )?;
             println!(
                 "{}",
-                trainer::run::table(&summary.test, config.data.step_minutes)
+                trainer::run::table(&report, saved.config.data.step_minutes)
             );
             println!(
-                "{} steps in {:.0} s; outputs in {} (config.toml, metrics.jsonl, model.safetensors, test_metrics.json)",
-                summary.steps,
-                summary.seconds,
-                summary.out_dir.display()
+                "{split} split of {}; outputs in {} (metrics.json, nmae_by_lead.png, forecast_fans.png)",
+                data.display(),
+                out.display()
+            );
+        }
+        Command::Forecast {
+            model,
+            data,
+            t0,
+            out,
+            overwrite,
+            device: device_arg,
+        } => {
+            let t0 = UnixTime::parse(&t0).with_context(|| {
+                format!("--t0 `{t0}` is not a time like 2021-06-01T10:00:00Z or 2021-06-01 10:00")
+            })?;
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from(format!("forecast-{}.csv", t0.to_string().replace(':', "")))
+            });
+            if out.exists() && !overwrite {
+                bail!(
+                    "{} exists; pass --overwrite to replace it or choose another --out",
+                    out.display()
+                );
+            }
+            let device = device(device_arg)?;
+            let saved = SavedModel::read(&model, &device)?;
+            let mut dataset = load_data(&data, saved.config.data)?;
+            saved.adapt(&mut dataset)?;
+            let (rows, skipped) = trainer::forecast::forecast_at(&saved, &dataset, t0, &device)?;
+            if !skipped.is_empty() {
+                eprintln!(
+                    "no PV history before {t0} for ss_id {}: not forecast",
+                    skipped
+                        .iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            trainer::forecast::write_forecast(&rows, &saved.config.model.quantiles, &out)?;
+            println!(
+                "{} rows ({} systems × {} lead times) in {}",
+                rows.len(),
+                rows.len() / saved.config.examples.lead_times.max(1),
+                saved.config.examples.lead_times,
+                out.display()
             );
         }
         Command::Data {
@@ -132,11 +335,11 @@ fn main() -> Result<()> {
 }
 
 /// UTC time as `YYYYMMDD-HHMMSS`, for default run names.
-fn chrono_like_now() -> String {
+fn utc_now_name() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let t = pv_data::UnixTime(secs).to_string(); // 2026-11-29T10:00:00Z
+    let t = UnixTime(secs).to_string(); // 2026-11-29T10:00:00Z
     t.replace(['-', ':'], "")
         .replace('T', "-")
         .trim_end_matches('Z')

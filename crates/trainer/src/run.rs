@@ -1,34 +1,42 @@
-//! A training run on disk: `runs/<name>/` with `config.toml`, `metrics.jsonl`, the best
-//! checkpoint (`model.safetensors` + `checkpoint.json`, each written to a temporary file and
-//! renamed, so a crash never leaves half a checkpoint), and `test_metrics.json`.
+//! A training run on disk, and evaluation of a saved model.
+//!
+//! `runs/<name>/` holds:
+//!
+//! | file | what | written |
+//! |---|---|---|
+//! | `config.toml` | every configuration value, defaults included | at the start |
+//! | `metrics.jsonl` | one JSON line per step and per validation | as training goes |
+//! | `model.safetensors` | the best weights by validation nMAE, with the config, feature widths and input scalers in its metadata | when validation improves |
+//! | `last.safetensors` | weights, optimiser moments and loop state, for `--resume` | at every validation and when stopped |
+//! | `previous.safetensors` | the state before `last` | when `last` is replaced |
+//! | `test_metrics.json`, `*.png` | the best model on the test split, plots | at the end |
+//!
+//! Checkpoints are checksummed and published by rename ([`crate::checkpoint`]), so a crash at
+//! any moment leaves the previous state readable. A resumed run truncates `metrics.jsonl` to
+//! what it held at the checkpoint and continues bit-identically.
 
-use std::io::Write;
+use std::collections::BTreeMap;
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device};
-use indicatif::{ProgressBar, ProgressStyle};
-use pv_data::{Batch, Dataset, ExampleKey, Split, build_batch, example_keys};
+use candle_nn::{VarBuilder, VarMap};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pv_data::{
+    Batch, Dataset, ExampleKey, FeatureWidths, Scalers, Split, build_batch, example_keys,
+};
 
 use crate::baselines::{BASELINES, ClearSkyScale, forecasts};
+use crate::checkpoint::{Checkpoint, write_atomic};
 use crate::config::RunConfig;
 use crate::metrics::{ForecasterMetrics, Metrics};
 use crate::model::{BatchTensors, PvForecaster};
-use crate::training::Trainer;
+use crate::training::{Trainer, TrainerState};
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    file.sync_all()
-        .with_context(|| format!("syncing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-}
+/// Test (or evaluation) metrics by forecaster name.
+pub type Report = BTreeMap<String, ForecasterMetrics>;
 
 /// `n` keys evenly spaced over `keys` (all of them when `n` is 0 or larger).
 pub fn evenly_spaced(keys: &[ExampleKey], n: usize) -> Vec<ExampleKey> {
@@ -36,6 +44,18 @@ pub fn evenly_spaced(keys: &[ExampleKey], n: usize) -> Vec<ExampleKey> {
         return keys.to_vec();
     }
     (0..n).map(|i| keys[i * keys.len() / n]).collect()
+}
+
+/// Fits the baselines' clear-sky scale on (a sample of) the training split only.
+pub fn fit_clear_sky_scale(dataset: &Dataset, config: &RunConfig) -> Result<ClearSkyScale> {
+    let train_keys = example_keys(dataset, &config.examples, Split::Train)?;
+    let sample = evenly_spaced(&train_keys, 20_000);
+    Ok(ClearSkyScale::fit([&build_batch(
+        dataset,
+        &config.examples,
+        &sample,
+        Split::Train,
+    )]))
 }
 
 /// Evaluates the model and the baselines on `keys`, in batches.
@@ -47,86 +67,385 @@ pub fn evaluate(
     split: Split,
     scale: &ClearSkyScale,
     device: &Device,
-) -> Result<std::collections::BTreeMap<String, ForecasterMetrics>> {
+) -> Result<Report> {
     let mut metrics = Metrics::new(config.examples.lead_times);
     for chunk in keys.chunks(config.eval.batch_size) {
         let batch = build_batch(dataset, &config.examples, chunk, split);
-        add_batch(&mut metrics, model, &batch, config, scale, device)?;
+        let quantiles = predict(model, &batch, device)?;
+        metrics.add_quantiles("model", &batch, &quantiles, &config.model.quantiles);
+        for (name, forecast) in BASELINES.iter().zip(forecasts(&batch, scale)) {
+            metrics.add_point(name, &batch, &forecast);
+        }
     }
     Ok(metrics.report("smart_persistence"))
 }
 
-fn add_batch(
-    metrics: &mut Metrics,
-    model: &PvForecaster,
-    batch: &Batch,
-    config: &RunConfig,
-    scale: &ClearSkyScale,
-    device: &Device,
-) -> Result<()> {
-    let quantiles = model
+/// The model's quantiles for `batch`, `[B, S, K, Q]` flattened, as power / kWp.
+pub fn predict(model: &PvForecaster, batch: &Batch, device: &Device) -> Result<Vec<f32>> {
+    Ok(model
         .forward(&BatchTensors::new(batch, device)?)?
         .to_dtype(DType::F32)?
         .flatten_all()?
-        .to_vec1::<f32>()?;
-    metrics.add_quantiles("model", batch, &quantiles, &config.model.quantiles);
-    for (name, forecast) in BASELINES.iter().zip(forecasts(batch, scale)) {
-        metrics.add_point(name, batch, &forecast);
-    }
-    Ok(())
+        .to_vec1::<f32>()?)
 }
 
-/// What a finished run reports.
+/// How a training session behaves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Stop (with a resumable checkpoint) after this many steps of this session.
+    pub stop_after: Option<usize>,
+    /// Draw progress bars on stderr (when it is a terminal).
+    pub progress: bool,
+}
+
+/// What a training session did.
 pub struct RunSummary {
     /// Where the outputs are.
     pub out_dir: PathBuf,
-    /// Test metrics by forecaster.
-    pub test: std::collections::BTreeMap<String, ForecasterMetrics>,
-    /// Steps taken.
+    /// Test metrics by forecaster; `None` when the session stopped before the end.
+    pub test: Option<Report>,
+    /// Steps taken in all, across resumes.
     pub steps: usize,
-    /// Wall time of training and evaluation, seconds.
+    /// Wall time of this session, seconds.
     pub seconds: f64,
 }
 
+/// The loop's state beside weights and moments, saved in `last.safetensors`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct LoopState {
+    trainer: TrainerState,
+    /// Best validation nMAE so far (`None` before the first validation).
+    best_nmae: Option<f64>,
+    since_best: usize,
+    running_loss: f64,
+    /// Length of `metrics.jsonl` when the state was saved.
+    log_bytes: u64,
+    stopped_early: bool,
+}
+
+/// Metadata every checkpoint of a run carries: enough to rebuild the model and feed it data on
+/// the scale it learnt.
+fn model_metadata(
+    config: &RunConfig,
+    widths: FeatureWidths,
+    scalers: &Scalers,
+) -> Result<BTreeMap<String, String>> {
+    Ok(BTreeMap::from([
+        ("config".to_owned(), toml::to_string(config)?),
+        ("feature_widths".to_owned(), serde_json::to_string(&widths)?),
+        ("scalers".to_owned(), serde_json::to_string(scalers)?),
+    ]))
+}
+
+const LAST: &str = "last.safetensors";
+const PREVIOUS: &str = "previous.safetensors";
+const MODEL: &str = "model.safetensors";
+
+struct Session<'a> {
+    dataset: &'a Dataset,
+    config: &'a RunConfig,
+    out_dir: &'a Path,
+    device: &'a Device,
+    trainer: Trainer,
+    state: LoopState,
+    log: std::fs::File,
+    metadata: BTreeMap<String, String>,
+}
+
+impl Session<'_> {
+    fn save_state(&mut self) -> Result<()> {
+        self.state.trainer = self.trainer.state();
+        self.state.log_bytes = self.log.stream_position()?;
+        let mut meta = self.metadata.clone();
+        meta.insert("kind".into(), "training-state".into());
+        meta.insert("state".into(), serde_json::to_string(&self.state)?);
+        let last = self.out_dir.join(LAST);
+        let tmp = self.out_dir.join("last.safetensors.new");
+        crate::checkpoint::write(&tmp, &self.trainer.tensors()?, meta)?;
+        // A crash between these renames leaves `previous` (and the new file) intact; resume
+        // falls back to `previous` when `last` is absent.
+        if last.exists() {
+            std::fs::rename(&last, self.out_dir.join(PREVIOUS))
+                .with_context(|| format!("rotating {}", last.display()))?;
+        }
+        std::fs::rename(&tmp, &last).with_context(|| format!("publishing {}", last.display()))?;
+        Ok(())
+    }
+
+    fn save_model(&self, step: usize, nmae: f64) -> Result<()> {
+        let mut meta = self.metadata.clone();
+        meta.insert("kind".into(), "model".into());
+        meta.insert("step".into(), step.to_string());
+        meta.insert("validation_nmae".into(), nmae.to_string());
+        crate::checkpoint::write(&self.out_dir.join(MODEL), &self.trainer.weights()?, meta)?;
+        Ok(())
+    }
+
+    fn log_line(&mut self, value: serde_json::Value) -> Result<()> {
+        writeln!(self.log, "{value}").context("writing metrics.jsonl")
+    }
+
+    /// Trains until the configured steps, early stopping, or `stop_after`; true when finished.
+    fn run(&mut self, options: RunOptions) -> Result<bool> {
+        let config = self.config;
+        let validation = evenly_spaced(
+            &example_keys(self.dataset, &config.examples, Split::Validation)?,
+            config.eval.max_validation_examples,
+        );
+        let scale = fit_clear_sky_scale(self.dataset, config)?;
+        let total = config.train.steps;
+        let first = self.trainer.state().step;
+        let bars = Bars::new(
+            options.progress,
+            total,
+            first,
+            config.train.batch_size,
+            self.trainer.examples_per_epoch(),
+        );
+        if self.state.stopped_early || first >= total {
+            return Ok(true);
+        }
+        for step in first..total {
+            if options.stop_after.is_some_and(|n| step - first >= n) {
+                self.save_state()?;
+                bars.finish();
+                return Ok(false);
+            }
+            let s = self.trainer.step(self.dataset, &config.examples)?;
+            let steps = step + 1;
+            self.state.running_loss = if step == 0 {
+                s.loss
+            } else {
+                0.98 * self.state.running_loss + 0.02 * s.loss
+            };
+            self.log_line(serde_json::json!({"kind": "step", "step": s.step, "loss": s.loss, "grad_norm": s.grad_norm, "learning_rate": s.learning_rate}))?;
+            bars.step(steps, self.trainer.epochs_done(), self.state.running_loss);
+            if steps % config.eval.every_steps != 0 && steps != total {
+                continue;
+            }
+            let report = evaluate(
+                &self.trainer.model,
+                self.dataset,
+                config,
+                &validation,
+                Split::Validation,
+                &scale,
+                self.device,
+            )?;
+            let nmae = report["model"].nmae;
+            self.log_line(serde_json::json!({"kind": "validation", "step": steps, "nmae": nmae, "smart_persistence_nmae": report["smart_persistence"].nmae}))?;
+            if self.state.best_nmae.is_none_or(|b| nmae < b) {
+                self.state.best_nmae = Some(nmae);
+                self.state.since_best = 0;
+                self.save_model(steps, nmae)?;
+            } else {
+                self.state.since_best += 1;
+            }
+            let best = self.state.best_nmae.unwrap_or(nmae);
+            bars.println(format!(
+                "step {steps}: validation daylight nMAE {nmae:.4} (best {best:.4})"
+            ));
+            if self.state.since_best >= config.eval.patience {
+                bars.println(format!(
+                    "early stop: {} validations without improvement",
+                    self.state.since_best
+                ));
+                self.state.stopped_early = true;
+            }
+            self.save_state()?;
+            if self.state.stopped_early {
+                break;
+            }
+        }
+        bars.finish();
+        Ok(true)
+    }
+}
+
+/// Progress bars: epochs and steps, with the ETA; hidden when not wanted or not a terminal.
+struct Bars {
+    epochs: ProgressBar,
+    steps: ProgressBar,
+    per_epoch: f64,
+}
+
+impl Bars {
+    fn new(show: bool, total: usize, done: usize, batch: usize, examples: usize) -> Bars {
+        let multi = MultiProgress::with_draw_target(if show {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        let per_epoch = examples as f64 / batch as f64;
+        let style = |template: &str| {
+            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+        };
+        // Epochs in hundredths, so a run shorter than one epoch still moves the bar.
+        let epochs = multi.add(ProgressBar::new(
+            ((total as f64 / per_epoch) * 100.0).ceil() as u64,
+        ));
+        epochs.set_style(style("epochs [{bar:30}] {msg}"));
+        let steps = multi.add(ProgressBar::new(total as u64));
+        steps.set_style(style(
+            "steps  [{bar:30}] {pos}/{len}, {elapsed} elapsed, ETA {eta} {msg}",
+        ));
+        steps.set_position(done as u64);
+        steps.reset_eta();
+        let bars = Bars {
+            epochs,
+            steps,
+            per_epoch,
+        };
+        bars.step(done, done as f64 / per_epoch, f64::NAN);
+        bars
+    }
+
+    fn step(&self, steps: usize, epochs_done: f64, loss: f64) {
+        self.steps.set_position(steps as u64);
+        if loss.is_finite() {
+            self.steps.set_message(format!("loss {loss:.4}"));
+        }
+        self.epochs.set_position((epochs_done * 100.0) as u64);
+        let total = self.steps.length().unwrap_or(0) as f64 / self.per_epoch;
+        self.epochs
+            .set_message(format!("{epochs_done:.2}/{total:.2} epochs"));
+    }
+
+    /// Prints a line whether or not the bars are drawn (they are hidden without a terminal).
+    fn println(&self, line: String) {
+        self.steps.suspend(|| eprintln!("{line}"));
+    }
+
+    fn finish(&self) {
+        self.steps.finish_and_clear();
+        self.epochs.finish_and_clear();
+    }
+}
+
 /// Trains on `dataset` with `config`, writing everything into `out_dir` (which must not hold a
-/// previous run), and evaluates the best checkpoint on the test split.
+/// run), then evaluates the best checkpoint on the test split and draws the plots.
 pub fn train(
     dataset: &Dataset,
     config: &RunConfig,
     out_dir: &Path,
     device: &Device,
+    options: RunOptions,
 ) -> Result<RunSummary> {
+    let started = Instant::now();
     config
         .validate()
         .map_err(anyhow::Error::msg)
         .context("invalid configuration")?;
-    if out_dir.join("checkpoint.json").exists() {
-        bail!(
-            "{} already holds a run; choose another --out (nothing was overwritten)",
-            out_dir.display()
-        );
+    for file in ["config.toml", LAST, PREVIOUS, MODEL] {
+        if out_dir.join(file).exists() {
+            bail!(
+                "{} already holds a run ({file} exists); resume it with `train --resume {}` or choose another --out (nothing was overwritten)",
+                out_dir.display(),
+                out_dir.display()
+            );
+        }
     }
+    let trainer = Trainer::new(
+        dataset,
+        &config.examples,
+        &config.model,
+        config.train.clone(),
+        device,
+    )?;
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     write_atomic(
         &out_dir.join("config.toml"),
         toml::to_string(config)?.as_bytes(),
     )?;
-    let started = Instant::now();
-
-    // The clear-sky scale of the baselines is fitted on (a sample of) the training split only.
-    let train_keys = example_keys(dataset, &config.examples, Split::Train)?;
-    let sample = evenly_spaced(&train_keys, 20_000);
-    let scale = ClearSkyScale::fit([&build_batch(
+    let log =
+        std::fs::File::create(out_dir.join("metrics.jsonl")).context("creating metrics.jsonl")?;
+    let session = Session {
         dataset,
-        &config.examples,
-        &sample,
-        Split::Train,
-    )]);
-    let validation = evenly_spaced(
-        &example_keys(dataset, &config.examples, Split::Validation)?,
-        config.eval.max_validation_examples,
-    );
+        config,
+        out_dir,
+        device,
+        trainer,
+        state: LoopState {
+            trainer: TrainerState {
+                step: 0,
+                epoch: 0,
+                cursor: 0,
+                examples: 0,
+                updates: 0,
+            },
+            best_nmae: None,
+            since_best: 0,
+            running_loss: 0.0,
+            log_bytes: 0,
+            stopped_early: false,
+        },
+        log,
+        metadata: model_metadata(config, FeatureWidths::of(dataset), &dataset.scalers())?,
+    };
+    finish(session, options, started)
+}
 
+/// The training-state checkpoint of the run in `run_dir`: `last.safetensors`, or
+/// `previous.safetensors` when a crash came between replacing the two.
+pub fn read_state(run_dir: &Path) -> Result<Checkpoint> {
+    if run_dir.join("test_metrics.json").exists() {
+        bail!(
+            "{} is a finished run (test_metrics.json exists); nothing to resume",
+            run_dir.display()
+        );
+    }
+    let last = run_dir.join(LAST);
+    let path = if last.exists() {
+        last
+    } else if run_dir.join(PREVIOUS).exists() {
+        run_dir.join(PREVIOUS)
+    } else {
+        bail!(
+            "{} holds no training state ({LAST}); is it a run folder?",
+            run_dir.display()
+        );
+    };
+    let checkpoint = Checkpoint::read(&path, &Device::Cpu).map_err(|e| {
+        let previous = run_dir.join(PREVIOUS);
+        let hint = if path != previous && previous.exists() {
+            format!(
+                "; the state before it is intact in {}: move it to {LAST} to resume from there",
+                previous.display()
+            )
+        } else {
+            String::new()
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })?;
+    Ok(checkpoint)
+}
+
+/// The configuration a saved run was trained with (from its training state).
+pub fn run_config(state: &Checkpoint) -> Result<RunConfig> {
+    Ok(state.toml("config")?)
+}
+
+/// Continues the run in `run_dir` from its last checkpoint on `dataset` (the same data it started
+/// on), to the same end as if it had never stopped.
+pub fn resume(
+    dataset: &Dataset,
+    run_dir: &Path,
+    device: &Device,
+    options: RunOptions,
+) -> Result<RunSummary> {
+    let started = Instant::now();
+    let checkpoint = read_state(run_dir)?;
+    let config: RunConfig = run_config(&checkpoint)?;
+    let state: LoopState = checkpoint.json("state")?;
+    let scalers: Scalers = checkpoint.json("scalers")?;
+    if scalers != dataset.scalers()
+        || checkpoint.json::<FeatureWidths>("feature_widths")? != FeatureWidths::of(dataset)
+    {
+        bail!(
+            "cannot resume {}: these data differ from the data the run started on (other inputs or values); resume with the same --data folder",
+            run_dir.display()
+        );
+    }
     let mut trainer = Trainer::new(
         dataset,
         &config.examples,
@@ -134,120 +453,191 @@ pub fn train(
         config.train.clone(),
         device,
     )?;
-    let mut log =
-        std::fs::File::create(out_dir.join("metrics.jsonl")).context("creating metrics.jsonl")?;
-    let bar = ProgressBar::new(config.train.steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} train [{bar:30}] {pos}/{len} steps, {elapsed} elapsed, ETA {eta} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let (mut best, mut since_best, mut steps) = (f64::INFINITY, 0usize, 0usize);
-    let mut running = 0.0;
-    for step in 0..config.train.steps {
-        let s = trainer.step(dataset, &config.examples)?;
-        steps = step + 1;
-        running = if step == 0 {
-            s.loss
-        } else {
-            0.98 * running + 0.02 * s.loss
-        };
-        writeln!(
-            log,
-            "{}",
-            serde_json::json!({"kind": "step", "step": s.step, "loss": s.loss, "grad_norm": s.grad_norm, "learning_rate": s.learning_rate})
-        )?;
-        bar.set_message(format!("loss {running:.4}"));
-        bar.inc(1);
-        if steps % config.eval.every_steps == 0 || steps == config.train.steps {
-            let report = evaluate(
-                &trainer.model,
-                dataset,
-                config,
-                &validation,
-                Split::Validation,
-                &scale,
-                device,
-            )?;
-            let nmae = report["model"].nmae;
-            writeln!(
-                log,
-                "{}",
-                serde_json::json!({"kind": "validation", "step": steps, "nmae": nmae, "smart_persistence_nmae": report["smart_persistence"].nmae})
-            )?;
-            if nmae < best {
-                best = nmae;
-                since_best = 0;
-                save_checkpoint(&trainer, out_dir, steps, nmae)?;
-            } else {
-                since_best += 1;
-            }
-            // `suspend` prints whether or not the bar is drawn (it is hidden when stderr is not a terminal).
-            bar.suspend(|| {
-                eprintln!("step {steps}: validation daylight nMAE {nmae:.4} (best {best:.4})")
-            });
-            if since_best >= config.eval.patience {
-                bar.suspend(|| {
-                    eprintln!("early stop: {since_best} validations without improvement")
-                });
-                break;
-            }
-        }
+    let on_device;
+    let tensors = if device.same_device(&Device::Cpu) {
+        &checkpoint.tensors
+    } else {
+        on_device = checkpoint
+            .tensors
+            .iter()
+            .map(|(n, t)| Ok((n.clone(), t.to_device(device)?)))
+            .collect::<candle_core::Result<_>>()?;
+        &on_device
+    };
+    checkpoint.load_into(&trainer.varmap)?;
+    trainer.restore(state.trainer, tensors)?;
+    let log_path = run_dir.join("metrics.jsonl");
+    let log = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    if log.metadata()?.len() < state.log_bytes {
+        bail!(
+            "{} is shorter than when the checkpoint was written ({} bytes); it was edited or truncated",
+            log_path.display(),
+            state.log_bytes
+        );
     }
-    bar.finish_and_clear();
-
-    // The test split is used once, by the best checkpoint.
-    trainer
-        .varmap
-        .load(out_dir.join("model.safetensors"))
-        .context("reloading the best checkpoint")?;
-    let test_keys = example_keys(dataset, &config.examples, Split::Test)?;
-    let test = evaluate(
-        &trainer.model,
+    log.set_len(state.log_bytes)?;
+    let mut log = log;
+    log.seek(std::io::SeekFrom::End(0))?;
+    let metadata = model_metadata(&config, FeatureWidths::of(dataset), &scalers)?;
+    let session = Session {
         dataset,
-        config,
-        &test_keys,
-        Split::Test,
-        &scale,
+        config: &config,
+        out_dir: run_dir,
         device,
+        trainer,
+        state,
+        log,
+        metadata,
+    };
+    finish(session, options, started)
+}
+
+fn finish(mut session: Session<'_>, options: RunOptions, started: Instant) -> Result<RunSummary> {
+    let finished = session.run(options)?;
+    let steps = session.trainer.state().step;
+    let out_dir = session.out_dir.to_owned();
+    if !finished {
+        return Ok(RunSummary {
+            out_dir,
+            test: None,
+            steps,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    // The test split is used once, by the best checkpoint.
+    let saved = SavedModel::read(&out_dir.join(MODEL), session.device)?;
+    let test = evaluate_saved(&saved, session.dataset, Split::Test, session.device)?;
+    crate::plots::loss_curves(&out_dir.join("metrics.jsonl"), &out_dir.join("loss.png"))?;
+    draw_report_plots(
+        &saved,
+        session.dataset,
+        &test,
+        Split::Test,
+        &out_dir,
+        session.device,
     )?;
+    // Last: its presence marks the run finished.
     write_atomic(
         &out_dir.join("test_metrics.json"),
         serde_json::to_string_pretty(&test)?.as_bytes(),
     )?;
     Ok(RunSummary {
-        out_dir: out_dir.to_owned(),
-        test,
+        out_dir,
+        test: Some(test),
         steps,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
-fn save_checkpoint(
-    trainer: &Trainer,
-    out_dir: &Path,
-    step: usize,
-    validation_nmae: f64,
-) -> Result<()> {
-    let tmp = out_dir.join("model.safetensors.tmp");
-    trainer
-        .varmap
-        .save(&tmp)
-        .context("writing the checkpoint")?;
-    std::fs::rename(&tmp, out_dir.join("model.safetensors")).context("renaming the checkpoint")?;
-    let meta = serde_json::json!({"step": step, "validation_nmae": validation_nmae});
-    write_atomic(
-        &out_dir.join("checkpoint.json"),
-        serde_json::to_string_pretty(&meta)?.as_bytes(),
+/// A model read back from a checkpoint, with what it needs to see data as in training.
+pub struct SavedModel {
+    /// The model.
+    pub model: PvForecaster,
+    /// Its parameters.
+    pub varmap: VarMap,
+    /// The configuration it was trained with.
+    pub config: RunConfig,
+    /// Input widths it expects.
+    pub widths: FeatureWidths,
+    /// Input standardisation it was trained with.
+    pub scalers: Scalers,
+    /// The file.
+    pub path: PathBuf,
+}
+
+impl SavedModel {
+    /// Reads a model from a checkpoint file, or from `model.safetensors` in a run folder.
+    pub fn read(path: &Path, device: &Device) -> Result<SavedModel> {
+        let path = if path.is_dir() {
+            path.join(MODEL)
+        } else {
+            path.to_owned()
+        };
+        let checkpoint = Checkpoint::read(&path, device)?;
+        let config: RunConfig = checkpoint.toml("config")?;
+        config
+            .validate()
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("{}: the stored configuration", path.display()))?;
+        let widths: FeatureWidths = checkpoint.json("feature_widths")?;
+        let scalers: Scalers = checkpoint.json("scalers")?;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let model = PvForecaster::new(&config.model, widths, config.data.step_minutes, vb)?;
+        checkpoint.load_into(&varmap)?;
+        Ok(SavedModel {
+            model,
+            varmap,
+            config,
+            widths,
+            scalers,
+            path,
+        })
+    }
+
+    /// Makes `dataset` look like the training data to this model: the same inputs and variables,
+    /// standardised with the training scalers. Loading must have used `self.config.data`.
+    pub fn adapt(&self, dataset: &mut Dataset) -> Result<()> {
+        dataset
+            .use_scalers(&self.scalers)
+            .with_context(|| format!("data for the model {}", self.path.display()))?;
+        let widths = FeatureWidths::of(dataset);
+        if widths != self.widths {
+            bail!(
+                "data for the model {}: input widths {widths:?} differ from training's {:?}",
+                self.path.display(),
+                self.widths
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Evaluates a saved model and the baselines on one split of `dataset` (already adapted). The
+/// baselines' clear-sky scale is fitted on the same data's training split.
+pub fn evaluate_saved(
+    saved: &SavedModel,
+    dataset: &Dataset,
+    split: Split,
+    device: &Device,
+) -> Result<Report> {
+    let scale = fit_clear_sky_scale(dataset, &saved.config)?;
+    let keys = example_keys(dataset, &saved.config.examples, split)?;
+    evaluate(
+        &saved.model,
+        dataset,
+        &saved.config,
+        &keys,
+        split,
+        &scale,
+        device,
     )
 }
 
+/// The plots of an evaluation: nMAE by lead time, and forecast fans on examples of `split`.
+pub fn draw_report_plots(
+    saved: &SavedModel,
+    dataset: &Dataset,
+    report: &Report,
+    split: Split,
+    out_dir: &Path,
+    device: &Device,
+) -> Result<()> {
+    crate::plots::nmae_by_lead(
+        report,
+        saved.config.data.step_minutes,
+        &out_dir.join("nmae_by_lead.png"),
+    )?;
+    let fans = crate::forecast::fan_examples(saved, dataset, split, device)?;
+    crate::plots::forecast_fans(&fans, &out_dir.join("forecast_fans.png"))?;
+    Ok(())
+}
+
 /// The test table: nMAE per lead time (every fourth) and overall, model vs baselines.
-pub fn table(
-    test: &std::collections::BTreeMap<String, ForecasterMetrics>,
-    step_minutes: i64,
-) -> String {
+pub fn table(test: &Report, step_minutes: i64) -> String {
     let order = [
         "model",
         "persistence",

@@ -1,16 +1,18 @@
 //! The training loop's core, reproducible from a seed: deterministic parameter initialisation,
 //! seeded shuffling, AdamW with linear warm-up and cosine decay, global gradient-norm clipping,
-//! and a NaN/inf loss stopping with the step that produced it. The CLI, checkpoints, resume and
-//! plots build on this (next steps of the trainer issue).
+//! and a NaN/inf loss stopping with the step that produced it. The whole state (weights,
+//! optimiser moments, step, data position) can be taken out and put back, so a resumed run is
+//! bit-identical to one that never stopped ([`crate::run`] writes and reads it).
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
 use pv_data::{
     Dataset, ExampleConfig, ExampleKey, FeatureWidths, Split, build_batch, example_keys,
 };
 
 use crate::model::{BatchTensors, ModelConfig, PvForecaster};
+use crate::optim::{AdamW, AdamWParams};
 
 /// Optimisation settings.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -207,6 +209,24 @@ pub enum TrainError {
     /// A tensor error.
     #[error(transparent)]
     Tensor(#[from] candle_core::Error),
+    /// A saved state does not fit this data (another data folder or example configuration).
+    #[error("cannot resume: {0}")]
+    Resume(String),
+}
+
+/// Where training stands, besides weights and optimiser moments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TrainerState {
+    /// Steps taken.
+    pub step: usize,
+    /// Passes over the training examples started (0-based).
+    pub epoch: u64,
+    /// Position in this epoch's shuffled examples.
+    pub cursor: usize,
+    /// Training examples (a resumed run must see the same ones).
+    pub examples: usize,
+    /// Optimiser updates taken.
+    pub updates: u64,
 }
 
 /// A model with its parameters and optimiser, trained step by step.
@@ -216,6 +236,8 @@ pub struct Trainer {
     /// Its parameters, by name.
     pub varmap: VarMap,
     optimiser: AdamW,
+    /// Parameters in name order: sums over them (the gradient norm) are reproducible.
+    vars: Vec<Var>,
     config: TrainConfig,
     keys: Vec<ExampleKey>,
     cursor: usize,
@@ -242,12 +264,22 @@ impl Trainer {
             vb,
         )?;
         initialise(&varmap, config.seed)?;
-        let params = ParamsAdamW {
-            lr: learning_rate_at(0, &config),
+        let params = AdamWParams {
             weight_decay: config.weight_decay,
-            ..ParamsAdamW::default()
+            ..AdamWParams::default()
         };
-        let optimiser = AdamW::new(varmap.all_vars(), params)?;
+        let named: Vec<(String, Var)> = varmap
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("varmap lock poisoned".into()))?
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        let mut vars: Vec<Var> = Vec::with_capacity(named.len());
+        let mut sorted = named.clone();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        vars.extend(sorted.into_iter().map(|(_, v)| v));
+        let optimiser = AdamW::new(named, params)?;
         let keys = example_keys(dataset, examples, Split::Train)?;
         if keys.is_empty() {
             return Err(TrainError::NoExamples);
@@ -256,6 +288,7 @@ impl Trainer {
             model,
             varmap,
             optimiser,
+            vars,
             config,
             keys,
             cursor: 0,
@@ -306,10 +339,9 @@ impl Trainer {
             });
         }
         let mut grads = loss.backward()?;
-        let grad_norm = clip_gradients(&mut grads, &self.varmap.all_vars(), self.config.grad_clip)?;
+        let grad_norm = clip_gradients(&mut grads, &self.vars, self.config.grad_clip)?;
         let learning_rate = learning_rate_at(self.step, &self.config);
-        self.optimiser.set_learning_rate(learning_rate);
-        self.optimiser.step(&grads)?;
+        self.optimiser.step(&grads, learning_rate)?;
         let log = StepLog {
             step: self.step,
             loss: value,
@@ -318,6 +350,73 @@ impl Trainer {
         };
         self.step += 1;
         Ok(log)
+    }
+
+    /// Passes over the training examples completed, as a fraction (for progress displays).
+    pub fn epochs_done(&self) -> f64 {
+        self.epoch as f64 + self.cursor as f64 / self.keys.len() as f64
+    }
+
+    /// Training examples per epoch.
+    pub fn examples_per_epoch(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Where training stands.
+    pub fn state(&self) -> TrainerState {
+        TrainerState {
+            step: self.step,
+            epoch: self.epoch,
+            cursor: self.cursor,
+            examples: self.keys.len(),
+            updates: self.optimiser.updates(),
+        }
+    }
+
+    /// Weights and optimiser moments, by name, for a checkpoint.
+    pub fn tensors(&self) -> candle_core::Result<Vec<(String, Tensor)>> {
+        let mut out = self.weights()?;
+        out.extend(self.optimiser.state());
+        Ok(out)
+    }
+
+    /// Weights only, by name.
+    pub fn weights(&self) -> candle_core::Result<Vec<(String, Tensor)>> {
+        let vars = self
+            .varmap
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("varmap lock poisoned".into()))?;
+        let mut out: Vec<(String, Tensor)> = vars
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Puts back a state taken by [`Trainer::state`] and [`Trainer::tensors`] (weights already
+    /// loaded into `varmap` by the caller; `tensors` supplies the optimiser moments).
+    pub fn restore(
+        &mut self,
+        state: TrainerState,
+        tensors: &std::collections::HashMap<String, Tensor>,
+    ) -> Result<(), TrainError> {
+        if state.examples != self.keys.len() || state.cursor > self.keys.len() {
+            return Err(TrainError::Resume(format!(
+                "the run was trained on {} training examples, these data give {}; resume with the same data folder and configuration",
+                state.examples,
+                self.keys.len()
+            )));
+        }
+        self.optimiser
+            .restore(tensors, state.updates)
+            .map_err(|e| TrainError::Resume(e.to_string()))?;
+        self.epoch = state.epoch;
+        self.reshuffle();
+        self.cursor = state.cursor;
+        self.step = state.step;
+        Ok(())
     }
 
     /// Every parameter's values, by name, in name order (for comparisons and checkpoints).

@@ -1,66 +1,89 @@
-//! A tiny end-to-end run on a slice of the bundled data: the files appear, the metrics are
-//! complete, and a second run into the same folder is refused without touching the first.
+//! End-to-end runs on a slice of the bundled data: the files appear and are complete, a second
+//! run into the same folder is refused, an interrupted and resumed run ends bit-identical to an
+//! uninterrupted one, corrupted checkpoints are refused, and a saved model evaluates and
+//! forecasts on the bundled folder and on another folder in a different layout.
 
-use std::path::PathBuf;
+mod common;
+
+use std::path::Path;
 
 use candle_core::Device;
-use pv_data::{DataPaths, Dataset, ExampleConfig, LoadConfig};
-use trainer::config::{EvalConfig, RunConfig};
-use trainer::model::ModelConfig;
-use trainer::training::TrainConfig;
+use pv_data::{Split, UnixTime};
+use trainer::config::RunConfig;
+use trainer::run::{RunOptions, SavedModel};
+
+fn train(config: &RunConfig, run: &Path, stop_after: Option<usize>) -> trainer::run::RunSummary {
+    trainer::run::train(
+        &common::dataset(),
+        config,
+        run,
+        &Device::Cpu,
+        RunOptions {
+            stop_after,
+            progress: false,
+        },
+    )
+    .expect("train")
+}
+
+fn resume(run: &Path, stop_after: Option<usize>) -> trainer::run::RunSummary {
+    trainer::run::resume(
+        &common::dataset(),
+        run,
+        &Device::Cpu,
+        RunOptions {
+            stop_after,
+            progress: false,
+        },
+    )
+    .expect("resume")
+}
+
+fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let checkpoint = trainer::checkpoint::Checkpoint::read(path, &Device::Cpu).expect("read");
+    let mut out: Vec<(String, Vec<u8>)> = checkpoint
+        .tensors
+        .iter()
+        .map(|(n, t)| {
+            let values = t
+                .flatten_all()
+                .expect("flat")
+                .to_vec1::<f32>()
+                .expect("f32");
+            (
+                n.clone(),
+                values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
 
 #[test]
 fn a_tiny_run_writes_its_outputs_and_refuses_to_overwrite() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data");
-    let dataset = Dataset::load(
-        &DataPaths::in_folder(&dir).expect("data"),
-        LoadConfig::default(),
-    )
-    .expect("load");
-    let mut model = ModelConfig::small(8);
-    for level in &mut model.levels {
-        level.channels = 16;
-        level.heads = 2;
-    }
-    let config = RunConfig {
-        // Every 211th example keeps evaluation quick.
-        examples: ExampleConfig {
-            t0_stride_steps: 211,
-            ..ExampleConfig::default()
-        },
-        model: ModelConfig {
-            token_dim: 16,
-            decoder_channels: 16,
-            decoder_blocks: 1,
-            decoder_heads: 2,
-            ..model
-        },
-        train: TrainConfig {
-            steps: 6,
-            batch_size: 8,
-            warmup_steps: 2,
-            ..TrainConfig::default()
-        },
-        eval: EvalConfig {
-            every_steps: 3,
-            patience: 5,
-            max_validation_examples: 64,
-            batch_size: 64,
-        },
-        ..RunConfig::default()
-    };
+    let config = common::tiny_config();
     let out = tempfile::tempdir().expect("tempdir");
     let run = out.path().join("run");
-    let summary = trainer::run::train(&dataset, &config, &run, &Device::Cpu).expect("train");
+    let summary = train(&config, &run, None);
     assert_eq!(summary.steps, 6);
     for file in [
         "config.toml",
         "metrics.jsonl",
         "model.safetensors",
-        "checkpoint.json",
+        "last.safetensors",
+        "previous.safetensors",
         "test_metrics.json",
+        "loss.png",
+        "nmae_by_lead.png",
+        "forecast_fans.png",
     ] {
         assert!(run.join(file).is_file(), "{file} missing");
+    }
+    for png in ["loss.png", "nmae_by_lead.png", "forecast_fans.png"] {
+        let bytes = std::fs::read(run.join(png)).expect("png");
+        assert_eq!(&bytes[1..4], b"PNG", "{png} is not a PNG");
+        assert!(bytes.len() > 5_000, "{png} is suspiciously small");
     }
     // The config written is the config used, every value included.
     let written: RunConfig =
@@ -69,18 +92,9 @@ fn a_tiny_run_writes_its_outputs_and_refuses_to_overwrite() {
     assert_eq!(written, config);
     // 6 step lines and 2 validation lines.
     let log = std::fs::read_to_string(run.join("metrics.jsonl")).expect("log");
-    assert_eq!(
-        log.lines()
-            .filter(|l| l.contains("\"kind\":\"step\""))
-            .count(),
-        6
-    );
-    assert_eq!(
-        log.lines()
-            .filter(|l| l.contains("\"kind\":\"validation\""))
-            .count(),
-        2
-    );
+    let count = |kind: &str| log.lines().filter(|l| l.contains(kind)).count();
+    assert_eq!(count("\"kind\":\"step\""), 6);
+    assert_eq!(count("\"kind\":\"validation\""), 2);
     let test: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(run.join("test_metrics.json")).expect("read"),
     )
@@ -99,20 +113,212 @@ fn a_tiny_run_writes_its_outputs_and_refuses_to_overwrite() {
     }
     assert!(test["model"]["pinball"].is_number() && test["model"]["coverage"].is_number());
     // No leftover temporary files from the atomic writes.
-    assert!(std::fs::read_dir(&run).expect("ls").all(|e| {
-        !e.expect("entry")
+    for entry in std::fs::read_dir(&run).expect("ls") {
+        let name = entry
+            .expect("entry")
             .file_name()
             .to_string_lossy()
-            .ends_with(".tmp")
-    }));
+            .into_owned();
+        assert!(
+            !name.contains(".tmp") && !name.ends_with(".new"),
+            "{name} left behind"
+        );
+    }
+    // The model file carries what it needs to be used alone.
+    let saved = SavedModel::read(&run, &Device::Cpu).expect("saved model");
+    assert_eq!(saved.config, config);
 
     let before = std::fs::read(run.join("model.safetensors")).expect("read");
-    let err = trainer::run::train(&dataset, &config, &run, &Device::Cpu)
-        .err()
-        .expect("second run refused");
+    let err = trainer::run::train(
+        &common::dataset(),
+        &config,
+        &run,
+        &Device::Cpu,
+        RunOptions::default(),
+    )
+    .err()
+    .expect("second run refused");
     assert!(err.to_string().contains("already holds a run"), "{err}");
     assert_eq!(
         std::fs::read(run.join("model.safetensors")).expect("read"),
         before
+    );
+    let err = trainer::run::resume(
+        &common::dataset(),
+        &run,
+        &Device::Cpu,
+        RunOptions::default(),
+    )
+    .err()
+    .expect("finished run not resumed");
+    assert!(err.to_string().contains("finished run"), "{err}");
+}
+
+#[test]
+fn an_interrupted_run_resumes_bit_identically() {
+    let mut config = common::tiny_config();
+    config.train.steps = 7;
+    let out = tempfile::tempdir().expect("tempdir");
+    let straight = out.path().join("straight");
+    train(&config, &straight, None);
+
+    // Stop between validations (step 2), then across a validation (step 5), then finish.
+    let pieces = out.path().join("pieces");
+    let first = train(&config, &pieces, Some(2));
+    assert!(first.test.is_none());
+    assert_eq!(first.steps, 2);
+    // A killed process may have logged steps after its last checkpoint: they are dropped.
+    let log = pieces.join("metrics.jsonl");
+    let mut text = std::fs::read_to_string(&log).expect("log");
+    text.push_str("{\"kind\":\"step\",\"step\":2,\"loss\":123.0}\n");
+    std::fs::write(&log, text).expect("append");
+    let second = resume(&pieces, Some(3));
+    assert_eq!(second.steps, 5);
+    let third = resume(&pieces, None);
+    assert_eq!(third.steps, 7);
+
+    for file in ["model.safetensors", "last.safetensors"] {
+        assert_eq!(
+            tensors(&straight.join(file)),
+            tensors(&pieces.join(file)),
+            "{file} differs"
+        );
+    }
+    for file in ["metrics.jsonl", "test_metrics.json"] {
+        assert_eq!(
+            std::fs::read_to_string(straight.join(file)).expect("read"),
+            std::fs::read_to_string(pieces.join(file)).expect("read"),
+            "{file} differs"
+        );
+    }
+}
+
+#[test]
+fn corrupted_and_truncated_checkpoints_are_refused() {
+    let config = common::tiny_config();
+    let out = tempfile::tempdir().expect("tempdir");
+    let run = out.path().join("run");
+    train(&config, &run, Some(4)); // checkpoints at step 3 (validation) and 4 (stop)
+    let last = run.join("last.safetensors");
+    let good = std::fs::read(&last).expect("read");
+
+    // One flipped bit in the tensor data.
+    let mut bad = good.clone();
+    let n = bad.len();
+    bad[n - 10] ^= 0x01;
+    std::fs::write(&last, &bad).expect("write");
+    let err = trainer::run::resume(
+        &common::dataset(),
+        &run,
+        &Device::Cpu,
+        RunOptions::default(),
+    )
+    .err()
+    .expect("refused");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("checksum mismatch") && msg.contains("last.safetensors"),
+        "{msg}"
+    );
+    assert!(msg.contains("previous.safetensors"), "{msg}");
+    // The previous state is untouched and loads.
+    trainer::checkpoint::Checkpoint::read(&run.join("previous.safetensors"), &Device::Cpu)
+        .expect("previous intact");
+
+    // Truncated.
+    std::fs::write(&last, &good[..good.len() / 2]).expect("write");
+    let err = trainer::run::resume(
+        &common::dataset(),
+        &run,
+        &Device::Cpu,
+        RunOptions::default(),
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        format!("{err:#}").contains("not a readable checkpoint"),
+        "{err:#}"
+    );
+
+    // A model checkpoint of another configuration.
+    std::fs::write(&last, &good).expect("restore");
+    let other = tempfile::tempdir().expect("tempdir");
+    let mut wider = config.clone();
+    wider.model.decoder_channels = 24;
+    let other_run = other.path().join("run");
+    train(&wider, &other_run, Some(3));
+    let checkpoint =
+        trainer::checkpoint::Checkpoint::read(&other_run.join("model.safetensors"), &Device::Cpu)
+            .expect("read");
+    let mine = SavedModel::read(&run, &Device::Cpu).expect("mine");
+    let err = checkpoint.load_into(&mine.varmap).expect_err("refused");
+    assert!(err.to_string().contains("has shape"), "{err}");
+}
+
+#[test]
+fn a_saved_model_evaluates_and_forecasts_on_two_folders() {
+    let config = common::tiny_config();
+    let out = tempfile::tempdir().expect("tempdir");
+    let run = out.path().join("run");
+    train(&config, &run, None);
+    let saved = SavedModel::read(&run, &Device::Cpu).expect("saved");
+
+    // On the training folder, evaluation reproduces the run's own test metrics.
+    let mut data = common::dataset();
+    saved.adapt(&mut data).expect("adapt");
+    let report =
+        trainer::run::evaluate_saved(&saved, &data, Split::Test, &Device::Cpu).expect("evaluate");
+    // (Compared as text: serde_json's default float parsing may be off by one ulp.)
+    assert_eq!(
+        serde_json::to_string_pretty(&report).expect("json"),
+        std::fs::read_to_string(run.join("test_metrics.json")).expect("read")
+    );
+
+    // Another folder: hive-partitioned generation without one system, Parquet metadata.
+    let other = out.path().join("other");
+    common::other_folder(&other, 1001);
+    let mut other_data = common::load(&other);
+    assert_eq!(other_data.systems.len(), data.systems.len() - 1);
+    saved.adapt(&mut other_data).expect("adapt");
+    let report = trainer::run::evaluate_saved(&saved, &other_data, Split::Test, &Device::Cpu)
+        .expect("evaluate other");
+    assert!(report["model"].nmae.is_finite());
+
+    // A forecast at a midday t0 of system 50: every system with history gets every lead time.
+    let t0 = UnixTime::parse("2013-09-10T18:00:00Z").expect("t0");
+    let (rows, skipped) =
+        trainer::forecast::forecast_at(&saved, &other_data, t0, &Device::Cpu).expect("forecast");
+    let k = config.examples.lead_times;
+    assert_eq!(rows.len() % k, 0);
+    assert_eq!(rows.len() / k + skipped.len(), other_data.systems.len());
+    for row in &rows {
+        assert!(row.quantiles_kw.windows(2).all(|w| w[0] <= w[1]), "{row:?}");
+        assert!(row.quantiles_kw.iter().all(|q| q.is_finite()));
+    }
+    let csv = out.path().join("forecast.csv");
+    trainer::forecast::write_forecast(&rows, &config.model.quantiles, &csv).expect("csv");
+    let text = std::fs::read_to_string(&csv).expect("read");
+    assert!(
+        text.starts_with("ss_id,t0,valid_time,lead_minutes,q0.1_kw,q0.5_kw,q0.9_kw,observed_kw\n")
+    );
+    assert_eq!(text.lines().count(), rows.len() + 1);
+    let parquet = out.path().join("forecast.parquet");
+    trainer::forecast::write_forecast(&rows, &config.model.quantiles, &parquet).expect("parquet");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&parquet).expect("open"),
+    )
+    .expect("parquet");
+    assert_eq!(
+        reader.metadata().file_metadata().num_rows() as usize,
+        rows.len()
+    );
+
+    // t0 off the grid is refused with a suggestion.
+    let err =
+        trainer::forecast::forecast_at(&saved, &other_data, UnixTime(t0.0 + 60), &Device::Cpu)
+            .expect_err("refused");
+    assert!(
+        err.to_string().contains("not on the 15-minute grid"),
+        "{err}"
     );
 }

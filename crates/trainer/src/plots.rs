@@ -1,0 +1,367 @@
+//! PNG plots (plotters, bitmap backend, a bundled font so no system font library is needed):
+//! loss curves, nMAE by lead time for the model and the baselines, and forecast fans (quantile
+//! bands) against what happened.
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{Context, Result, anyhow};
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::forecast::Fan;
+use crate::run::Report;
+
+const FONT: &str = "sans-serif";
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The bundled font is valid (a test draws every plot); if it were not, text would be
+        // missing, not the plot.
+        let _ = plotters::style::register_font(
+            FONT,
+            FontStyle::Normal,
+            include_bytes!("../assets/DejaVuSans-subset.ttf"),
+        );
+    });
+}
+
+/// Draws into `path` through a temporary file renamed into place, so a failed draw never
+/// leaves half a picture.
+fn draw_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>,
+) -> Result<()> {
+    register_font();
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("plot")
+        .to_owned();
+    let tmp = path.with_file_name(format!("{stem}.tmp.png"));
+    {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        draw(&root)?;
+        root.present()
+            .map_err(|e| anyhow!("{e}"))
+            .with_context(|| format!("writing {}", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+}
+
+/// Splits `points` at non-finite values into drawable runs.
+fn runs(points: impl IntoIterator<Item = (f64, f64)>) -> Vec<Vec<(f64, f64)>> {
+    let mut out = vec![Vec::new()];
+    for (x, y) in points {
+        if y.is_finite() {
+            if let Some(run) = out.last_mut() {
+                run.push((x, y));
+            }
+        } else if out.last().is_some_and(|r| !r.is_empty()) {
+            out.push(Vec::new());
+        }
+    }
+    out.retain(|r| !r.is_empty());
+    out
+}
+
+fn range(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if lo > hi {
+        (0.0, 1.0)
+    } else if hi - lo < 1e-9 {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (lo, hi)
+    }
+}
+
+const COLOURS: [RGBColor; 4] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+];
+
+/// Training loss (each step and its moving average) and validation nMAE, from `metrics.jsonl`.
+pub fn loss_curves(metrics: &Path, out: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(metrics)
+        .with_context(|| format!("reading {}", metrics.display()))?;
+    let mut loss = Vec::new();
+    let mut validation = Vec::new();
+    let mut baseline = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}", metrics.display(), i + 1))?;
+        let step = v["step"].as_f64().unwrap_or(f64::NAN);
+        match v["kind"].as_str() {
+            Some("step") => loss.push((step + 1.0, v["loss"].as_f64().unwrap_or(f64::NAN))),
+            Some("validation") => {
+                validation.push((step, v["nmae"].as_f64().unwrap_or(f64::NAN)));
+                baseline.push((
+                    step,
+                    v["smart_persistence_nmae"].as_f64().unwrap_or(f64::NAN),
+                ));
+            }
+            _ => {}
+        }
+    }
+    let mut smooth = Vec::with_capacity(loss.len());
+    let mut ema = f64::NAN;
+    for &(x, y) in &loss {
+        ema = if ema.is_nan() {
+            y
+        } else {
+            0.95 * ema + 0.05 * y
+        };
+        smooth.push((x, ema));
+    }
+    let steps = loss.last().map_or(1.0, |p| p.0).max(1.0);
+    draw_png(out, (900, 700), |root| {
+        let (top, bottom) = root.split_vertically(380);
+        let (lo, hi) = range(loss.iter().map(|p| p.1));
+        let mut chart = ChartBuilder::on(&top)
+            .caption("training loss (pinball)", (FONT, 20))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..steps, lo.min(0.0)..hi * 1.05)
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .draw_series(LineSeries::new(loss.iter().copied(), COLOURS[0].mix(0.3)))
+            .map_err(|e| anyhow!("{e}"))?
+            .label("each step")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], COLOURS[0].mix(0.3)));
+        chart
+            .draw_series(LineSeries::new(smooth, COLOURS[0].stroke_width(2)))
+            .map_err(|e| anyhow!("{e}"))?
+            .label("moving average")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], COLOURS[0].stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 13))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+
+        let (lo, hi) = range(validation.iter().chain(&baseline).map(|p| p.1));
+        let mut chart = ChartBuilder::on(&bottom)
+            .caption("validation daylight nMAE", (FONT, 20))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..steps, (lo * 0.9)..(hi * 1.1))
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        for (series, name, colour) in [
+            (&validation, "model", COLOURS[0]),
+            (&baseline, "smart persistence", COLOURS[2]),
+        ] {
+            chart
+                .draw_series(LineSeries::new(
+                    series.iter().copied(),
+                    colour.stroke_width(2),
+                ))
+                .map_err(|e| anyhow!("{e}"))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
+            chart
+                .draw_series(series.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                .map_err(|e| anyhow!("{e}"))?;
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 13))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(())
+    })
+}
+
+/// Daylight nMAE per lead time, model and baselines.
+pub fn nmae_by_lead(report: &Report, step_minutes: i64, out: &Path) -> Result<()> {
+    let order = [
+        "model",
+        "persistence",
+        "smart_persistence",
+        "clear_sky_ratio",
+    ];
+    let k = report.get("model").map_or(0, |m| m.nmae_by_lead.len());
+    let hours = |i: usize| (i as f64 + 1.0) * step_minutes as f64 / 60.0;
+    let (_, hi) = range(report.values().flat_map(|m| m.nmae_by_lead.iter().copied()));
+    draw_png(out, (900, 520), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("test daylight nMAE by lead time", (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..hours(k.max(1) - 1) + 0.1, 0.0..hi * 1.1)
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("lead time (hours)")
+            .y_desc("nMAE (MAE / kWp)")
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        for (name, colour) in order.iter().zip(COLOURS) {
+            let Some(m) = report.get(*name) else { continue };
+            let label = format!("{} ({:.3})", name.replace('_', " "), m.nmae);
+            let width = if *name == "model" { 3 } else { 2 };
+            chart
+                .draw_series(LineSeries::new(
+                    m.nmae_by_lead
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &v)| (hours(i), v)),
+                    colour.stroke_width(width),
+                ))
+                .map_err(|e| anyhow!("{e}"))?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(width))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font((FONT, 14))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(())
+    })
+}
+
+/// A grid of forecast fans: observed history and outcome (black), the median (blue) and the
+/// outer quantiles as a band, for several systems and days.
+pub fn forecast_fans(fans: &[Fan], out: &Path) -> Result<()> {
+    let cols = 2usize;
+    let rows = fans.len().div_ceil(cols).max(1);
+    draw_png(out, (1000, 300 * rows as u32), |root| {
+        let panels = root.split_evenly((rows, cols));
+        for (fan, panel) in fans.iter().zip(&panels) {
+            let step_h = fan.step_minutes as f64 / 60.0;
+            let h = fan.history_kw.len();
+            let history: Vec<(f64, f64)> = fan
+                .history_kw
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| (-((h - 1 - i) as f64) * step_h, p as f64))
+                .collect();
+            let lead = |r: &crate::forecast::ForecastRow| r.lead_minutes as f64 / 60.0;
+            let observed: Vec<(f64, f64)> = fan
+                .rows
+                .iter()
+                .map(|r| (lead(r), r.observed_kw as f64))
+                .collect();
+            let q = fan.levels.len();
+            let middle = fan
+                .levels
+                .iter()
+                .position(|&l| (l - 0.5).abs() < 1e-9)
+                .unwrap_or(q / 2);
+            let (_, hi) = range(
+                history.iter().chain(&observed).map(|p| p.1).chain(
+                    fan.rows
+                        .iter()
+                        .flat_map(|r| r.quantiles_kw.iter().map(|&v| v as f64)),
+                ),
+            );
+            let x_max = fan.rows.last().map_or(1.0, lead);
+            let mut chart = ChartBuilder::on(panel)
+                .caption(format!("ss_id {}, t0 {}", fan.ss_id, fan.t0), (FONT, 15))
+                .margin(8)
+                .x_label_area_size(30)
+                .y_label_area_size(45)
+                .build_cartesian_2d(-((h - 1) as f64) * step_h..x_max, 0.0..hi * 1.08)
+                .map_err(|e| anyhow!("{e}"))?;
+            chart
+                .configure_mesh()
+                .x_desc("hours from t0")
+                .y_desc("kW")
+                .label_style((FONT, 12))
+                .draw()
+                .map_err(|e| anyhow!("{e}"))?;
+            let mut band: Vec<(f64, f64)> = fan
+                .rows
+                .iter()
+                .map(|r| (lead(r), r.quantiles_kw[q - 1] as f64))
+                .collect();
+            band.extend(
+                fan.rows
+                    .iter()
+                    .rev()
+                    .map(|r| (lead(r), r.quantiles_kw[0] as f64)),
+            );
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    band,
+                    COLOURS[0].mix(0.25).filled(),
+                )))
+                .map_err(|e| anyhow!("{e}"))?;
+            chart
+                .draw_series(LineSeries::new(
+                    fan.rows
+                        .iter()
+                        .map(|r| (lead(r), r.quantiles_kw[middle] as f64)),
+                    COLOURS[0].stroke_width(2),
+                ))
+                .map_err(|e| anyhow!("{e}"))?;
+            for run in runs(history.iter().copied().chain(observed.iter().copied())) {
+                chart
+                    .draw_series(LineSeries::new(run, BLACK.stroke_width(2)))
+                    .map_err(|e| anyhow!("{e}"))?;
+            }
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    [(0.0, 0.0), (0.0, hi * 1.08)],
+                    BLACK.mix(0.4),
+                )))
+                .map_err(|e| anyhow!("{e}"))?;
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn runs_split_at_missing_values() {
+        let r = runs([
+            (0.0, 1.0),
+            (1.0, f64::NAN),
+            (2.0, 2.0),
+            (3.0, 3.0),
+            (4.0, f64::NAN),
+        ]);
+        assert_eq!(r, vec![vec![(0.0, 1.0)], vec![(2.0, 2.0), (3.0, 3.0)]]);
+    }
+}
