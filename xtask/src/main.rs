@@ -1,6 +1,8 @@
 //! Build orchestration for power-perceiver (`cargo xtask <command>`), with no dependencies.
 //!
-//! - `ci`: formatting, clippy with warnings denied, the layering rule, and every test.
+//! - `ci`: formatting, clippy with warnings denied, the layering rule, every test, and the CUDA
+//!   kernels compiled to PTX by NVRTC (fetched from PyPI by `scripts/install-nvrtc.sh`).
+//! - `ptx-check`: only the last.
 //! - `layering`: only the layering rule.
 //! - `data [DIR]`: summarise a data folder (rows, ranges, missing fractions, examples per split).
 //! - `bench [--quick]`: run the criterion benches.
@@ -41,12 +43,13 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("layering") => layering(),
+        Some("ptx-check") => ptx_check(),
         Some("data") => data(args.get(1).map_or("data", String::as_str)),
         Some("bench") => bench(args.iter().any(|a| a == "--quick")),
         Some("train") => train(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | layering | data [DIR] | bench [--quick] | train [ARGS...]>"
+                "usage: cargo xtask <ci | layering | ptx-check | data [DIR] | bench [--quick] | train [ARGS...]>"
             );
             return ExitCode::from(2);
         }
@@ -86,7 +89,60 @@ fn ci() -> Result<(), String> {
     layering()?;
     cargo(&["test", "--workspace", "--all-targets"])?;
     cargo(&["test", "--workspace", "--doc"])?;
-    Ok(())
+    ptx_check()
+}
+
+/// Compiles every CUDA kernel to PTX (sm_80, sm_90) with NVRTC fetched from PyPI: no GPU needed.
+fn ptx_check() -> Result<(), String> {
+    eprintln!("$ scripts/install-nvrtc.sh");
+    let out = Command::new("bash")
+        .arg("scripts/install-nvrtc.sh")
+        .output()
+        .map_err(|e| format!("cannot run scripts/install-nvrtc.sh: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "scripts/install-nvrtc.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let lib = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let lib = std::fs::canonicalize(&lib).map_err(|e| format!("{lib}: {e}"))?;
+    let path = match std::env::var("LD_LIBRARY_PATH") {
+        Ok(p) if !p.is_empty() => format!("{}:{p}", lib.display()),
+        _ => lib.display().to_string(),
+    };
+    let args = [
+        "clippy",
+        "-p",
+        "perceiver-core",
+        "--features",
+        "ptx-check",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ];
+    cargo(&args)?;
+    let args = [
+        "test",
+        "-p",
+        "perceiver-core",
+        "--features",
+        "ptx-check",
+        "--test",
+        "cuda_ptx",
+    ];
+    eprintln!("$ LD_LIBRARY_PATH={path} cargo {}", args.join(" "));
+    let status = Command::new(env!("CARGO"))
+        .args(args)
+        .env("LD_LIBRARY_PATH", path)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err("the CUDA kernels do not compile to PTX (see above)".into())
+    }
 }
 
 fn workspace_packages() -> Result<Vec<String>, String> {

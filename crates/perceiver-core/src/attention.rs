@@ -4,9 +4,10 @@
 //! Shapes: `q [B, H, Nq, D]`, `k, v [B, H, Nk, D]`, optional `key_mask [B, Nk]` (non-zero = attend),
 //! output `[B, H, Nq, D]`. A query whose keys are all masked gets a zero output, not NaN.
 //!
-//! The CUDA seam: [`FusedAttention`] implements `cuda_fwd` behind the `cuda` feature, and `bwd`
-//! dispatches on the device, so hand-written CUDA kernels slot into the same op for training and
-//! inference. Without them a CUDA tensor gets a clear error, never a silent fallback.
+//! On CUDA (the `cuda` feature), the same op runs hand-written kernels (`src/cuda/attention.cu`,
+//! compiled by NVRTC at run time; launchers in `crate::cuda`): `cuda_fwd` for the forward and
+//! `bwd` dispatching on the device for dQ, dK, dV. Without the feature a CUDA tensor gets a clear
+//! error, never a silent fallback.
 
 use std::sync::Mutex;
 
@@ -20,7 +21,7 @@ use crate::cpu_kernel::{
 /// Which implementation computes attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AttentionImpl {
-    /// The fused custom op (CPU kernel; CUDA kernels in a later issue).
+    /// The fused custom op (CPU kernels; CUDA kernels with the `cuda` feature).
     #[default]
     Fused,
     /// Composed from candle's tensor ops: the reference.
@@ -117,6 +118,8 @@ pub struct FusedAttention {
     #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
     mask: Option<Tensor>,
     lse: Mutex<Option<Vec<f64>>>,
+    #[cfg(feature = "cuda")]
+    lse_cuda: Mutex<Option<std::sync::Arc<candle_core::cuda::cudarc::driver::CudaSlice<f32>>>>,
 }
 
 impl FusedAttention {
@@ -136,6 +139,8 @@ impl FusedAttention {
             keep,
             mask: key_mask.cloned(),
             lse: Mutex::new(None),
+            #[cfg(feature = "cuda")]
+            lse_cuda: Mutex::new(None),
         })
     }
 }
@@ -243,16 +248,22 @@ impl CustomOp3 for FusedAttention {
     #[cfg(feature = "cuda")]
     fn cuda_fwd(
         &self,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        Err(candle_core::Error::Cuda(
-            "fused attention: the CUDA kernels are not built yet (issue 5)".into(),
-        ))
+        let dims = dims_of(l1, l2)?;
+        let (out, lse) =
+            crate::cuda::forward((s1, l1), (s2, l2), (s3, l3), self.mask.as_ref(), dims)?;
+        *self
+            .lse_cuda
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("attention lse lock poisoned".into()))? =
+            Some(std::sync::Arc::new(lse));
+        Ok((out, l1.shape().clone()))
     }
 
     fn bwd(
@@ -263,8 +274,11 @@ impl CustomOp3 for FusedAttention {
         out: &Tensor,
         d_out: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        if q.device().is_cuda() {
+            return self.cuda_bwd(q, k, v, out, d_out);
+        }
         if !q.device().is_cpu() {
-            candle_core::bail!("fused attention backward: only the CPU kernel exists so far");
+            candle_core::bail!("fused attention backward: no kernel for {:?}", q.device());
         }
         let lse = self
             .lse
@@ -292,6 +306,45 @@ impl CustomOp3 for FusedAttention {
 }
 
 impl FusedAttention {
+    #[cfg(feature = "cuda")]
+    fn cuda_bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        out: &Tensor,
+        d_out: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let lse = self
+            .lse_cuda
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("attention lse lock poisoned".into()))?
+            .clone()
+            .ok_or_else(|| {
+                candle_core::Error::Msg("fused attention backward before forward".into())
+            })?;
+        let (dq, dk, dv) = crate::cuda::backward(q, k, v, out, d_out, self.mask.as_ref(), lse)?;
+        Ok((
+            Some(dq.to_dtype(q.dtype())?),
+            Some(dk.to_dtype(k.dtype())?),
+            Some(dv.to_dtype(v.dtype())?),
+        ))
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn cuda_bwd(
+        &self,
+        _: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        candle_core::bail!(
+            "fused attention: this build has no CUDA kernels; enable the `cuda` feature"
+        )
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn backward_typed<T: KernelFloat + candle_core::WithDType>(
         &self,
@@ -351,5 +404,5 @@ impl FusedAttention {
 
 /// Whether a tensor is on a device the fused op can run on in this build.
 pub fn fused_supported(device: &Device) -> bool {
-    device.is_cpu()
+    device.is_cpu() || (cfg!(feature = "cuda") && device.is_cuda())
 }

@@ -32,6 +32,9 @@
 pub mod attention;
 
 mod cpu_kernel;
+#[cfg(feature = "cuda")]
+pub mod cuda;
+pub mod cuda_source;
 pub mod fourier;
 pub mod golden;
 pub mod layers;

@@ -138,6 +138,7 @@ pub fn loss_curves(metrics: &Path, out: &Path) -> Result<()> {
         chart
             .configure_mesh()
             .x_desc("step")
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .label_style((FONT, 13))
             .draw()
             .map_err(|e| anyhow!("{e}"))?;
@@ -170,6 +171,7 @@ pub fn loss_curves(metrics: &Path, out: &Path) -> Result<()> {
         chart
             .configure_mesh()
             .x_desc("step")
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .label_style((FONT, 13))
             .draw()
             .map_err(|e| anyhow!("{e}"))?;

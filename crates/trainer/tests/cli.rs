@@ -1,0 +1,206 @@
+//! The `power-perceiver` binary end to end: a tiny run, evaluation and forecasts on two folders,
+//! and bad input of every kind giving a clear message, a non-zero exit and untouched outputs.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_power-perceiver"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .output()
+        .expect("run power-perceiver")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `args`, expects failure, returns stderr.
+fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(!out.status.success(), "{args:?} should have failed");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    err
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn train_evaluate_forecast_and_inspect_on_two_folders() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("tiny.toml");
+    std::fs::write(
+        &config,
+        toml::to_string(&common::tiny_config()).expect("toml"),
+    )
+    .expect("write");
+    let run_dir = tmp.path().join("run");
+    let stdout = ok(&["train", "--config", path(&config), "--out", path(&run_dir)]);
+    assert!(stdout.contains("smart_persistence"), "{stdout}");
+    assert!(run_dir.join("forecast_fans.png").is_file());
+
+    let other = tmp.path().join("other");
+    common::other_folder(&other, 1001);
+    let inspect = ok(&["data", "inspect", path(&other)]);
+    assert!(
+        inspect.contains("8215") && !inspect.contains("| 1001 |"),
+        "{inspect}"
+    );
+
+    let evaluation = tmp.path().join("evaluation");
+    let table = ok(&[
+        "evaluate",
+        path(&run_dir),
+        "--data",
+        path(&other),
+        "--out",
+        path(&evaluation),
+    ]);
+    assert!(
+        table.contains("model") && table.contains("skill"),
+        "{table}"
+    );
+    for file in ["metrics.json", "nmae_by_lead.png", "forecast_fans.png"] {
+        assert!(evaluation.join(file).is_file(), "{file}");
+    }
+    // A second evaluation into the same folder is refused.
+    let err = fails(&[
+        "evaluate",
+        path(&run_dir),
+        "--data",
+        path(&other),
+        "--out",
+        path(&evaluation),
+    ]);
+    assert!(err.contains("already holds an evaluation"), "{err}");
+
+    let csv = tmp.path().join("f.csv");
+    let said = ok(&[
+        "forecast",
+        path(&run_dir.join("model.safetensors")),
+        "--data",
+        path(&other),
+        "--t0",
+        "2013-09-10 18:00",
+        "--out",
+        path(&csv),
+    ]);
+    assert!(said.contains("rows"), "{said}");
+    let text = std::fs::read_to_string(&csv).expect("csv");
+    assert!(
+        text.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("50,2013-09-10T18:00:00Z,2013-09-10T18:15:00Z,15,")),
+        "{text}"
+    );
+    // An existing forecast is not replaced without --overwrite.
+    let err = fails(&[
+        "forecast",
+        path(&run_dir),
+        "--data",
+        path(&other),
+        "--t0",
+        "2013-09-11 18:00",
+        "--out",
+        path(&csv),
+    ]);
+    assert!(err.contains("--overwrite"), "{err}");
+    assert_eq!(std::fs::read_to_string(&csv).expect("csv"), text);
+}
+
+#[test]
+fn bad_input_gives_clear_errors_and_touches_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let t = tmp.path();
+
+    let err = fails(&["data", "inspect", path(&t.join("nowhere"))]);
+    assert!(
+        err.contains("nowhere") && err.contains("no such folder"),
+        "{err}"
+    );
+
+    let empty = t.join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let err = fails(&["data", "inspect", path(&empty)]);
+    assert!(err.contains("no generation"), "{err}");
+
+    let unknown = t.join("unknown.toml");
+    std::fs::write(&unknown, "[train]\nstpes = 10\n").expect("write");
+    let err = fails(&["train", "--config", path(&unknown), "--print-config"]);
+    assert!(
+        err.contains("unknown.toml") && err.contains("stpes"),
+        "{err}"
+    );
+
+    let negative = t.join("negative.toml");
+    std::fs::write(&negative, "[examples]\nhistory_steps = -4\n").expect("write");
+    let err = fails(&["train", "--config", path(&negative), "--print-config"]);
+    assert!(
+        err.contains("negative.toml") && err.contains("history_steps"),
+        "{err}"
+    );
+
+    let mismatch = t.join("mismatch.toml");
+    std::fs::write(&mismatch, "[examples]\nhistory_steps = 6\n").expect("write");
+    let err = fails(&["train", "--config", path(&mismatch), "--print-config"]);
+    assert!(err.contains("one group per history step"), "{err}");
+
+    // More lead times than any split block holds.
+    let long = t.join("long.toml");
+    std::fs::write(&long, "[examples]\nlead_times = 100000\n").expect("write");
+    let out = t.join("long-run");
+    let err = fails(&["train", "--config", path(&long), "--out", path(&out)]);
+    assert!(err.contains("one example needs"), "{err}");
+    assert!(!out.join("model.safetensors").exists());
+
+    if !cfg!(feature = "cuda") {
+        let err = fails(&[
+            "train",
+            "--device",
+            "cuda",
+            "--steps",
+            "1",
+            "--out",
+            path(&t.join("c")),
+        ]);
+        assert!(err.contains("without CUDA"), "{err}");
+    }
+
+    // Checkpoints: not one, truncated, of another kind.
+    let fake = t.join("fake.safetensors");
+    std::fs::write(&fake, b"not a checkpoint at all").expect("write");
+    let err = fails(&["evaluate", path(&fake), "--out", path(&t.join("e1"))]);
+    assert!(
+        err.contains("fake.safetensors") && err.contains("not a readable checkpoint"),
+        "{err}"
+    );
+    assert!(!t.join("e1").exists());
+
+    let err = fails(&[
+        "forecast",
+        path(&t.join("missing")),
+        "--t0",
+        "2013-09-10 18:00",
+    ]);
+    assert!(err.contains("missing"), "{err}");
+    let err = fails(&["forecast", path(&fake), "--t0", "yesterday"]);
+    assert!(
+        err.contains("yesterday") && err.contains("not a time"),
+        "{err}"
+    );
+
+    let err = fails(&["train", "--resume", path(&empty)]);
+    assert!(err.contains("no training state"), "{err}");
+}
