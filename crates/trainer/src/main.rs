@@ -198,8 +198,7 @@ fn main() -> Result<()> {
             };
             if let Some(run) = resume {
                 let device = device(device_arg)?;
-                let state = trainer::run::read_state(&run)?;
-                let config = trainer::run::run_config(&state)?;
+                let config = trainer::run::run_config(&run)?;
                 let dataset = load_data(&data, config.data)?;
                 eprintln!("resuming {} on {}", run.display(), data.display());
                 let summary = trainer::run::resume(&dataset, &run, &device, options)?;

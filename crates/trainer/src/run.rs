@@ -345,6 +345,18 @@ pub fn train(
             );
         }
     }
+    start(dataset, config, out_dir, device, options, started)
+}
+
+/// Starts a run in `out_dir` from step 0 (the folder is checked by the caller).
+fn start(
+    dataset: &Dataset,
+    config: &RunConfig,
+    out_dir: &Path,
+    device: &Device,
+    options: RunOptions,
+    started: Instant,
+) -> Result<RunSummary> {
     let trainer = Trainer::new(
         dataset,
         &config.examples,
@@ -386,8 +398,9 @@ pub fn train(
 }
 
 /// The training-state checkpoint of the run in `run_dir`: `last.safetensors`, or
-/// `previous.safetensors` when a crash came between replacing the two.
-pub fn read_state(run_dir: &Path) -> Result<Checkpoint> {
+/// `previous.safetensors` when a crash came between replacing the two; `None` for a run stopped
+/// before its first checkpoint (only `config.toml` and the log exist).
+pub fn read_state(run_dir: &Path) -> Result<Option<Checkpoint>> {
     if run_dir.join("test_metrics.json").exists() {
         bail!(
             "{} is a finished run (test_metrics.json exists); nothing to resume",
@@ -399,9 +412,11 @@ pub fn read_state(run_dir: &Path) -> Result<Checkpoint> {
         last
     } else if run_dir.join(PREVIOUS).exists() {
         run_dir.join(PREVIOUS)
+    } else if run_dir.join("config.toml").is_file() {
+        return Ok(None);
     } else {
         bail!(
-            "{} holds no training state ({LAST}); is it a run folder?",
+            "{} holds no training state ({LAST}) and no config.toml; is it a run folder?",
             run_dir.display()
         );
     };
@@ -417,16 +432,28 @@ pub fn read_state(run_dir: &Path) -> Result<Checkpoint> {
         };
         anyhow::anyhow!("{e}{hint}")
     })?;
-    Ok(checkpoint)
+    Ok(Some(checkpoint))
 }
 
-/// The configuration a saved run was trained with (from its training state).
-pub fn run_config(state: &Checkpoint) -> Result<RunConfig> {
-    Ok(state.toml("config")?)
+/// The configuration of the run in `run_dir`: from its training state, or from its
+/// `config.toml` when it stopped before the first checkpoint.
+pub fn run_config(run_dir: &Path) -> Result<RunConfig> {
+    match read_state(run_dir)? {
+        Some(state) => Ok(state.toml("config")?),
+        None => config_file(run_dir),
+    }
+}
+
+fn config_file(run_dir: &Path) -> Result<RunConfig> {
+    let path = run_dir.join("config.toml");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("in {}", path.display()))
 }
 
 /// Continues the run in `run_dir` from its last checkpoint on `dataset` (the same data it started
-/// on), to the same end as if it had never stopped.
+/// on), to the same end as if it had never stopped. A run stopped before its first checkpoint
+/// starts again from step 0.
 pub fn resume(
     dataset: &Dataset,
     run_dir: &Path,
@@ -434,8 +461,12 @@ pub fn resume(
     options: RunOptions,
 ) -> Result<RunSummary> {
     let started = Instant::now();
-    let checkpoint = read_state(run_dir)?;
-    let config: RunConfig = run_config(&checkpoint)?;
+    let Some(checkpoint) = read_state(run_dir)? else {
+        // Stopped before the first checkpoint: nothing was learnt yet, so start again.
+        let config = config_file(run_dir)?;
+        return start(dataset, &config, run_dir, device, options, started);
+    };
+    let config: RunConfig = checkpoint.toml("config")?;
     let state: LoopState = checkpoint.json("state")?;
     let scalers: Scalers = checkpoint.json("scalers")?;
     if scalers != dataset.scalers()
