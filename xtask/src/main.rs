@@ -1,14 +1,20 @@
-//! Build orchestration for power-perceiver (`cargo xtask <command>`), with no dependencies.
+//! Build orchestration for power-perceiver (`cargo xtask <command>`); its one dependency is
+//! serde_json, for bench results.
 //!
-//! - `ci`: formatting, clippy with warnings denied, the layering rule, every test, and the CUDA
+//! - `ci`: formatting, clippy with warnings denied, the layering rule, every test, the
+//!   instruction-count gate (callgrind), and the CUDA
 //!   kernels compiled to PTX by NVRTC (fetched from PyPI by `scripts/install-nvrtc.sh`).
 //! - `ptx-check`: only the last.
 //! - `layering`: only the layering rule.
 //! - `data [DIR]`: summarise a data folder (rows, ranges, missing fractions, examples per split).
-//! - `bench [--quick]`: run the criterion benches.
+//! - `bench [--quick] [--threads 1,2] [--filter RE] [--save F] [--compare F] [--threshold PCT]`:
+//!   the criterion suite, results as JSON, ratios to a baseline (see `bench.rs`).
+//! - `bench instructions [--accept]`: the callgrind instruction-count gate.
 //! - `train [ARGS...]`: release build, then `power-perceiver train ARGS` (default config, `data/`).
 
 use std::process::{Command, ExitCode};
+
+mod bench;
 
 /// Crates that must never appear in another crate's dependency tree (DESIGN.md, "layering").
 const LAYERING: &[(&str, &[&str])] = &[
@@ -45,11 +51,11 @@ fn main() -> ExitCode {
         Some("layering") => layering(),
         Some("ptx-check") => ptx_check(),
         Some("data") => data(args.get(1).map_or("data", String::as_str)),
-        Some("bench") => bench(args.iter().any(|a| a == "--quick")),
+        Some("bench") => bench::run(&args[1..]),
         Some("train") => train(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | layering | ptx-check | data [DIR] | bench [--quick] | train [ARGS...]>"
+                "usage: cargo xtask <ci | layering | ptx-check | data [DIR] | bench [--quick] [--compare F] | bench instructions [--accept] | train [ARGS...]>"
             );
             return ExitCode::from(2);
         }
@@ -89,6 +95,7 @@ fn ci() -> Result<(), String> {
     layering()?;
     cargo(&["test", "--workspace", "--all-targets"])?;
     cargo(&["test", "--workspace", "--doc"])?;
+    bench::run(&["instructions".to_string()])?;
     ptx_check()
 }
 
@@ -225,12 +232,4 @@ fn train(args: &[String]) -> Result<(), String> {
     ];
     all.extend(args.iter().map(String::as_str));
     cargo(&all)
-}
-
-fn bench(quick: bool) -> Result<(), String> {
-    let mut args = vec!["bench", "-p", "power-perceiver-benches"];
-    if quick {
-        args.extend(["--", "--warm-up-time", "1", "--measurement-time", "2"]);
-    }
-    cargo(&args)
 }

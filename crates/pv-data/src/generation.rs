@@ -108,96 +108,27 @@ pub fn load_generation(path: &Path, policy: BadValuePolicy) -> Result<Generation
     let mut zone: Option<(Option<String>, PathBuf)> = None;
 
     for (file_index, file) in files.iter().enumerate() {
-        let table = Table::read(file)?;
-        if table.num_rows() == 0 {
+        // Last (time, file row) per system within this file, to catch unsorted and duplicate rows.
+        let mut last: HashMap<i64, (i64, usize)> = HashMap::new();
+        // One record batch at a time: a file far larger than memory's share for it streams.
+        let rows = Table::for_each_batch(file, |table| {
+            read_batch(
+                table,
+                file_index,
+                policy,
+                &mut zone,
+                &mut last,
+                &mut systems,
+                &mut report,
+            )
+        })?;
+        if rows == 0 {
             return Err(DataError::Empty {
                 path: file.clone(),
                 what: "no rows".into(),
             });
         }
-        let ss_col = table.require(SS_ID_COLUMNS)?;
-        let time_col = table.require(TIME_COLUMNS)?;
-        let energy_col = table.require(ENERGY_COLUMNS)?;
-        let ss_ids = ss_col.integers()?;
-        let times = time_col.times()?;
-        let energies = energy_col.floats()?;
-
-        let this_zone = times.zone.as_deref().map(normalise_zone);
-        match &zone {
-            None => zone = Some((this_zone, file.clone())),
-            Some((first, first_path)) if *first != this_zone => {
-                return Err(DataError::MixedTimeZones {
-                    path: file.clone(),
-                    found: this_zone.unwrap_or_else(|| "none (naive)".into()),
-                    expected: first.clone().unwrap_or_else(|| "none (naive)".into()),
-                    first_path: first_path.clone(),
-                });
-            }
-            Some(_) => {}
-        }
-
-        // Last (time, row) per system within this file, to catch unsorted and duplicate rows.
-        let mut last: HashMap<i64, (i64, usize)> = HashMap::new();
-        for row in 0..table.num_rows() {
-            let ss_id = ss_ids[row].ok_or_else(|| DataError::NullValue {
-                at: ss_col.cell(row),
-            })?;
-            let time = times.seconds[row].ok_or_else(|| DataError::NullValue {
-                at: time_col.cell(row),
-            })?;
-            if let Some(&(previous, previous_row)) = last.get(&ss_id) {
-                if time == previous {
-                    return Err(DataError::DuplicateTimestamp {
-                        at: time_col.cell(row),
-                        first: Box::new(time_col.cell(previous_row)),
-                        ss_id,
-                        time: UnixTime(time),
-                    });
-                }
-                if time < previous {
-                    return Err(DataError::UnsortedTimestamp {
-                        at: time_col.cell(row),
-                        ss_id,
-                        time: UnixTime(time),
-                        previous: UnixTime(previous),
-                    });
-                }
-            }
-            last.insert(ss_id, (time, row));
-
-            let energy = match energies[row] {
-                None => {
-                    report.null_values += 1;
-                    None
-                }
-                Some(value) => match classify_energy(value) {
-                    None => Some(value),
-                    Some(kind) => match policy {
-                        BadValuePolicy::Error => {
-                            return Err(DataError::BadValue {
-                                at: energy_col.cell(row),
-                                value,
-                                kind,
-                            });
-                        }
-                        BadValuePolicy::MaskAndReport => {
-                            report.count_masked(kind);
-                            None
-                        }
-                    },
-                },
-            };
-            let series = systems.entry(ss_id).or_insert_with(|| RawSeries {
-                ss_id,
-                times: Vec::new(),
-                energy_wh: Vec::new(),
-                origin: Vec::new(),
-            });
-            series.times.push(UnixTime(time));
-            series.energy_wh.push(energy);
-            series.origin.push((file_index as u32, row as u32));
-        }
-        report.rows += table.num_rows();
+        report.rows += rows;
     }
 
     // Files may each hold part of a system (hive partitions): order the parts and make sure no
@@ -212,6 +143,102 @@ pub fn load_generation(path: &Path, policy: BadValuePolicy) -> Result<Generation
         systems,
         report,
     })
+}
+
+/// Adds one record batch of a generation file to `systems`: checks ids and times (present,
+/// sorted, unique per system within the file), the time zone (one for all files) and every
+/// energy value under `policy`.
+fn read_batch(
+    table: &Table,
+    file_index: usize,
+    policy: BadValuePolicy,
+    zone: &mut Option<(Option<String>, PathBuf)>,
+    last: &mut HashMap<i64, (i64, usize)>,
+    systems: &mut BTreeMap<i64, RawSeries>,
+    report: &mut LoadReport,
+) -> Result<()> {
+    let ss_col = table.require(SS_ID_COLUMNS)?;
+    let time_col = table.require(TIME_COLUMNS)?;
+    let energy_col = table.require(ENERGY_COLUMNS)?;
+    let ss_ids = ss_col.integers()?;
+    let times = time_col.times()?;
+    let energies = energy_col.floats()?;
+
+    let this_zone = times.zone.as_deref().map(normalise_zone);
+    match zone {
+        None => *zone = Some((this_zone, table.path.clone())),
+        Some((first, first_path)) if *first != this_zone => {
+            return Err(DataError::MixedTimeZones {
+                path: table.path.clone(),
+                found: this_zone.unwrap_or_else(|| "none (naive)".into()),
+                expected: first.clone().unwrap_or_else(|| "none (naive)".into()),
+                first_path: first_path.clone(),
+            });
+        }
+        Some(_) => {}
+    }
+
+    for row in 0..table.num_rows() {
+        let file_row = table.file_row(row);
+        let ss_id = ss_ids[row].ok_or_else(|| DataError::NullValue {
+            at: ss_col.cell(row),
+        })?;
+        let time = times.seconds[row].ok_or_else(|| DataError::NullValue {
+            at: time_col.cell(row),
+        })?;
+        if let Some(&(previous, previous_row)) = last.get(&ss_id) {
+            if time == previous {
+                return Err(DataError::DuplicateTimestamp {
+                    at: time_col.cell(row),
+                    first: Box::new(Location::cell(&table.path, time_col.name(), previous_row)),
+                    ss_id,
+                    time: UnixTime(time),
+                });
+            }
+            if time < previous {
+                return Err(DataError::UnsortedTimestamp {
+                    at: time_col.cell(row),
+                    ss_id,
+                    time: UnixTime(time),
+                    previous: UnixTime(previous),
+                });
+            }
+        }
+        last.insert(ss_id, (time, file_row));
+
+        let energy = match energies[row] {
+            None => {
+                report.null_values += 1;
+                None
+            }
+            Some(value) => match classify_energy(value) {
+                None => Some(value),
+                Some(kind) => match policy {
+                    BadValuePolicy::Error => {
+                        return Err(DataError::BadValue {
+                            at: energy_col.cell(row),
+                            value,
+                            kind,
+                        });
+                    }
+                    BadValuePolicy::MaskAndReport => {
+                        report.count_masked(kind);
+                        None
+                    }
+                },
+            },
+        };
+        let series = systems.entry(ss_id).or_insert_with(|| RawSeries {
+            ss_id,
+            times: Vec::new(),
+            energy_wh: Vec::new(),
+            origin: Vec::new(),
+        });
+        series.times.push(UnixTime(time));
+        series.energy_wh.push(energy);
+        series.origin.push((file_index as u32, file_row as u32));
+    }
+    Ok(())
 }
 
 /// Sorts a series gathered from several files and rejects timestamps that appear twice.

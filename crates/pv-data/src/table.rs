@@ -37,84 +37,60 @@ impl Format {
     }
 }
 
-/// One file's contents, as Arrow record batches.
+/// Record batches of one file, read lazily.
+type Batches = Box<dyn Iterator<Item = std::result::Result<RecordBatch, arrow_schema::ArrowError>>>;
+
+/// One file's contents (or a run of its rows), as Arrow record batches.
 pub(crate) struct Table {
     pub(crate) path: PathBuf,
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
+    /// File row number of this table's first row (non-zero for a later batch of a stream).
+    first_row: usize,
 }
 
 impl Table {
-    /// Reads a Parquet or Arrow IPC file (chosen by extension).
+    /// Reads a whole Parquet or Arrow IPC file (chosen by extension).
     pub(crate) fn read(path: &Path) -> Result<Table> {
-        match Format::of(path) {
-            Some(Format::Parquet) => Table::read_parquet(path),
-            Some(Format::ArrowIpc) => Table::read_ipc(path),
-            _ => Err(DataError::UnsupportedFormat {
-                path: path.to_owned(),
-                csv_allowed: false,
-            }),
-        }
-    }
-
-    fn read_parquet(path: &Path) -> Result<Table> {
-        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-        let corrupt = |e: &dyn std::fmt::Display| DataError::Parquet {
-            path: path.to_owned(),
-            message: e.to_string(),
-        };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| corrupt(&e))?;
-        let schema = builder.schema().clone();
-        let reader = builder
-            .with_batch_size(64 * 1024)
-            .build()
-            .map_err(|e| corrupt(&e))?;
-        let batches = reader
+        let (schema, batches) = open(path)?;
+        let batches = batches
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| corrupt(&e))?;
+            .map_err(|e| corrupt(path, &e))?;
         Ok(Table {
             path: path.to_owned(),
             schema,
             batches,
+            first_row: 0,
         })
     }
 
-    fn read_ipc(path: &Path) -> Result<Table> {
-        let corrupt = |e: &dyn std::fmt::Display| DataError::ArrowIpc {
-            path: path.to_owned(),
-            message: e.to_string(),
-        };
-        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-        match arrow_ipc::reader::FileReader::try_new(file, None) {
-            Ok(reader) => {
-                let schema = reader.schema();
-                let batches = reader
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|e| corrupt(&e))?;
-                Ok(Table {
-                    path: path.to_owned(),
-                    schema,
-                    batches,
-                })
-            }
-            Err(file_error) => {
-                // Not the file format: perhaps the streaming format.
-                let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-                let reader =
-                    arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None)
-                        .map_err(|_| corrupt(&file_error))?;
-                let schema = reader.schema();
-                let batches = reader
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|e| corrupt(&e))?;
-                Ok(Table {
-                    path: path.to_owned(),
-                    schema,
-                    batches,
-                })
-            }
+    /// Reads a Parquet or Arrow IPC file one record batch (at most 64 Ki rows) at a time, so
+    /// memory holds one batch however large the file: `f` sees each batch as a table of its own
+    /// whose rows keep their file row numbers in errors. Returns the file's row count.
+    pub(crate) fn for_each_batch(
+        path: &Path,
+        mut f: impl FnMut(&Table) -> Result<()>,
+    ) -> Result<usize> {
+        let (schema, batches) = open(path)?;
+        let mut first_row = 0;
+        for batch in batches {
+            let batch = batch.map_err(|e| corrupt(path, &e))?;
+            let rows = batch.num_rows();
+            let table = Table {
+                path: path.to_owned(),
+                schema: schema.clone(),
+                batches: vec![batch],
+                first_row,
+            };
+            f(&table)?;
+            first_row += rows;
         }
+        Ok(first_row)
+    }
+
+    /// The file row number of this table's row `row`.
+    pub(crate) fn file_row(&self, row: usize) -> usize {
+        self.first_row + row
     }
 
     pub(crate) fn num_rows(&self) -> usize {
@@ -182,7 +158,7 @@ impl<'a> Column<'a> {
     }
 
     pub(crate) fn cell(&self, row: usize) -> Location {
-        Location::cell(&self.table.path, self.name(), row)
+        Location::cell(&self.table.path, self.name(), self.table.first_row + row)
     }
 
     fn arrays(&self) -> impl Iterator<Item = &'a ArrayRef> {
@@ -403,6 +379,59 @@ fn arrow_cast_dictionary(array: &ArrayRef) -> Option<ArrayRef> {
         })
         .collect();
     Some(Arc::new(strings))
+}
+
+/// The error for a file the Parquet or Arrow reader rejects.
+fn corrupt(path: &Path, e: &dyn std::fmt::Display) -> DataError {
+    match Format::of(path) {
+        Some(Format::ArrowIpc) => DataError::ArrowIpc {
+            path: path.to_owned(),
+            message: e.to_string(),
+        },
+        _ => DataError::Parquet {
+            path: path.to_owned(),
+            message: e.to_string(),
+        },
+    }
+}
+
+/// Opens a Parquet or Arrow IPC (file or stream format) file: its schema and a lazy reader of
+/// its record batches.
+fn open(path: &Path) -> Result<(SchemaRef, Batches)> {
+    match Format::of(path) {
+        Some(Format::Parquet) => {
+            use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+            let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+            let builder =
+                ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| corrupt(path, &e))?;
+            let schema = builder.schema().clone();
+            let reader = builder
+                .with_batch_size(64 * 1024)
+                .build()
+                .map_err(|e| corrupt(path, &e))?;
+            Ok((schema, Box::new(reader)))
+        }
+        Some(Format::ArrowIpc) => {
+            let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+            match arrow_ipc::reader::FileReader::try_new(file, None) {
+                Ok(reader) => Ok((reader.schema(), Box::new(reader))),
+                Err(file_error) => {
+                    // Not the file format: perhaps the streaming format.
+                    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+                    let reader = arrow_ipc::reader::StreamReader::try_new(
+                        std::io::BufReader::new(file),
+                        None,
+                    )
+                    .map_err(|_| corrupt(path, &file_error))?;
+                    Ok((reader.schema(), Box::new(reader)))
+                }
+            }
+        }
+        _ => Err(DataError::UnsupportedFormat {
+            path: path.to_owned(),
+            csv_allowed: false,
+        }),
+    }
 }
 
 /// Lists the data files of an input: the file itself, or every file with a known extension below a

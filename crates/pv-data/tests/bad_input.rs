@@ -241,6 +241,45 @@ fn duplicate_timestamps_name_both_rows() {
     assert!(err.to_string().contains("row 1"), "{err}");
 }
 
+/// Files are read one record batch (64 Ki rows) at a time: rows in later batches are still
+/// named by their row in the file, and checks span batch boundaries.
+#[test]
+fn rows_beyond_the_first_record_batch_keep_their_file_row_numbers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = 150_000;
+    let t = grid(JUNE_2020, 300, n);
+    let mut wh = vec![Some(1.0); n];
+    wh[140_001] = Some(f64::NAN);
+    let path = write_gen(dir.path(), &vec![3; n], &t, &wh);
+    let err = load_err(&path);
+    assert!(matches!(err, DataError::BadValue { .. }), "{err:?}");
+    assert_names(&err, &path, Some("generation_Wh"), Some(140_001));
+
+    // A duplicate whose first copy is the last row of batch 1 and whose second is the first of
+    // batch 2.
+    let mut t = grid(JUNE_2020, 300, n);
+    t[65_536] = t[65_535];
+    let path = write_gen(dir.path(), &vec![3; n], &t, &vec![Some(1.0); n]);
+    let err = load_err(&path);
+    assert!(
+        matches!(err, DataError::DuplicateTimestamp { ss_id: 3, .. }),
+        "{err:?}"
+    );
+    assert_names(&err, &path, Some("datetime_GMT"), Some(65_536));
+    assert!(err.to_string().contains("row 65535"), "{err}");
+
+    // And a clean file of several batches loads every row.
+    let path = write_gen(
+        dir.path(),
+        &vec![3; n],
+        &grid(JUNE_2020, 300, n),
+        &vec![Some(1.0); n],
+    );
+    let generation = load_generation(&path, BadValuePolicy::Error).expect("loads");
+    assert_eq!(generation.report.rows, n);
+    assert_eq!(generation.systems[&3].times.len(), n);
+}
+
 #[test]
 fn unsorted_timestamps_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -169,8 +169,9 @@ impl Embedder {
     }
 }
 
-/// Names of each modality's features, in pv-data's order (values first, then place/time).
-fn modality_names(widths: &FeatureWidths) -> [(&'static str, usize, Vec<&'static str>); 4] {
+/// Each modality's name, width and feature names, in pv-data's order (values first, then
+/// place/time); the Fourier-encoded ones are `east`, `north` and `hours_from_t0`.
+pub fn modality_names(widths: &FeatureWidths) -> [(&'static str, usize, Vec<&'static str>); 4] {
     let place_time = |values: usize, extra: &[&'static str]| {
         let mut names = vec!["value"; values];
         names.extend_from_slice(features::PLACE_TIME);

@@ -1,0 +1,45 @@
+//! The default model on the bundled data: the HiP encoder alone (forward+backward), the MetNet
+//! decoder over all 16 lead times (forward+backward), and one full training step (batch building,
+//! forward, pinball loss, backward, clipping, AdamW). Throughput is examples/s.
+//!
+//! `cargo bench -p power-perceiver-benches --bench model`; PyTorch's equivalent training step:
+//! `python3 benches/python/train_step_torch.py`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use power_perceiver_benches::{
+    DecoderFixture, EncoderFixture, TrainStepFixture, default_batch, threads,
+};
+use pv_data::FeatureWidths;
+
+fn bench(c: &mut Criterion) {
+    let t = threads();
+    let mut step = TrainStepFixture::new();
+    let batch = default_batch(&step.dataset, &step.config);
+    let encoder = EncoderFixture::new(&step.config, &batch);
+    let decoder = DecoderFixture::new(
+        &step.config,
+        &batch,
+        FeatureWidths::of(&step.dataset),
+        step.dataset.config.step_minutes,
+    );
+    let mut group = c.benchmark_group("cpu_model");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(encoder.batch_size as u64));
+    group.bench_function(format!("hip_encoder_fwd_bwd_b64_threads{t}"), |b| {
+        b.iter(|| black_box(encoder.forward_backward()))
+    });
+    group.throughput(Throughput::Elements(decoder.batch_size as u64));
+    group.bench_function(format!("decoder_all_leads_fwd_bwd_b64_threads{t}"), |b| {
+        b.iter(|| black_box(decoder.forward_backward()))
+    });
+    group.throughput(Throughput::Elements(step.batch_size() as u64));
+    group.bench_function(format!("train_step_b64_threads{t}"), |b| {
+        b.iter(|| black_box(step.step()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
