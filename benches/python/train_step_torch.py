@@ -40,13 +40,14 @@ class Embedder(nn.Module):
         self.columns, self.bands, self.max_freq = fourier_columns, bands, max_freq
         extra = len(fourier_columns) * (2 * bands + 1)
         self.linear = nn.Linear(width + extra, token_dim)
-        self.type = nn.Parameter(torch.randn(token_dim) * 0.02)
+        # Rust names it `type`, which nn.Module already uses.
+        self.kind = nn.Parameter(torch.randn(token_dim) * 0.02)
 
     def forward(self, values):
         if self.columns:
             picked = values[..., self.columns]
             values = torch.cat([values, golden.fourier(picked, self.bands, self.max_freq)], dim=-1)
-        return self.linear(values) + self.type
+        return self.linear(values) + self.kind
 
 
 class Forecaster(nn.Module):

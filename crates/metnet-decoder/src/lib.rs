@@ -159,7 +159,10 @@ impl MetNetDecoder {
         bottleneck: &Tensor,
     ) -> Result<Tensor> {
         let (b, s, k, _) = queries.dims4()?;
-        let (_, l, cb) = bottleneck.dims3()?;
+        let (bb, _, _) = bottleneck.dims3()?;
+        if bb != b {
+            candle_core::bail!("decoder: bottleneck has {bb} examples, queries {b}");
+        }
         // Lead times become a batch axis: [B, S, K, C] → [B·K, S, C].
         let x = self.embed.forward(queries)?.transpose(1, 2)?.contiguous()?;
         let c = x.dim(D::Minus1)?;
@@ -177,13 +180,16 @@ impl MetNetDecoder {
             .unsqueeze(0)?
             .broadcast_as((b, k, e))?
             .reshape((b * k, e))?;
-        let context = bottleneck
-            .unsqueeze(1)?
-            .broadcast_as((b, k, l, cb))?
-            .reshape((b * k, l, cb))?;
         for block in &self.blocks {
             x = block.film_cross.forward(&x, &cond)?;
-            x = block.cross.forward_cross(&x, &context, None)?;
+            // Every lead time of an example attends to the same bottleneck, and attention rows are
+            // independent, so the K·S queries of an example attend together: the bottleneck is
+            // normalised and projected to keys and values once per example, not once per lead time
+            // (the same numbers as attending per lead time; 16x less key/value work by default).
+            x = block
+                .cross
+                .forward_cross(&x.reshape((b, k * s, c))?, bottleneck, None)?
+                .reshape((b * k, s, c))?;
             x = block.film_self.forward(&x, &cond)?;
             x = block.self_attention.forward_self(&x, Some(&mask))?;
         }

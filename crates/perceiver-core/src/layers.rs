@@ -6,6 +6,7 @@ use candle_core::{D, Module, Result, Tensor};
 use candle_nn::{Init, Linear, VarBuilder, linear};
 
 use crate::attention::{AttentionImpl, attention};
+use crate::gelu::gelu;
 
 /// LayerNorm over the last dimension, composed from ops that all have a backward (candle-nn's
 /// own applies a no-backward op on contiguous inputs; see docs/decisions/0001).
@@ -77,7 +78,7 @@ impl Module for Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.fc1.forward(x)?;
         let h = match self.activation {
-            Activation::Gelu => h.gelu()?,
+            Activation::Gelu => gelu(&h)?,
             Activation::SquaredRelu => h.relu()?.sqr()?,
         };
         self.fc2.forward(&h)
@@ -110,7 +111,7 @@ impl Film {
 
     /// Modulates `x [.., N, dim]` with `cond [.., cond_dim]` (one condition per leading index).
     pub fn forward(&self, x: &Tensor, cond: &Tensor) -> Result<Tensor> {
-        let sb = self.out.forward(&self.hidden.forward(cond)?.gelu()?)?;
+        let sb = self.out.forward(&gelu(&self.hidden.forward(cond)?)?)?;
         let scale = sb.narrow(D::Minus1, 0, self.dim)?.unsqueeze(D::Minus2)?;
         let bias = sb
             .narrow(D::Minus1, self.dim, self.dim)?

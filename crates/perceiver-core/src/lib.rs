@@ -36,6 +36,7 @@ mod cpu_kernel;
 pub mod cuda;
 pub mod cuda_source;
 pub mod fourier;
+pub mod gelu;
 pub mod golden;
 pub mod layers;
 

@@ -1,0 +1,119 @@
+//! GELU (tanh approximation) as one custom op with a fused CPU forward and backward.
+//!
+//! candle's built-in `gelu` runs `tanh` (glibc's, through `expm1f`) elementwise, and its backward
+//! composes about ten elementwise tensors, `powf` among them: in a training step of the default
+//! model that was about 40 % of the single-thread time. Here
+//! `gelu(x) = x·σ(2u)` with `u = √(2/π)·(x + 0.044715·x³)` (the same function, since
+//! `½(1 + tanh u) = σ(2u)`), one `exp` per element forward and one backward, with
+//! `gelu'(x) = σ + x·σ(1 − σ)·2u'`, `u' = √(2/π)·(1 + 3·0.044715·x²)`.
+//! On devices other than the CPU, [`gelu`] falls back to candle's op.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use num_traits::Float;
+use rayon::prelude::*;
+
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+const CUBIC: f64 = 0.044_715;
+/// Elements per parallel chunk: small tensors stay on one thread.
+const CHUNK: usize = 16 * 1024;
+
+/// GELU, tanh approximation (PyTorch's `gelu(approximate="tanh")`).
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+        x.contiguous()?.apply_op1(GeluOp)
+    } else {
+        x.gelu()
+    }
+}
+
+fn sigmoid_2u<T: Float>(x: T) -> (T, T) {
+    let c = T::from(SQRT_2_OVER_PI).unwrap_or_else(T::one);
+    let k = T::from(CUBIC).unwrap_or_else(T::zero);
+    let two = T::one() + T::one();
+    let u = c * (x + k * x * x * x);
+    let s = T::one() / (T::one() + (-two * u).exp());
+    (s, c * (T::one() + (two + T::one()) * k * x * x))
+}
+
+fn forward<T: Float + Send + Sync>(x: &[T]) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(o, x)| {
+            for (o, &x) in o.iter_mut().zip(x) {
+                *o = x * sigmoid_2u(x).0;
+            }
+        });
+    out
+}
+
+fn backward<T: Float + Send + Sync>(x: &[T], g: &[T]) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    let two = T::one() + T::one();
+    out.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
+        .for_each(|(o, (x, g))| {
+            for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
+                let (s, du) = sigmoid_2u(x);
+                *o = g * (s + x * s * (T::one() - s) * two * du);
+            }
+        });
+    out
+}
+
+fn contiguous<'a, T>(data: &'a [T], layout: &Layout) -> Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("gelu: input is not contiguous"),
+    }
+}
+
+struct GeluOp;
+
+impl CustomOp1 for GeluOp {
+    fn name(&self) -> &'static str {
+        "gelu-tanh-fused"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let out = match storage {
+            CpuStorage::F32(d) => CpuStorage::F32(forward(contiguous(d, layout)?)),
+            CpuStorage::F64(d) => CpuStorage::F64(forward(contiguous(d, layout)?)),
+            _ => candle_core::bail!("gelu: only f32 and f64"),
+        };
+        Ok((out, layout.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let g = grad_res.contiguous()?;
+        Ok(Some(arg.contiguous()?.apply_op2_no_bwd(&g, &GeluGradOp)?))
+    }
+}
+
+/// `grad_out · gelu'(x)`, in one pass.
+struct GeluGradOp;
+
+impl CustomOp2 for GeluGradOp {
+    fn name(&self) -> &'static str {
+        "gelu-tanh-fused-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        g: &CpuStorage,
+        g_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let out = match (x, g) {
+            (CpuStorage::F32(x), CpuStorage::F32(g)) => {
+                CpuStorage::F32(backward(contiguous(x, x_layout)?, contiguous(g, g_layout)?))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(g)) => {
+                CpuStorage::F64(backward(contiguous(x, x_layout)?, contiguous(g, g_layout)?))
+            }
+            _ => candle_core::bail!("gelu backward: unsupported or mixed dtypes"),
+        };
+        Ok((out, x_layout.shape().clone()))
+    }
+}
