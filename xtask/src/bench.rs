@@ -8,7 +8,7 @@
 //!                   [--compare FILE] [--threshold PCT]
 //! ```
 //!
-//! Results go to `target/bench/results.json`: per bench the median time per iteration, the spread
+//! Results go to `target/bench/results.json` (under `CARGO_TARGET_DIR` when set): per bench the median time per iteration, the spread
 //! of the samples (half the inter-quartile range over the median), the sample count and the
 //! throughput. `--compare` prints each bench's ratio to the baseline and calls it a change only
 //! when it exceeds both the threshold and twice the two runs' combined spread; otherwise noise.
@@ -84,6 +84,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
+/// Cargo's target folder: `CARGO_TARGET_DIR`, else `target/`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from)
+}
+
 /// Runs `cargo xtask bench ...`.
 pub fn run(args: &[String]) -> Result<(), String> {
     if args.first().map(String::as_str) == Some("instructions") {
@@ -123,7 +128,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
             return Err(format!("cargo bench failed ({status})"));
         }
     }
-    let results = collect(Path::new("target/criterion"), started)?;
+    let target = target_dir();
+    let results = collect(&target.join("criterion"), started)?;
     if results.is_empty() {
         return Err("no criterion results were written (filter matched nothing?)".into());
     }
@@ -135,10 +141,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "benches": results,
     });
     let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())? + "\n";
-    std::fs::create_dir_all("target/bench").map_err(|e| format!("target/bench: {e}"))?;
-    write("target/bench/results.json", &text)?;
+    let results_path = target.join("bench/results.json");
+    write(&results_path, &text)?;
     eprintln!(
-        "results: target/bench/results.json ({} benches)",
+        "results: {} ({} benches)",
+        results_path.display(),
         results.len()
     );
     if let Some(path) = &o.save {
@@ -359,7 +366,9 @@ fn instructions(accept: bool) -> Result<(), String> {
         "--bin",
         "bench-instructions",
     ])?;
-    let binary = Path::new("target/debug/bench-instructions");
+    let target = target_dir();
+    let binary = target.join("debug/bench-instructions");
+    let binary = binary.as_path();
     let list = Command::new(binary)
         .arg("--list")
         .output()
@@ -368,10 +377,14 @@ fn instructions(accept: bool) -> Result<(), String> {
         .lines()
         .map(str::to_string)
         .collect();
-    std::fs::create_dir_all("target/bench").map_err(|e| format!("target/bench: {e}"))?;
+    let bench_dir = target.join("bench");
+    std::fs::create_dir_all(&bench_dir).map_err(|e| format!("{}: {e}", bench_dir.display()))?;
     let mut counts = BTreeMap::new();
     for w in &workloads {
-        let out_file = format!("target/bench/callgrind.{w}.out");
+        let out_file = bench_dir
+            .join(format!("callgrind.{w}.out"))
+            .display()
+            .to_string();
         let output = Command::new("valgrind")
             .args([
                 "--tool=callgrind",
