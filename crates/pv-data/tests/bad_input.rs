@@ -607,3 +607,27 @@ fn metadata_accepts_lowercase_kwp_and_extra_columns() {
     assert_eq!(m.systems[&5].capacity_kwp, 3.2);
     assert_eq!(m.systems[&5].orientation_deg, 170.0);
 }
+
+/// Found by fuzzing (`fuzz/`, target `generation`): a file on which the parquet crate panics
+/// ("Decoder for dict should have been set") must give a typed error naming the file.
+#[test]
+fn parquet_decoder_panics_become_errors_naming_the_file() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz-regressions/dictionary-page-missing.parquet");
+    for policy in [BadValuePolicy::Error, BadValuePolicy::MaskAndReport] {
+        let err = load_generation(&path, policy).expect_err("corrupt file must be an error");
+        assert!(matches!(err, DataError::Parquet { .. }), "{err:?}");
+        assert_names(&err, &path, None, None);
+    }
+}
+
+/// Found by fuzzing (`fuzz/`, target `metadata`): a footer with a negative column offset, on
+/// which the parquet crate panics while opening the file, must give a typed error naming it.
+#[test]
+fn parquet_footer_panics_become_errors_naming_the_file() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz-regressions/negative-column-offset.parquet");
+    let err = Metadata::load(&path).expect_err("corrupt file must be an error");
+    assert!(matches!(err, DataError::Parquet { .. }), "{err:?}");
+    assert_names(&err, &path, None, None);
+}
