@@ -8,8 +8,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use candle_core::Device;
-
 fn spawn(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_power-perceiver"))
         .args(args)
@@ -18,24 +16,6 @@ fn spawn(args: &[&str]) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn power-perceiver")
-}
-
-fn tensors(path: &Path) -> Vec<(String, Vec<u32>)> {
-    let checkpoint = trainer::checkpoint::Checkpoint::read(path, &Device::Cpu).expect("read");
-    let mut out: Vec<(String, Vec<u32>)> = checkpoint
-        .tensors
-        .iter()
-        .map(|(n, t)| {
-            let values = t
-                .flatten_all()
-                .expect("flat")
-                .to_vec1::<f32>()
-                .expect("f32");
-            (n.clone(), values.iter().map(|v| v.to_bits()).collect())
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 #[test]
@@ -113,8 +93,8 @@ fn runs_killed_at_random_moments_resume_bit_identically() {
 
     for file in ["model.safetensors", "last.safetensors"] {
         assert_eq!(
-            tensors(&straight.join(file)),
-            tensors(&killed.join(file)),
+            common::checkpoint_bits(&straight.join(file)),
+            common::checkpoint_bits(&killed.join(file)),
             "{file} differs after {interrupted} kills"
         );
     }

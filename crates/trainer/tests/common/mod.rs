@@ -12,6 +12,26 @@ use trainer::config::{EvalConfig, RunConfig};
 use trainer::model::ModelConfig;
 use trainer::training::TrainConfig;
 
+/// Every tensor of a checkpoint as raw f32 bits, sorted by name: equal means bit-identical.
+pub fn checkpoint_bits(path: &Path) -> Vec<(String, Vec<u32>)> {
+    let checkpoint = trainer::checkpoint::Checkpoint::read(path, &candle_core::Device::Cpu)
+        .expect("read checkpoint");
+    let mut out: Vec<(String, Vec<u32>)> = checkpoint
+        .tensors
+        .iter()
+        .map(|(n, t)| {
+            let values = t
+                .flatten_all()
+                .expect("flat")
+                .to_vec1::<f32>()
+                .expect("f32");
+            (n.clone(), values.iter().map(|v| v.to_bits()).collect())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// The bundled data folder.
 pub fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data")
