@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use power_perceiver_benches::{TrainStepFixture, default_batch};
 use pv_data::{Array, FeatureWidths};
-use trainer::model::modality_names;
+use trainer::model::{fourier_columns, modality_names};
 
 fn main() -> Result<()> {
     let stem = PathBuf::from(
@@ -33,12 +33,7 @@ fn main() -> Result<()> {
         }
         tensors.insert(format!("{name}.values"), t(&tok.values)?);
         tensors.insert(format!("{name}.mask"), t(&tok.mask)?);
-        let fourier: Vec<usize> = names
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| matches!(**n, "east" | "north" | "hours_from_t0"))
-            .map(|(i, _)| i)
-            .collect();
+        let fourier = fourier_columns(&names);
         modalities
             .push(serde_json::json!({ "name": name, "width": width, "fourier_columns": fourier }));
     }

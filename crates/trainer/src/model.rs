@@ -123,12 +123,7 @@ struct Embedder {
 
 impl Embedder {
     fn new(width: usize, names: &[&str], config: &ModelConfig, vb: VarBuilder) -> Result<Self> {
-        let fourier_columns: Vec<usize> = names
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| matches!(**n, "east" | "north" | "hours_from_t0"))
-            .map(|(i, _)| i)
-            .collect();
+        let fourier_columns = fourier_columns(names);
         let fourier = FourierFeatures {
             dims: fourier_columns.len(),
             bands: config.fourier_bands,
@@ -167,6 +162,16 @@ impl Embedder {
         };
         self.linear.forward(&x)?.broadcast_add(&self.kind)
     }
+}
+
+/// Positions of the features that are Fourier-encoded (`east`, `north`, `hours_from_t0`).
+pub fn fourier_columns(names: &[&str]) -> Vec<usize> {
+    names
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| matches!(**n, "east" | "north" | "hours_from_t0"))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// Each modality's name, width and feature names, in pv-data's order (values first, then
