@@ -4,6 +4,9 @@
 # tiny training run. Findings land in fuzz/artifacts/<target>/; the grown corpora in
 # fuzz/corpus/<target>/ (not committed). Prints executions and coverage per target.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
+# FUZZ_TIMEOUT (seconds, default 60) is libFuzzer's per-input wall-clock limit: every input runs in
+# milliseconds, so a timeout means a hang, unless the machine starved the fuzzer (on a busy 2-core
+# machine raise it, or check a reported input by running it alone, as below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"; shift || true
@@ -55,9 +58,9 @@ fi
 for t in "${targets[@]}"; do
     echo "== $t: ${seconds} s"
     (cd fuzz && cargo fuzz run --sanitizer none "$t" "corpus/$t" -- \
-        -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=20 -print_final_stats=1) 2>&1 \
+        -max_total_time="$seconds" -rss_limit_mb=4096 -timeout="${FUZZ_TIMEOUT:-60}" -print_final_stats=1) 2>&1 \
         | tee "fuzz/$t.log" | grep -E "^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+== ERROR|SUMMARY)|panicked" || true
-    if ls "fuzz/artifacts/$t"/crash-* >/dev/null 2>&1; then
+    if ls "fuzz/artifacts/$t"/{crash,timeout,oom}-* >/dev/null 2>&1; then
         echo "FOUND: fuzz/artifacts/$t/"; exit 1
     fi
 done

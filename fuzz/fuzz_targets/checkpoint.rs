@@ -8,7 +8,7 @@ use trainer::checkpoint::Checkpoint;
 #[path = "common.rs"]
 mod common;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: common::abort_on_panics_outside_parquet(), |data: &[u8]| {
     let path = common::as_file(data, "safetensors");
     if let Ok(checkpoint) = Checkpoint::read(&path, &Device::Cpu) {
         let _ = checkpoint.json::<serde_json::Value>("state");

@@ -6,7 +6,7 @@ use pv_data::{BadValuePolicy, load_generation};
 #[path = "common.rs"]
 mod common;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: common::abort_on_panics_outside_parquet(), |data: &[u8]| {
     let path = common::as_file(data, "parquet");
     for policy in [BadValuePolicy::Error, BadValuePolicy::MaskAndReport] {
         let _ = load_generation(&path, policy);

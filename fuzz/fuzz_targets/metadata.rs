@@ -6,7 +6,7 @@ use pv_data::Metadata;
 #[path = "common.rs"]
 mod common;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: common::abort_on_panics_outside_parquet(), |data: &[u8]| {
     // The first byte picks the format, so one corpus serves both readers.
     let (ext, body) = match data.split_first() {
         Some((b, rest)) if b % 2 == 0 => ("csv", rest),
