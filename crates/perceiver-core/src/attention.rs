@@ -356,8 +356,18 @@ impl FusedAttention {
         lse: &[f64],
         dims: Dims,
     ) -> Result<(Tensor, Tensor, Tensor)> {
-        let flat = |t: &Tensor| -> Result<Vec<T>> { t.contiguous()?.flatten_all()?.to_vec1::<T>() };
-        let (qv, kv, vv, ov, dov) = (flat(q)?, flat(k)?, flat(v)?, flat(out)?, flat(d_out)?);
+        // The inputs are read in place from their storage (contiguous ones are not copied).
+        let tensors = [q, k, v, out, d_out].map(|t| t.contiguous());
+        let [q, k, v, out, d_out] = tensors;
+        let (q, k, v, out, d_out) = (q?, k?, v?, out?, d_out?);
+        let guards = [&q, &k, &v, &out, &d_out].map(|t| t.storage_and_layout());
+        let view = |i: usize| -> Result<&[T]> {
+            match &*guards[i].0 {
+                candle_core::Storage::Cpu(s) => slice::<T>(s, guards[i].1),
+                _ => candle_core::bail!("fused attention backward: expected CPU tensors"),
+            }
+        };
+        let (qv, kv, vv, ov, dov) = (view(0)?, view(1)?, view(2)?, view(3)?, view(4)?);
         let lse: Vec<T> = lse
             .iter()
             .map(|&x| T::from(x).unwrap_or_else(T::zero))

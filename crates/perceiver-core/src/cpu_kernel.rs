@@ -11,6 +11,9 @@
 //! so the score tile `ROWS × COLS` is a register-blocked outer-product micro-kernel (every loaded
 //! key value feeds `ROWS` multiply-adds). The same generic code is compiled three times — for
 //! AVX-512, AVX2+FMA and the baseline — and picked at run time, so one binary is fast on any x86-64.
+//!
+//! Heads with many queries and keys (see [`crate::cpu_blocked::worth_blocking`]) go to the blocked
+//! GEMM kernels of [`crate::cpu_blocked`] instead, compiled under the same instruction-set dispatch.
 
 use num_traits::Float;
 
@@ -139,6 +142,7 @@ impl<T: KernelFloat> Compact<T> {
 
 /// Buffers one worker thread reuses across (batch, head) pairs, so small heads cost no allocation.
 pub struct Scratch<T> {
+    blocked: crate::cpu_blocked::Scratch<T>,
     k: Compact<T>,
     v: Compact<T>,
     dk: Vec<T>,
@@ -155,6 +159,7 @@ impl<T> Default for Scratch<T> {
             padded: 0,
         };
         Scratch {
+            blocked: crate::cpu_blocked::Scratch::default(),
             k: empty(),
             v: empty(),
             dk: Vec::new(),
@@ -295,6 +300,9 @@ fn forward_impl<T: KernelFloat, const FMA: bool>(
     lse: &mut [T],
 ) {
     let (nq, d) = (h.dims.queries, h.dims.head_dim);
+    if crate::cpu_blocked::worth_blocking(nq, h.dims.keys, d) {
+        return crate::cpu_blocked::forward(h, &mut scratch.blocked, out, lse);
+    }
     scratch.k.fill(h.k, h.keep, h.dims.keys, d, true);
     let kc = &scratch.k;
     let na = kc.index.len();
@@ -361,6 +369,9 @@ fn backward_impl<T: KernelFloat, const FMA: bool>(
     dv: &mut [T],
 ) {
     let (nq, d) = (h.dims.queries, h.dims.head_dim);
+    if crate::cpu_blocked::worth_blocking(nq, h.dims.keys, d) {
+        return crate::cpu_blocked::backward(h, g, &mut scratch.blocked, dq, dk, dv);
+    }
     dq.fill(T::zero());
     dk.fill(T::zero());
     dv.fill(T::zero());
@@ -569,10 +580,21 @@ mod tests {
         assert!(f32::exp_neg(f32::NEG_INFINITY) < 1e-37);
     }
 
-    /// Every instruction-set path gives the same result as the baseline, within rounding.
+    /// Every instruction-set path gives the same result as the baseline, within rounding, for
+    /// the register-tile kernels (small heads) and the blocked ones (large heads).
     #[test]
     fn every_isa_path_agrees() {
-        let (nq, nk, d) = (7, 45, 24);
+        for (nq, nk, d) in [(7, 45, 24), (70, 530, 16)] {
+            assert_eq!(
+                crate::cpu_blocked::worth_blocking(nq, nk, d),
+                nq > 7,
+                "the shapes cover both kernels"
+            );
+            isa_paths_agree(nq, nk, d);
+        }
+    }
+
+    fn isa_paths_agree(nq: usize, nk: usize, d: usize) {
         let values = |n: usize, s: u32| {
             (0..n)
                 .map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ s) % 1000) as f32 / 500.0 - 1.0)

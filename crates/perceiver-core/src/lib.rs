@@ -31,6 +31,7 @@
 
 pub mod attention;
 
+mod cpu_blocked;
 mod cpu_kernel;
 #[cfg(feature = "cuda")]
 pub mod cuda;

@@ -108,6 +108,17 @@ fn compare(c: &Case, tol: f64) {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
+    /// Shapes large enough for the blocked kernels, crossing their query and key block edges.
+    #[test]
+    fn blocked_fused_matches_composed_on_random_shapes_and_masks(
+        seed in any::<u64>(),
+        b in 1usize..3, nq in 16usize..140, nk in 128usize..1100, d in 16usize..40,
+        masked in any::<bool>(), density in 0.0f64..1.0,
+    ) {
+        let mask = masked.then(|| values(seed ^ 0x5EED, b * nk).iter().map(|&x| ((x + 2.0) / 4.0 < density) as u8 as f64).collect());
+        compare(&case(seed, b, 2, nq, nk, d, mask, DType::F32), 2e-5);
+    }
+
     #[test]
     fn fused_matches_composed_on_random_shapes_and_masks(
         seed in any::<u64>(),
@@ -125,8 +136,26 @@ proptest! {
 
 #[test]
 fn fused_gradients_match_finite_differences_in_f64() {
-    let (b, h, nq, nk, d) = (2, 2, 3, 5, 4);
     let mask = vec![1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0];
+    check_finite_differences((2, 2, 3, 5, 4), mask, 1);
+}
+
+/// The blocked kernels (large heads: several query and key blocks, the last of each partial),
+/// every 53rd input entry checked.
+#[test]
+fn blocked_gradients_match_finite_differences_in_f64() {
+    let nk = 530;
+    let mask = (0..2 * nk).map(|j| (j % 7 != 3) as u8 as f64).collect();
+    check_finite_differences((2, 1, 70, nk, 16), mask, 53);
+}
+
+/// Analytic gradients of the fused op against central differences at every `stride`-th entry of
+/// q, k and v; masked keys must get exactly zero gradient.
+fn check_finite_differences(
+    (b, h, nq, nk, d): (usize, usize, usize, usize, usize),
+    mask: Vec<f64>,
+    stride: usize,
+) {
     let c = case(7, b, h, nq, nk, d, Some(mask.clone()), DType::F64);
     let (_, grads) = run(&c, AttentionImpl::Fused);
     let eps = 1e-6;
@@ -161,7 +190,7 @@ fn fused_gradients_match_finite_differences_in_f64() {
             .expect("loss")
     };
     for (which, grad) in grads.iter().enumerate() {
-        for (i, &g) in grad.iter().enumerate() {
+        for (i, &g) in grad.iter().enumerate().step_by(stride) {
             let numeric = (loss_with(which, i, eps) - loss_with(which, i, -eps)) / (2.0 * eps);
             assert!(
                 (g - numeric).abs() < 1e-6 * (1.0 + numeric.abs()),
