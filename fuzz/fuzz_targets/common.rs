@@ -10,16 +10,19 @@ pub fn as_file(data: &[u8], ext: &str) -> PathBuf {
 
 /// libfuzzer-sys installs a panic hook that aborts on every panic, even one that is caught. pv-data
 /// catches the parquet crate's panics on corrupt files and turns them into `DataError::Parquet`
-/// (what a user gets), so under the fuzzer those must not abort. This hook stays silent for panics
-/// raised inside the parquet and arrow crates and aborts at once (keeping the stack for libFuzzer)
-/// for any other. A parquet/arrow panic that pv-data failed to catch still unwinds to libfuzzer-sys's
-/// own `catch_unwind`, which aborts: it is still found.
+/// (what a user gets), so under the fuzzer those must not abort. This hook stays silent for a
+/// panic with parquet or arrow frames on its stack (the panic itself may be raised in `core`, e.g.
+/// an overflow check inside the decoder) and aborts at once, keeping the stack for libFuzzer, on
+/// any other. A decoder panic that pv-data failed to catch still unwinds to libfuzzer-sys's own
+/// `catch_unwind`, which aborts: it is still found.
 pub fn abort_on_panics_outside_parquet() {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let in_decoder = info.location().is_some_and(|l| {
-            let file = l.file();
-            file.contains("/parquet-") || file.contains("/arrow-")
+        let stack = std::backtrace::Backtrace::force_capture().to_string();
+        let in_decoder = stack.lines().any(|frame| {
+            let frame = frame.trim_start();
+            let name = frame.split_once(": ").map_or(frame, |(_, name)| name);
+            name.starts_with("parquet::") || name.starts_with("arrow_")
         });
         if !in_decoder {
             default_hook(info);

@@ -417,6 +417,27 @@ impl<I: Iterator<Item = std::result::Result<RecordBatch, arrow_schema::ArrowErro
     }
 }
 
+/// Rejects row groups whose declared row counts are negative or sum past `usize` (found by
+/// fuzzing: the parquet crate adds them unchecked, which wraps silently in a release build and
+/// panics in a debug one, so the file would be read with a nonsense row limit).
+fn check_row_counts(
+    row_groups: &[parquet::file::metadata::RowGroupMetaData],
+) -> std::result::Result<(), parquet::errors::ParquetError> {
+    let mut total: usize = 0;
+    for (i, group) in row_groups.iter().enumerate() {
+        let rows = group.num_rows();
+        total = usize::try_from(rows)
+            .ok()
+            .and_then(|rows| total.checked_add(rows))
+            .ok_or_else(|| {
+                parquet::errors::ParquetError::General(format!(
+                    "row group {i} declares {rows} rows, an impossible count"
+                ))
+            })?;
+    }
+    Ok(())
+}
+
 /// The text of a caught panic.
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
@@ -437,6 +458,7 @@ fn open(path: &Path) -> Result<(SchemaRef, Batches)> {
             // (negative column offsets, found by fuzzing): caught like the batches' panics.
             let opened = std::panic::catch_unwind(|| {
                 let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+                check_row_counts(builder.metadata().row_groups())?;
                 let schema = builder.schema().clone();
                 Ok::<_, parquet::errors::ParquetError>((
                     schema,

@@ -631,3 +631,21 @@ fn parquet_footer_panics_become_errors_naming_the_file() {
     assert!(matches!(err, DataError::Parquet { .. }), "{err:?}");
     assert_names(&err, &path, None, None);
 }
+
+/// Found by fuzzing (`fuzz/`, target `generation`): a footer whose row group 4 declares −20 rows.
+/// The parquet crate sums the counts unchecked (a panic in a debug build, a silently wrapped row
+/// limit in a release one); pv-data checks them first and names the row group.
+#[test]
+fn a_negative_row_group_count_is_an_error_in_every_build() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz-regressions/negative-row-count.parquet");
+    for policy in [BadValuePolicy::Error, BadValuePolicy::MaskAndReport] {
+        let err = load_generation(&path, policy).expect_err("corrupt file must be an error");
+        assert!(matches!(err, DataError::Parquet { .. }), "{err:?}");
+        assert_names(&err, &path, None, None);
+        assert!(
+            err.to_string().contains("row group 4 declares -20 rows"),
+            "{err}"
+        );
+    }
+}
