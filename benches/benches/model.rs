@@ -7,7 +7,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use power_perceiver_benches::{
     DecoderFixture, EncoderFixture, TrainStepFixture, default_batch, threads,
 };
@@ -42,4 +42,12 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// `criterion_main!` with the trainer's thread set-up first, so the step is measured as
+/// `power-perceiver train` runs it.
+fn main() {
+    // SAFETY: first statement of `main`: no other thread exists yet.
+    unsafe { trainer::configure_threads() };
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -26,7 +26,7 @@
 //! # Ok(()) }
 //! ```
 
-use candle_core::{D, Module, Result, Tensor};
+use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder, linear};
 use perceiver_core::layers::{Activation, AttentionBlock, BlockConfig, Film, LayerNorm};
 use perceiver_core::{AttentionImpl, FourierFeatures};
@@ -241,13 +241,29 @@ pub fn pinball_loss(
     mask: &Tensor,
     quantiles: &[f64],
 ) -> Result<Tensor> {
+    let sum = pinball_loss_sum(predictions, targets, mask, quantiles)?;
+    let count = pinball_terms(mask, quantiles.len())?;
+    sum / count.max(1.0)
+}
+
+/// The sum of the pinball terms [`pinball_loss`] averages: the part of a batch split into shards
+/// (the shards' sums divided by the whole batch's [`pinball_terms`] add up to the batch's loss).
+pub fn pinball_loss_sum(
+    predictions: &Tensor,
+    targets: &Tensor,
+    mask: &Tensor,
+    quantiles: &[f64],
+) -> Result<Tensor> {
     let q = Tensor::new(quantiles, predictions.device())?.to_dtype(predictions.dtype())?;
     let diff = targets.unsqueeze(D::Minus1)?.broadcast_sub(predictions)?; // y − ŷ
     // max(τ·d, (τ−1)·d) = τ·d − min(d, 0) = τ·d + relu(−d)
     let loss = diff.broadcast_mul(&q)?.add(&diff.neg()?.relu()?)?;
     let mask = mask.to_dtype(predictions.dtype())?;
-    let weighted = loss.broadcast_mul(&mask.unsqueeze(D::Minus1)?)?;
-    let count = (mask.sum_all()? * quantiles.len() as f64)?;
-    let count = count.maximum(1.0)?;
-    weighted.sum_all()?.div(&count)
+    loss.broadcast_mul(&mask.unsqueeze(D::Minus1)?)?.sum_all()
+}
+
+/// How many pinball terms a mask selects: observed targets × quantile levels.
+pub fn pinball_terms(mask: &Tensor, quantiles: usize) -> Result<f64> {
+    let observed = mask.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
+    Ok(observed * quantiles as f64)
 }

@@ -74,6 +74,12 @@ impl RunConfig {
         if self.train.batch_size == 0 || self.train.steps == 0 {
             return Err("train.batch_size and train.steps must be at least 1".into());
         }
+        if self.train.shards == 0 || self.train.shards > self.train.batch_size {
+            return Err(format!(
+                "train.shards must be between 1 and train.batch_size ({}), got {}",
+                self.train.batch_size, self.train.shards
+            ));
+        }
         if !(self.train.learning_rate > 0.0 && self.train.learning_rate.is_finite()) {
             return Err(format!(
                 "train.learning_rate must be positive, got {}",

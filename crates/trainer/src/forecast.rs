@@ -8,9 +8,9 @@ use anyhow::{Context, Result, bail};
 use arrow_array::{ArrayRef, Float32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use candle_core::Device;
-use pv_data::{Dataset, ExampleKey, Split, UnixTime, build_batch, example_keys};
+use pv_data::{Dataset, ExampleKey, Split, UnixTime, example_keys};
 
-use crate::run::{SavedModel, predict};
+use crate::run::{SavedModel, predict_batches};
 
 /// One system's forecast at one lead time.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,27 +80,35 @@ fn rows_for(
     let (k, q) = (config.examples.lead_times, config.model.quantiles.len());
     let step = dataset.step_s();
     let mut rows = Vec::with_capacity(keys.len() * k);
-    for chunk in keys.chunks(config.eval.batch_size) {
-        // The split only decides which neighbours may be extra targets; the anchor is target 0.
-        let batch = build_batch(dataset, &config.examples, chunk, Split::Test);
-        let s = batch.targets.shape[1];
-        let out = predict(&saved.model, &batch, device)?;
-        for (b, key) in chunk.iter().enumerate() {
-            let series = &dataset.systems[key.system];
-            let kwp = series.meta.capacity_kwp as f32;
-            for lead in 0..k {
-                let at = ((b * s) * k + lead) * q;
-                let valid = UnixTime(key.t0.0 + (lead as i64 + 1) * step);
-                rows.push(ForecastRow {
-                    ss_id: series.meta.ss_id,
-                    t0: key.t0,
-                    lead_minutes: (lead as i64 + 1) * step / 60,
-                    quantiles_kw: out[at..at + q].iter().map(|p| p * kwp).collect(),
-                    observed_kw: series.normalised_at(valid).map_or(f32::NAN, |p| p * kwp),
-                });
+    // The split only decides which neighbours may be extra targets; the anchor is target 0.
+    predict_batches(
+        &saved.model,
+        dataset,
+        &config.examples,
+        keys,
+        config.eval.batch_size,
+        Split::Test,
+        device,
+        |chunk, batch, out| {
+            let s = batch.targets.shape[1];
+            for (b, key) in chunk.iter().enumerate() {
+                let series = &dataset.systems[key.system];
+                let kwp = series.meta.capacity_kwp as f32;
+                for lead in 0..k {
+                    let at = ((b * s) * k + lead) * q;
+                    let valid = UnixTime(key.t0.0 + (lead as i64 + 1) * step);
+                    rows.push(ForecastRow {
+                        ss_id: series.meta.ss_id,
+                        t0: key.t0,
+                        lead_minutes: (lead as i64 + 1) * step / 60,
+                        quantiles_kw: out[at..at + q].iter().map(|p| p * kwp).collect(),
+                        observed_kw: series.normalised_at(valid).map_or(f32::NAN, |p| p * kwp),
+                    });
+                }
             }
-        }
-    }
+            Ok(())
+        },
+    )?;
     Ok(rows)
 }
 

@@ -5,7 +5,7 @@
 use candle_core::{D, Device, Module, Result, Tensor};
 use candle_nn::{Init, Linear, VarBuilder, linear};
 use hip_encoder::{HipConfig, HipEncoder, LevelConfig};
-use metnet_decoder::{DecoderConfig, MetNetDecoder, pinball_loss};
+use metnet_decoder::{DecoderConfig, MetNetDecoder, pinball_loss, pinball_loss_sum, pinball_terms};
 use perceiver_core::FourierFeatures;
 use perceiver_core::layers::Activation;
 use pv_data::example::features;
@@ -327,14 +327,33 @@ impl PvForecaster {
 
     /// Masked pinball loss of a forward pass.
     pub fn loss(&self, batch: &BatchTensors) -> Result<Tensor> {
-        let mask = batch
-            .target_mask
-            .broadcast_mul(&batch.query_mask.unsqueeze(D::Minus1)?)?;
         pinball_loss(
             &self.forward(batch)?,
             &batch.targets,
-            &mask,
+            &loss_mask(batch)?,
             &self.quantiles,
         )
     }
+
+    /// The sum of the masked pinball terms of a forward pass (for a shard of a batch).
+    pub fn loss_sum(&self, batch: &BatchTensors) -> Result<Tensor> {
+        pinball_loss_sum(
+            &self.forward(batch)?,
+            &batch.targets,
+            &loss_mask(batch)?,
+            &self.quantiles,
+        )
+    }
+
+    /// How many pinball terms [`Self::loss`] averages over for `batch`.
+    pub fn loss_terms(&self, batch: &BatchTensors) -> Result<f64> {
+        pinball_terms(&loss_mask(batch)?, self.quantiles.len())
+    }
+}
+
+/// Targets that count: observed, of a real (not padding) query.
+fn loss_mask(batch: &BatchTensors) -> Result<Tensor> {
+    batch
+        .target_mask
+        .broadcast_mul(&batch.query_mask.unsqueeze(D::Minus1)?)
 }

@@ -25,8 +25,10 @@ use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pv_data::{
-    Batch, Dataset, ExampleKey, FeatureWidths, Scalers, Split, build_batch, example_keys,
+    Batch, Dataset, ExampleConfig, ExampleKey, FeatureWidths, Scalers, Split, build_batch,
+    example_keys,
 };
+use rayon::prelude::*;
 
 use crate::baselines::{BASELINES, ClearSkyScale, forecasts};
 use crate::checkpoint::{Checkpoint, write_atomic};
@@ -69,15 +71,55 @@ pub fn evaluate(
     device: &Device,
 ) -> Result<Report> {
     let mut metrics = Metrics::new(config.examples.lead_times);
-    for chunk in keys.chunks(config.eval.batch_size) {
-        let batch = build_batch(dataset, &config.examples, chunk, split);
-        let quantiles = predict(model, &batch, device)?;
-        metrics.add_quantiles("model", &batch, &quantiles, &config.model.quantiles);
-        for (name, forecast) in BASELINES.iter().zip(forecasts(&batch, scale)) {
-            metrics.add_point(name, &batch, &forecast);
+    predict_batches(
+        model,
+        dataset,
+        &config.examples,
+        keys,
+        config.eval.batch_size,
+        split,
+        device,
+        |_, batch, quantiles| {
+            metrics.add_quantiles("model", batch, quantiles, &config.model.quantiles);
+            for (name, forecast) in BASELINES.iter().zip(forecasts(batch, scale)) {
+                metrics.add_point(name, batch, &forecast);
+            }
+            Ok(())
+        },
+    )?;
+    Ok(metrics.report("smart_persistence"))
+}
+
+/// Builds and predicts the batches of `keys` (`batch_size` each), as many at once as the rayon
+/// pool has threads (the model's ops run on the calling thread; see [`crate::configure_threads`]),
+/// and hands each to `each` in key order, so results do not depend on the thread count.
+#[allow(clippy::too_many_arguments)]
+pub fn predict_batches(
+    model: &PvForecaster,
+    dataset: &Dataset,
+    examples: &ExampleConfig,
+    keys: &[ExampleKey],
+    batch_size: usize,
+    split: Split,
+    device: &Device,
+    mut each: impl FnMut(&[ExampleKey], &Batch, &[f32]) -> Result<()>,
+) -> Result<()> {
+    let batch_size = batch_size.max(1);
+    let group = batch_size * rayon::current_num_threads().max(1);
+    for keys in keys.chunks(group) {
+        let predicted = keys
+            .par_chunks(batch_size)
+            .map(|chunk| {
+                let batch = build_batch(dataset, examples, chunk, split);
+                let quantiles = predict(model, &batch, device)?;
+                Ok((chunk, batch, quantiles))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (chunk, batch, quantiles) in &predicted {
+            each(chunk, batch, quantiles)?;
         }
     }
-    Ok(metrics.report("smart_persistence"))
+    Ok(())
 }
 
 /// The model's quantiles for `batch`, `[B, S, K, Q]` flattened, as power / kWp.

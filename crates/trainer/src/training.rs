@@ -10,6 +10,7 @@ use candle_nn::{VarBuilder, VarMap};
 use pv_data::{
     Dataset, ExampleConfig, ExampleKey, FeatureWidths, Split, build_batch, example_keys,
 };
+use rayon::prelude::*;
 
 use crate::model::{BatchTensors, ModelConfig, PvForecaster};
 use crate::optim::{AdamW, AdamWParams};
@@ -32,6 +33,12 @@ pub struct TrainConfig {
     pub warmup_steps: usize,
     /// Largest global gradient norm; larger gradients are scaled down.
     pub grad_clip: f64,
+    /// Shards per batch: each step splits its batch into this many contiguous parts and runs
+    /// forward and backward on them in parallel (data parallelism over the cores), summing the
+    /// gradients in a fixed order. The loss and gradient are the whole batch's (each shard's loss
+    /// sum is divided by the whole batch's term count), up to float rounding. Part of the run's
+    /// numbers: the same seed and shards give the same weights on any number of threads.
+    pub shards: usize,
 }
 
 impl Default for TrainConfig {
@@ -44,8 +51,31 @@ impl Default for TrainConfig {
             weight_decay: 1e-4,
             warmup_steps: 50,
             grad_clip: 1.0,
+            shards: 2,
         }
     }
+}
+
+/// The shards' gradients added up, parameter by parameter, in shard order.
+fn sum_gradients(
+    mut stores: impl Iterator<Item = GradStore>,
+    vars: &[Var],
+) -> candle_core::Result<GradStore> {
+    let Some(mut total) = stores.next() else {
+        candle_core::bail!("a step with no shards");
+    };
+    for store in stores {
+        for var in vars {
+            if let Some(g) = store.get(var.as_tensor()) {
+                let sum = match total.get(var.as_tensor()) {
+                    Some(t) => (t + g)?,
+                    None => g.clone(),
+                };
+                total.insert(var.as_tensor(), sum);
+            }
+        }
+    }
+    Ok(total)
 }
 
 /// Learning rate at `step` (0-based): linear warm-up, then cosine decay to 10 % of the peak.
@@ -328,17 +358,40 @@ impl Trainer {
         examples: &ExampleConfig,
     ) -> Result<StepLog, TrainError> {
         let keys = self.next_keys();
-        let batch = build_batch(dataset, examples, &keys, Split::Train);
-        let tensors = BatchTensors::new(&batch, &self.device)?;
-        let loss = self.model.loss(&tensors)?;
-        let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let shard_len = keys.len().div_ceil(self.config.shards.max(1));
+        let shards = keys
+            .chunks(shard_len)
+            .map(|keys| {
+                let batch = build_batch(dataset, examples, keys, Split::Train);
+                BatchTensors::new(&batch, &self.device)
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let mut terms = 0.0;
+        for shard in &shards {
+            terms += self.model.loss_terms(shard)?;
+        }
+        let terms = terms.max(1.0);
+        // Shards run in parallel on the rayon pool (their matrix products and attention kernels
+        // share it; candle's element-wise ops: see `crate::configure_threads`); `collect` keeps
+        // shard order, so the sums below do not depend on the scheduling.
+        let model = &self.model;
+        let pass = |shard: &BatchTensors| -> candle_core::Result<(f64, GradStore)> {
+            let loss = (model.loss_sum(shard)? / terms)?;
+            let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            Ok((value, loss.backward()?))
+        };
+        let passes = shards
+            .par_iter()
+            .map(pass)
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let value: f64 = passes.iter().map(|(v, _)| v).sum();
         if !value.is_finite() {
             return Err(TrainError::NonFiniteLoss {
                 step: self.step,
                 loss: value,
             });
         }
-        let mut grads = loss.backward()?;
+        let mut grads = sum_gradients(passes.into_iter().map(|(_, g)| g), &self.vars)?;
         let grad_norm = clip_gradients(&mut grads, &self.vars, self.config.grad_clip)?;
         let learning_rate = learning_rate_at(self.step, &self.config);
         self.optimiser.step(&grads, learning_rate)?;

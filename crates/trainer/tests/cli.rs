@@ -157,6 +157,14 @@ fn bad_input_gives_clear_errors_and_touches_nothing() {
     let err = fails(&["train", "--config", path(&mismatch), "--print-config"]);
     assert!(err.contains("one group per history step"), "{err}");
 
+    let shards = t.join("shards.toml");
+    std::fs::write(&shards, "[train]\nbatch_size = 8\nshards = 9\n").expect("write");
+    let err = fails(&["train", "--config", path(&shards), "--print-config"]);
+    assert!(
+        err.contains("train.shards must be between 1 and train.batch_size (8), got 9"),
+        "{err}"
+    );
+
     // More lead times than any split block holds.
     let long = t.join("long.toml");
     std::fs::write(&long, "[examples]\nlead_times = 100000\n").expect("write");

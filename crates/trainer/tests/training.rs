@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use candle_core::Device;
 use pv_data::{DataPaths, Dataset, ExampleConfig, LoadConfig};
 use trainer::model::ModelConfig;
-use trainer::training::{SplitMix64, TrainConfig, Trainer, learning_rate_at};
+use trainer::training::{SplitMix64, StepLog, TrainConfig, Trainer, learning_rate_at};
 
 fn dataset() -> Dataset {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data");
@@ -33,6 +33,13 @@ fn tiny() -> ModelConfig {
 }
 
 fn run(seed: u64, steps: usize) -> (Vec<f64>, Vec<(String, Vec<f32>)>) {
+    let (logs, params) = run_sharded(seed, steps, 2);
+    (logs.iter().map(|l| l.loss).collect(), params)
+}
+
+type Params = Vec<(String, Vec<f32>)>;
+
+fn run_sharded(seed: u64, steps: usize, shards: usize) -> (Vec<StepLog>, Params) {
     let data = dataset();
     // Every 97th training example is plenty for a few steps and keeps the test fast.
     let examples = ExampleConfig {
@@ -45,14 +52,15 @@ fn run(seed: u64, steps: usize) -> (Vec<f64>, Vec<(String, Vec<f32>)>) {
         steps,
         learning_rate: 3e-3,
         warmup_steps: 2,
+        shards,
         ..TrainConfig::default()
     };
     let mut trainer =
         Trainer::new(&data, &examples, &tiny(), config, &Device::Cpu).expect("trainer");
-    let losses = (0..steps)
-        .map(|_| trainer.step(&data, &examples).expect("step").loss)
+    let logs = (0..steps)
+        .map(|_| trainer.step(&data, &examples).expect("step"))
         .collect();
-    (losses, trainer.parameters().expect("parameters"))
+    (logs, trainer.parameters().expect("parameters"))
 }
 
 #[test]
@@ -64,6 +72,49 @@ fn the_same_seed_gives_bit_identical_weights_and_another_seed_does_not() {
     let (loss_c, params_c) = run(8, 6);
     assert_ne!(loss_a, loss_c);
     assert_ne!(params_a, params_c);
+}
+
+/// A batch split into shards gives the whole batch's loss and gradient (here: its norm), up to
+/// float rounding, whatever the split.
+#[test]
+fn sharded_steps_match_one_pass_over_the_batch() {
+    let (one, _) = run_sharded(5, 1, 1);
+    for shards in [2, 3, 16] {
+        let (split, _) = run_sharded(5, 1, shards);
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * a.abs().max(b.abs());
+        assert!(
+            close(one[0].loss, split[0].loss),
+            "{shards} shards: loss {} vs {}",
+            split[0].loss,
+            one[0].loss
+        );
+        assert!(
+            close(one[0].grad_norm, split[0].grad_norm),
+            "{shards} shards: gradient norm {} vs {}",
+            split[0].grad_norm,
+            one[0].grad_norm
+        );
+    }
+}
+
+/// The shards' sums are taken in shard order, so the weights do not depend on how many threads
+/// ran them.
+#[test]
+fn sharded_training_is_bit_identical_on_one_and_two_threads() {
+    let on = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool")
+            .install(|| run_sharded(11, 3, 2))
+    };
+    let (logs_1, params_1) = on(1);
+    let (logs_2, params_2) = on(2);
+    assert_eq!(
+        logs_1.iter().map(|l| l.loss).collect::<Vec<_>>(),
+        logs_2.iter().map(|l| l.loss).collect::<Vec<_>>()
+    );
+    assert_eq!(params_1, params_2);
 }
 
 #[test]
