@@ -417,23 +417,40 @@ impl<I: Iterator<Item = std::result::Result<RecordBatch, arrow_schema::ArrowErro
     }
 }
 
-/// Rejects row groups whose declared row counts are negative or sum past `usize` (found by
-/// fuzzing: the parquet crate adds them unchecked, which wraps silently in a release build and
-/// panics in a debug one, so the file would be read with a nonsense row limit).
-fn check_row_counts(
-    row_groups: &[parquet::file::metadata::RowGroupMetaData],
+/// Rejects footers the parquet crate would panic on or misread, before any page is read (found by
+/// fuzzing): row groups whose declared row counts are negative or sum past `usize` (the crate adds
+/// them unchecked: a panic in a debug build, a silently wrapped row limit in a release one), and
+/// column chunks whose byte range is negative or runs past the end of the file (an assertion in
+/// the crate).
+fn check_footer(
+    metadata: &parquet::file::metadata::ParquetMetaData,
+    file_len: u64,
 ) -> std::result::Result<(), parquet::errors::ParquetError> {
+    let bad = |message: String| parquet::errors::ParquetError::General(message);
     let mut total: usize = 0;
-    for (i, group) in row_groups.iter().enumerate() {
+    for (i, group) in metadata.row_groups().iter().enumerate() {
         let rows = group.num_rows();
         total = usize::try_from(rows)
             .ok()
             .and_then(|rows| total.checked_add(rows))
-            .ok_or_else(|| {
-                parquet::errors::ParquetError::General(format!(
-                    "row group {i} declares {rows} rows, an impossible count"
-                ))
-            })?;
+            .ok_or_else(|| bad(format!("row group {i} declares {rows} rows, an impossible count")))?;
+        for column in group.columns() {
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or_else(|| column.data_page_offset());
+            let len = column.compressed_size();
+            let end = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(len).ok())
+                .and_then(|(start, len)| start.checked_add(len));
+            if end.is_none_or(|end| end > file_len) {
+                return Err(bad(format!(
+                    "row group {i}, column {}: bytes {start}..{start}+{len} are not inside the \
+                     file ({file_len} bytes)",
+                    column.column_path()
+                )));
+            }
+        }
     }
     Ok(())
 }
@@ -454,11 +471,12 @@ fn open(path: &Path) -> Result<(SchemaRef, Batches)> {
         Some(Format::Parquet) => {
             use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
             let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+            let file_len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
             // The footer is parsed here, and the parquet crate panics on some corrupt footers
             // (negative column offsets, found by fuzzing): caught like the batches' panics.
             let opened = std::panic::catch_unwind(|| {
                 let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
-                check_row_counts(builder.metadata().row_groups())?;
+                check_footer(builder.metadata(), file_len)?;
                 let schema = builder.schema().clone();
                 Ok::<_, parquet::errors::ParquetError>((
                     schema,

@@ -649,3 +649,36 @@ fn a_negative_row_group_count_is_an_error_in_every_build() {
         );
     }
 }
+
+/// Found by fuzzing (`fuzz/`, target `metadata`): a column chunk whose byte range starts at a
+/// negative offset, on which the parquet crate asserts while reading pages. The footer check
+/// names the row group and column before any page is read.
+#[test]
+fn a_column_chunk_outside_the_file_is_an_error_naming_it() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz-regressions/negative-column-chunk-range.parquet");
+    let err = Metadata::load(&path).expect_err("corrupt file must be an error");
+    assert!(matches!(err, DataError::Parquet { .. }), "{err:?}");
+    assert_names(&err, &path, None, None);
+    assert!(err.to_string().contains("are not inside the file"), "{err}");
+}
+
+/// Every input the fuzzers ever crashed the parquet crate with (`tests/fuzz-regressions/`) is a
+/// typed error naming the file, through either loader, never a panic.
+#[test]
+fn every_fuzz_regression_file_is_a_typed_error() {
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).expect("regression folder") {
+        let path = entry.expect("entry").path();
+        for policy in [BadValuePolicy::Error, BadValuePolicy::MaskAndReport] {
+            let err = load_generation(&path, policy).expect_err("corrupt file must be an error");
+            assert_names(&err, &path, None, None);
+        }
+        let err = Metadata::load(&path).expect_err("corrupt file must be an error");
+        assert_names(&err, &path, None, None);
+        files += 1;
+    }
+    assert!(files >= 5, "only {files} regression files");
+}
