@@ -7,9 +7,10 @@ use candle_nn::{Init, Linear, VarBuilder, linear};
 
 use crate::attention::{AttentionImpl, attention};
 use crate::gelu::gelu;
+use crate::layer_norm::layer_norm;
 
-/// LayerNorm over the last dimension, composed from ops that all have a backward (candle-nn's
-/// own applies a no-backward op on contiguous inputs; see docs/decisions/0001).
+/// LayerNorm over the last dimension: the fused op of [`crate::layer_norm`] (one pass forward,
+/// one backward; candle-nn's own has no backward on contiguous inputs, see docs/decisions/0001).
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
     weight: Tensor,
@@ -30,13 +31,7 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        normed
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 }
 

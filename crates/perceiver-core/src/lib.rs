@@ -6,6 +6,8 @@
 //!   fused CPU kernel (forward and backward, online softmax, only per-row statistics kept), and the
 //!   composed-op reference it is tested against. The CUDA kernels slot into the same op.
 //! - [`fourier`]: Fourier position features.
+//! - [`gelu`] and [`layer_norm`]: GELU and LayerNorm as fused ops (one pass forward, one
+//!   backward), checked against the composed candle ops and finite differences.
 //! - [`layers`]: LayerNorm, MLP (GELU or squared ReLU), FiLM (identity at initialisation),
 //!   multi-head attention, pre-LayerNorm cross- and self-attention blocks.
 //!
@@ -39,6 +41,7 @@ pub mod cuda_source;
 pub mod fourier;
 pub mod gelu;
 pub mod golden;
+pub mod layer_norm;
 pub mod layers;
 
 pub use attention::{AttentionImpl, attention, composed_attention, fused_attention};

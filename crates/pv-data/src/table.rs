@@ -433,7 +433,11 @@ fn check_footer(
         total = usize::try_from(rows)
             .ok()
             .and_then(|rows| total.checked_add(rows))
-            .ok_or_else(|| bad(format!("row group {i} declares {rows} rows, an impossible count")))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "row group {i} declares {rows} rows, an impossible count"
+                ))
+            })?;
         for column in group.columns() {
             let start = column
                 .dictionary_page_offset()

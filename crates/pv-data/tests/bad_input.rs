@@ -667,8 +667,7 @@ fn a_column_chunk_outside_the_file_is_an_error_naming_it() {
 /// typed error naming the file, through either loader, never a panic.
 #[test]
 fn every_fuzz_regression_file_is_a_typed_error() {
-    let dir =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
     let mut files = 0;
     for entry in std::fs::read_dir(&dir).expect("regression folder") {
         let path = entry.expect("entry").path();

@@ -1,0 +1,254 @@
+//! LayerNorm over the last dimension as one custom op with a fused CPU forward and backward.
+//!
+//! Composed from candle ops, a LayerNorm is about eight full passes forward (mean, centre, square,
+//! mean, add, sqrt, divide, scale, shift), each allocating its output, and more than twice that
+//! backward. Here the forward is one pass per row (mean and variance, then the output) and the
+//! backward recomputes each row's mean and `rstd = 1/√(var + ε)` and does one more:
+//!
+//! `x̂ = (x − μ)·rstd`, `ĝ = dy ∘ w`,
+//! `dx = rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ ∘ x̂))`, `dw = Σ_rows dy ∘ x̂`, `db = Σ_rows dy`.
+//!
+//! `dw` and `db` are summed per block of [`ROWS_PER_TASK`] rows and the blocks then in order, so
+//! the result does not depend on the thread count. On devices other than the CPU, and for dtypes
+//! other than f32/f64, [`layer_norm`] falls back to the composed ops.
+
+use candle_core::{CpuStorage, CustomOp3, D, DType, Layout, Result, Shape, Tensor};
+use num_traits::Float;
+use rayon::prelude::*;
+
+/// Rows per parallel task (and per partial sum of `dw`, `db`).
+const ROWS_PER_TASK: usize = 64;
+
+/// `(x − mean) / √(var + eps) · weight + bias` over the last dimension of `x`; `weight` and `bias`
+/// have that dimension's width.
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    let fused = x.device().is_cpu()
+        && matches!(x.dtype(), DType::F32 | DType::F64)
+        && weight.dtype() == x.dtype()
+        && bias.dtype() == x.dtype();
+    if fused {
+        x.contiguous()?.apply_op3(
+            &weight.contiguous()?,
+            &bias.contiguous()?,
+            LayerNormOp { eps },
+        )
+    } else {
+        composed_layer_norm(x, weight, bias, eps)
+    }
+}
+
+/// The same function from candle ops (every one with a backward): the reference.
+pub fn composed_layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let centred = x.broadcast_sub(&mean)?;
+    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+    let normed = centred.broadcast_div(&(var + eps)?.sqrt()?)?;
+    normed.broadcast_mul(weight)?.broadcast_add(bias)
+}
+
+/// Mean and `1/√(var + eps)` of one row (two passes: no cancellation).
+#[inline]
+fn moments<T: Float>(row: &[T], eps: T) -> (T, T) {
+    let n = T::from(row.len()).unwrap_or_else(T::one);
+    let mean = row.iter().fold(T::zero(), |a, &x| a + x) / n;
+    let var = row
+        .iter()
+        .fold(T::zero(), |a, &x| a + (x - mean) * (x - mean))
+        / n;
+    (mean, T::one() / (var + eps).sqrt())
+}
+
+fn forward<T: Float + Send + Sync>(x: &[T], w: &[T], b: &[T], eps: T) -> Vec<T> {
+    let c = w.len();
+    let mut out = vec![T::zero(); x.len()];
+    if c == 0 {
+        return out;
+    }
+    out.par_chunks_mut(c * ROWS_PER_TASK)
+        .zip(x.par_chunks(c * ROWS_PER_TASK))
+        .for_each(|(out, x)| {
+            for (o, x) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                let (mean, rstd) = moments(x, eps);
+                for (((o, &x), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
+                    *o = (x - mean) * rstd * w + b;
+                }
+            }
+        });
+    out
+}
+
+/// `(dx, dw, db)`.
+fn backward<T: Float + Send + Sync>(
+    x: &[T],
+    w: &[T],
+    dy: &[T],
+    eps: T,
+) -> (Vec<T>, Vec<T>, Vec<T>) {
+    let c = w.len();
+    let n = T::from(c).unwrap_or_else(T::one);
+    let mut dx = vec![T::zero(); x.len()];
+    if c == 0 {
+        return (dx, Vec::new(), Vec::new());
+    }
+    let partials: Vec<(Vec<T>, Vec<T>)> = dx
+        .par_chunks_mut(c * ROWS_PER_TASK)
+        .zip(x.par_chunks(c * ROWS_PER_TASK))
+        .zip(dy.par_chunks(c * ROWS_PER_TASK))
+        .map(|((dx, x), dy)| {
+            let (mut dw, mut db) = (vec![T::zero(); c], vec![T::zero(); c]);
+            for ((dx, x), dy) in dx
+                .chunks_exact_mut(c)
+                .zip(x.chunks_exact(c))
+                .zip(dy.chunks_exact(c))
+            {
+                let (mean, rstd) = moments(x, eps);
+                let (mut sum_g, mut sum_gx) = (T::zero(), T::zero());
+                for (((&x, &dy), &w), (dw, db)) in x
+                    .iter()
+                    .zip(dy)
+                    .zip(w)
+                    .zip(dw.iter_mut().zip(db.iter_mut()))
+                {
+                    let xhat = (x - mean) * rstd;
+                    let g = dy * w;
+                    sum_g = sum_g + g;
+                    sum_gx = sum_gx + g * xhat;
+                    *dw = *dw + dy * xhat;
+                    *db = *db + dy;
+                }
+                let (mean_g, mean_gx) = (sum_g / n, sum_gx / n);
+                for (((dx, &x), &dy), &w) in dx.iter_mut().zip(x).zip(dy).zip(w) {
+                    let xhat = (x - mean) * rstd;
+                    *dx = rstd * (dy * w - mean_g - xhat * mean_gx);
+                }
+            }
+            (dw, db)
+        })
+        .collect();
+    let (mut dw, mut db) = (vec![T::zero(); c], vec![T::zero(); c]);
+    for (pw, pb) in &partials {
+        for (a, &p) in dw.iter_mut().zip(pw) {
+            *a = *a + p;
+        }
+        for (a, &p) in db.iter_mut().zip(pb) {
+            *a = *a + p;
+        }
+    }
+    (dx, dw, db)
+}
+
+fn contiguous<'a, T>(data: &'a [T], layout: &Layout) -> Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("layer norm: input is not contiguous"),
+    }
+}
+
+struct LayerNormOp {
+    eps: f64,
+}
+
+fn check(x: &Layout, w: &Layout, b: &Layout) -> Result<()> {
+    let c = x.shape().dims().last().copied().unwrap_or(0);
+    if w.shape().dims() != [c] || b.shape().dims() != [c] {
+        candle_core::bail!(
+            "layer norm: input {:?}, weight {:?}, bias {:?}: weight and bias must be [{c}]",
+            x.shape(),
+            w.shape(),
+            b.shape()
+        );
+    }
+    Ok(())
+}
+
+impl CustomOp3 for LayerNormOp {
+    fn name(&self) -> &'static str {
+        "layer-norm-fused"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        w: &CpuStorage,
+        wl: &Layout,
+        b: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        check(xl, wl, bl)?;
+        let out = match (x, w, b) {
+            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
+                CpuStorage::F32(forward(
+                    contiguous(x, xl)?,
+                    contiguous(w, wl)?,
+                    contiguous(b, bl)?,
+                    self.eps as f32,
+                ))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
+                CpuStorage::F64(forward(
+                    contiguous(x, xl)?,
+                    contiguous(w, wl)?,
+                    contiguous(b, bl)?,
+                    self.eps,
+                ))
+            }
+            _ => candle_core::bail!("layer norm: only f32 and f64, all the same"),
+        };
+        Ok((out, xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _out: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let (xs, ws, gs) = (
+            x.storage_and_layout(),
+            w.storage_and_layout(),
+            dy.storage_and_layout(),
+        );
+        let (dx, dw, db) = match (&*xs.0, &*ws.0, &*gs.0) {
+            (
+                candle_core::Storage::Cpu(CpuStorage::F32(xd)),
+                candle_core::Storage::Cpu(CpuStorage::F32(wd)),
+                candle_core::Storage::Cpu(CpuStorage::F32(gd)),
+            ) => {
+                let (dx, dw, db) = backward(
+                    contiguous(xd, xs.1)?,
+                    contiguous(wd, ws.1)?,
+                    contiguous(gd, gs.1)?,
+                    self.eps as f32,
+                );
+                (
+                    Tensor::from_vec(dx, x.shape(), x.device())?,
+                    Tensor::from_vec(dw, w.shape(), w.device())?,
+                    Tensor::from_vec(db, w.shape(), w.device())?,
+                )
+            }
+            (
+                candle_core::Storage::Cpu(CpuStorage::F64(xd)),
+                candle_core::Storage::Cpu(CpuStorage::F64(wd)),
+                candle_core::Storage::Cpu(CpuStorage::F64(gd)),
+            ) => {
+                let (dx, dw, db) = backward(
+                    contiguous(xd, xs.1)?,
+                    contiguous(wd, ws.1)?,
+                    contiguous(gd, gs.1)?,
+                    self.eps,
+                );
+                (
+                    Tensor::from_vec(dx, x.shape(), x.device())?,
+                    Tensor::from_vec(dw, w.shape(), w.device())?,
+                    Tensor::from_vec(db, w.shape(), w.device())?,
+                )
+            }
+            _ => candle_core::bail!("layer norm backward: CPU f32 or f64 tensors expected"),
+        };
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
