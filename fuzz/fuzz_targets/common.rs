@@ -29,3 +29,43 @@ pub fn abort_on_panics_outside_parquet() {
         }
     }));
 }
+
+/// The system allocator with a ceiling on any one allocation: a fuzz input is a few KiB, so a
+/// request above [`LARGEST_ALLOCATION`] is an amplification (a size taken from the file without a
+/// check) and aborts, which libFuzzer records as a crash with the input that caused it.
+pub struct CeilingAllocator;
+
+/// 256 MiB.
+pub const LARGEST_ALLOCATION: usize = 256 << 20;
+
+// SAFETY: every call is forwarded unchanged to the system allocator, or aborts before allocating.
+unsafe impl std::alloc::GlobalAlloc for CeilingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if layout.size() > LARGEST_ALLOCATION {
+            std::process::abort();
+        }
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` shares.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if layout.size() > LARGEST_ALLOCATION {
+            std::process::abort();
+        }
+        // SAFETY: as above.
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: as above.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        if new_size > LARGEST_ALLOCATION {
+            std::process::abort();
+        }
+        // SAFETY: as above.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CeilingAllocator = CeilingAllocator;

@@ -358,14 +358,11 @@ fn instructions(accept: bool) -> Result<(), String> {
             "valgrind is not installed (apt-get install valgrind; .ci/run installs it)".into(),
         );
     }
-    // The dev profile (opt-level 2 here): shares the test build, so CI compiles nothing twice.
-    crate::cargo(&[
-        "build",
-        "-p",
-        "power-perceiver-benches",
-        "--bin",
-        "bench-instructions",
-    ])?;
+    // The dev profile (opt-level 2 here) with the workspace's test feature set: `--tests` brings
+    // in the dev-dependencies, so features unify exactly as in `cargo test --workspace` and CI
+    // reuses the test build's dependencies. (`-p power-perceiver-benches` alone resolved other
+    // features and rebuilt candle: 5–7 minutes of CI.)
+    crate::cargo(&["build", "--workspace", "--bins", "--tests"])?;
     let target = target_dir();
     let binary = target.join("debug/bench-instructions");
     let binary = binary.as_path();
