@@ -152,7 +152,7 @@ pub enum DataError {
         found: String,
     },
     /// A value is invalid (NaN, negative, sentinel, …).
-    #[error("{at}: value {value} is {kind}")]
+    #[error("{at}: value {} is {kind}", readable(*value))]
     BadValue {
         /// Where.
         at: Location,
@@ -289,5 +289,26 @@ impl DataError {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// A value as a person reads it: plain up to a billion, scientific beyond (`{}` would print a
+/// corrupt file's −6.7e270 as 271 digits).
+fn readable(value: f64) -> String {
+    if value.is_finite() && value.abs() >= 1e9 {
+        format!("{value:e}")
+    } else {
+        format!("{value}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn huge_values_print_in_scientific_notation() {
+        assert_eq!(super::readable(-1e6), "-1000000");
+        assert_eq!(super::readable(-6.708e270), "-6.708e270");
+        assert_eq!(super::readable(f64::NAN), "NaN");
+        assert_eq!(super::readable(f64::NEG_INFINITY), "-inf");
     }
 }
