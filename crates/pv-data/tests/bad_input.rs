@@ -608,41 +608,51 @@ fn metadata_accepts_lowercase_kwp_and_extra_columns() {
     assert_eq!(m.systems[&5].orientation_deg, 170.0);
 }
 
-/// Found by fuzzing (`fuzz/`, target `generation`): a file on which the parquet crate panics
-/// ("Decoder for dict should have been set") must give a typed error naming the file.
+/// A file from `tests/fuzz-regressions/`: inputs the fuzzers (`fuzz/`) broke the parquet crate with.
+fn fuzz_regression(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz-regressions")
+        .join(name)
+}
+
+/// The errors of loading `path` as generation data (both bad-value policies) and as metadata;
+/// each must be an error naming the file, never a panic.
+fn errors_of(path: &Path) -> [DataError; 3] {
+    let [a, b] = [BadValuePolicy::Error, BadValuePolicy::MaskAndReport]
+        .map(|policy| load_generation(path, policy).expect_err("corrupt file must be an error"));
+    let c = Metadata::load(path).expect_err("corrupt file must be an error");
+    for err in [&a, &b, &c] {
+        assert_names(err, path, None, None);
+    }
+    [a, b, c]
+}
+
+/// Target `generation`: a dictionary-encoded page without a dictionary page, on which the parquet
+/// crate panics ("Decoder for dict should have been set").
 #[test]
 fn parquet_decoder_panics_become_errors_naming_the_file() {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fuzz-regressions/dictionary-page-missing.parquet");
-    for policy in [BadValuePolicy::Error, BadValuePolicy::MaskAndReport] {
-        let err = load_generation(&path, policy).expect_err("corrupt file must be an error");
+    let [a, b, _] = errors_of(&fuzz_regression("dictionary-page-missing.parquet"));
+    for err in [a, b] {
         assert!(matches!(err, DataError::Parquet { .. }), "{err:?}");
-        assert_names(&err, &path, None, None);
     }
 }
 
-/// Found by fuzzing (`fuzz/`, target `metadata`): a footer with a negative column offset, on
-/// which the parquet crate panics while opening the file, must give a typed error naming it.
+/// Target `metadata`: a footer with a negative column offset, on which the parquet crate panics
+/// while opening the file.
 #[test]
 fn parquet_footer_panics_become_errors_naming_the_file() {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fuzz-regressions/negative-column-offset.parquet");
-    let err = Metadata::load(&path).expect_err("corrupt file must be an error");
+    let [.., err] = errors_of(&fuzz_regression("negative-column-offset.parquet"));
     assert!(matches!(err, DataError::Parquet { .. }), "{err:?}");
-    assert_names(&err, &path, None, None);
 }
 
-/// Found by fuzzing (`fuzz/`, target `generation`): a footer whose row group 4 declares −20 rows.
-/// The parquet crate sums the counts unchecked (a panic in a debug build, a silently wrapped row
-/// limit in a release one); pv-data checks them first and names the row group.
+/// Target `generation`: a footer whose row group 4 declares −20 rows. The parquet crate sums the
+/// counts unchecked (a panic in a debug build, a silently wrapped row limit in a release one);
+/// pv-data checks them first and names the row group.
 #[test]
 fn a_negative_row_group_count_is_an_error_in_every_build() {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fuzz-regressions/negative-row-count.parquet");
-    for policy in [BadValuePolicy::Error, BadValuePolicy::MaskAndReport] {
-        let err = load_generation(&path, policy).expect_err("corrupt file must be an error");
+    let [a, b, _] = errors_of(&fuzz_regression("negative-row-count.parquet"));
+    for err in [a, b] {
         assert!(matches!(err, DataError::Parquet { .. }), "{err:?}");
-        assert_names(&err, &path, None, None);
         assert!(
             err.to_string().contains("row group 4 declares -20 rows"),
             "{err}"
@@ -650,33 +660,23 @@ fn a_negative_row_group_count_is_an_error_in_every_build() {
     }
 }
 
-/// Found by fuzzing (`fuzz/`, target `metadata`): a column chunk whose byte range starts at a
-/// negative offset, on which the parquet crate asserts while reading pages. The footer check
-/// names the row group and column before any page is read.
+/// Target `metadata`: a column chunk whose byte range starts at a negative offset, on which the
+/// parquet crate asserts while reading pages. The footer check names the row group and column
+/// before any page is read.
 #[test]
 fn a_column_chunk_outside_the_file_is_an_error_naming_it() {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fuzz-regressions/negative-column-chunk-range.parquet");
-    let err = Metadata::load(&path).expect_err("corrupt file must be an error");
+    let [.., err] = errors_of(&fuzz_regression("negative-column-chunk-range.parquet"));
     assert!(matches!(err, DataError::Parquet { .. }), "{err:?}");
-    assert_names(&err, &path, None, None);
     assert!(err.to_string().contains("are not inside the file"), "{err}");
 }
 
-/// Every input the fuzzers ever crashed the parquet crate with (`tests/fuzz-regressions/`) is a
-/// typed error naming the file, through either loader, never a panic.
+/// Every regression file is a typed error naming it, through either loader, never a panic.
 #[test]
 fn every_fuzz_regression_file_is_a_typed_error() {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
+    let dir = fuzz_regression("");
     let mut files = 0;
     for entry in std::fs::read_dir(&dir).expect("regression folder") {
-        let path = entry.expect("entry").path();
-        for policy in [BadValuePolicy::Error, BadValuePolicy::MaskAndReport] {
-            let err = load_generation(&path, policy).expect_err("corrupt file must be an error");
-            assert_names(&err, &path, None, None);
-        }
-        let err = Metadata::load(&path).expect_err("corrupt file must be an error");
-        assert_names(&err, &path, None, None);
+        errors_of(&entry.expect("entry").path());
         files += 1;
     }
     assert!(files >= 5, "only {files} regression files");
