@@ -170,10 +170,7 @@ fn dims_of(q: &Layout, k: &Layout) -> Result<Dims> {
 }
 
 fn slice<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((start, end)) => Ok(&s.as_slice::<T>()?[start..end]),
-        None => candle_core::bail!("fused attention: input is not contiguous"),
-    }
+    crate::cpu_storage::typed(s, l, "fused attention")
 }
 
 impl FusedAttention {
@@ -356,18 +353,29 @@ impl FusedAttention {
         lse: &[f64],
         dims: Dims,
     ) -> Result<(Tensor, Tensor, Tensor)> {
-        // The inputs are read in place from their storage (contiguous ones are not copied).
-        let tensors = [q, k, v, out, d_out].map(|t| t.contiguous());
-        let [q, k, v, out, d_out] = tensors;
+        let [q, k, v, out, d_out] = [q, k, v, out, d_out].map(Tensor::contiguous);
         let (q, k, v, out, d_out) = (q?, k?, v?, out?, d_out?);
-        let guards = [&q, &k, &v, &out, &d_out].map(|t| t.storage_and_layout());
-        let view = |i: usize| -> Result<&[T]> {
-            match &*guards[i].0 {
-                candle_core::Storage::Cpu(s) => slice::<T>(s, guards[i].1),
-                _ => candle_core::bail!("fused attention backward: expected CPU tensors"),
-            }
-        };
-        let (qv, kv, vv, ov, dov) = (view(0)?, view(1)?, view(2)?, view(3)?, view(4)?);
+        // Read in place from their storage: no copies of the inputs.
+        let (dq, dk, dv) = crate::cpu_storage::with_slices(
+            [&q, &k, &v, &out, &d_out],
+            "fused attention backward",
+            |inputs| self.backward_heads::<T>(inputs, lse, dims),
+        )?;
+        let device = q.device();
+        Ok((
+            Tensor::from_vec(dq, q.shape(), device)?,
+            Tensor::from_vec(dk, k.shape(), device)?,
+            Tensor::from_vec(dv, v.shape(), device)?,
+        ))
+    }
+
+    /// dQ, dK and dV of every (batch, head) from q, k, v, the output and its gradient.
+    fn backward_heads<T: KernelFloat>(
+        &self,
+        [qv, kv, vv, ov, dov]: [&[T]; 5],
+        lse: &[f64],
+        dims: Dims,
+    ) -> (Vec<T>, Vec<T>, Vec<T>) {
         let lse: Vec<T> = lse
             .iter()
             .map(|&x| T::from(x).unwrap_or_else(T::zero))
@@ -403,12 +411,7 @@ impl FusedAttention {
                 };
                 backward_one(&head, &grad, isa, scratch, dq, dk, dv);
             });
-        let device = q.device();
-        Ok((
-            Tensor::from_vec(dq, q.shape(), device)?,
-            Tensor::from_vec(dk, k.shape(), device)?,
-            Tensor::from_vec(dv, v.shape(), device)?,
-        ))
+        (dq, dk, dv)
     }
 }
 

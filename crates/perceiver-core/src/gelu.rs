@@ -12,6 +12,8 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape
 use num_traits::Float;
 use rayon::prelude::*;
 
+use crate::cpu_storage::contiguous;
+
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 const CUBIC: f64 = 0.044_715;
 /// Elements per parallel chunk: small tensors stay on one thread.
@@ -61,13 +63,6 @@ fn backward<T: Float + Send + Sync>(x: &[T], g: &[T]) -> Vec<T> {
     out
 }
 
-fn contiguous<'a, T>(data: &'a [T], layout: &Layout) -> Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("gelu: input is not contiguous"),
-    }
-}
-
 struct GeluOp;
 
 impl CustomOp1 for GeluOp {
@@ -77,8 +72,8 @@ impl CustomOp1 for GeluOp {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let out = match storage {
-            CpuStorage::F32(d) => CpuStorage::F32(forward(contiguous(d, layout)?)),
-            CpuStorage::F64(d) => CpuStorage::F64(forward(contiguous(d, layout)?)),
+            CpuStorage::F32(d) => CpuStorage::F32(forward(contiguous(d, layout, "gelu")?)),
+            CpuStorage::F64(d) => CpuStorage::F64(forward(contiguous(d, layout, "gelu")?)),
             _ => candle_core::bail!("gelu: only f32 and f64"),
         };
         Ok((out, layout.shape().clone()))
@@ -106,12 +101,14 @@ impl CustomOp2 for GeluGradOp {
         g_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let out = match (x, g) {
-            (CpuStorage::F32(x), CpuStorage::F32(g)) => {
-                CpuStorage::F32(backward(contiguous(x, x_layout)?, contiguous(g, g_layout)?))
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(g)) => {
-                CpuStorage::F64(backward(contiguous(x, x_layout)?, contiguous(g, g_layout)?))
-            }
+            (CpuStorage::F32(x), CpuStorage::F32(g)) => CpuStorage::F32(backward(
+                contiguous(x, x_layout, "gelu")?,
+                contiguous(g, g_layout, "gelu")?,
+            )),
+            (CpuStorage::F64(x), CpuStorage::F64(g)) => CpuStorage::F64(backward(
+                contiguous(x, x_layout, "gelu")?,
+                contiguous(g, g_layout, "gelu")?,
+            )),
             _ => candle_core::bail!("gelu backward: unsupported or mixed dtypes"),
         };
         Ok((out, x_layout.shape().clone()))

@@ -16,6 +16,8 @@ use candle_core::{CpuStorage, CustomOp3, D, DType, Layout, Result, Shape, Tensor
 use num_traits::Float;
 use rayon::prelude::*;
 
+use crate::cpu_storage::{contiguous, with_slices};
+
 /// Rows per parallel task (and per partial sum of `dw`, `db`).
 const ROWS_PER_TASK: usize = 64;
 
@@ -137,11 +139,23 @@ fn backward<T: Float + Send + Sync>(
     (dx, dw, db)
 }
 
-fn contiguous<'a, T>(data: &'a [T], layout: &Layout) -> Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("layer norm: input is not contiguous"),
-    }
+/// The op's name in errors.
+const OP: &str = "layer norm";
+
+/// `(dx, dw, db)` as tensors, from contiguous CPU `x`, `w` and `dy`.
+fn backward_tensors<T: Float + Send + Sync + candle_core::WithDType>(
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let eps = T::from(eps).unwrap_or_else(T::epsilon);
+    let (dx, dw, db) = with_slices([x, w, dy], OP, |[x, w, dy]| backward(x, w, dy, eps))?;
+    Ok((
+        Tensor::from_vec(dx, x.shape(), x.device())?,
+        Tensor::from_vec(dw, w.shape(), w.device())?,
+        Tensor::from_vec(db, w.shape(), w.device())?,
+    ))
 }
 
 struct LayerNormOp {
@@ -179,17 +193,17 @@ impl CustomOp3 for LayerNormOp {
         let out = match (x, w, b) {
             (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
                 CpuStorage::F32(forward(
-                    contiguous(x, xl)?,
-                    contiguous(w, wl)?,
-                    contiguous(b, bl)?,
+                    contiguous(x, xl, OP)?,
+                    contiguous(w, wl, OP)?,
+                    contiguous(b, bl, OP)?,
                     self.eps as f32,
                 ))
             }
             (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
                 CpuStorage::F64(forward(
-                    contiguous(x, xl)?,
-                    contiguous(w, wl)?,
-                    contiguous(b, bl)?,
+                    contiguous(x, xl, OP)?,
+                    contiguous(w, wl, OP)?,
+                    contiguous(b, bl, OP)?,
                     self.eps,
                 ))
             }
@@ -207,47 +221,10 @@ impl CustomOp3 for LayerNormOp {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
-        let (xs, ws, gs) = (
-            x.storage_and_layout(),
-            w.storage_and_layout(),
-            dy.storage_and_layout(),
-        );
-        let (dx, dw, db) = match (&*xs.0, &*ws.0, &*gs.0) {
-            (
-                candle_core::Storage::Cpu(CpuStorage::F32(xd)),
-                candle_core::Storage::Cpu(CpuStorage::F32(wd)),
-                candle_core::Storage::Cpu(CpuStorage::F32(gd)),
-            ) => {
-                let (dx, dw, db) = backward(
-                    contiguous(xd, xs.1)?,
-                    contiguous(wd, ws.1)?,
-                    contiguous(gd, gs.1)?,
-                    self.eps as f32,
-                );
-                (
-                    Tensor::from_vec(dx, x.shape(), x.device())?,
-                    Tensor::from_vec(dw, w.shape(), w.device())?,
-                    Tensor::from_vec(db, w.shape(), w.device())?,
-                )
-            }
-            (
-                candle_core::Storage::Cpu(CpuStorage::F64(xd)),
-                candle_core::Storage::Cpu(CpuStorage::F64(wd)),
-                candle_core::Storage::Cpu(CpuStorage::F64(gd)),
-            ) => {
-                let (dx, dw, db) = backward(
-                    contiguous(xd, xs.1)?,
-                    contiguous(wd, ws.1)?,
-                    contiguous(gd, gs.1)?,
-                    self.eps,
-                );
-                (
-                    Tensor::from_vec(dx, x.shape(), x.device())?,
-                    Tensor::from_vec(dw, w.shape(), w.device())?,
-                    Tensor::from_vec(db, w.shape(), w.device())?,
-                )
-            }
-            _ => candle_core::bail!("layer norm backward: CPU f32 or f64 tensors expected"),
+        let (dx, dw, db) = match x.dtype() {
+            DType::F32 => backward_tensors::<f32>(x, w, &dy, self.eps)?,
+            DType::F64 => backward_tensors::<f64>(x, w, &dy, self.eps)?,
+            other => candle_core::bail!("layer norm backward: unsupported dtype {other:?}"),
         };
         Ok((Some(dx), Some(dw), Some(db)))
     }

@@ -35,6 +35,7 @@ pub mod attention;
 
 mod cpu_blocked;
 mod cpu_kernel;
+mod cpu_storage;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod cuda_source;
