@@ -199,8 +199,16 @@ fn main() -> Result<()> {
                 progress,
             };
             if let Some(run) = resume {
-                let device = device(device_arg)?;
                 let config = trainer::run::run_config(&run)?;
+                if let Some(summary) = trainer::run::finished(&run)? {
+                    eprintln!(
+                        "{} already finished; nothing to resume. Its test results:",
+                        run.display()
+                    );
+                    print_summary(&summary, config.data.step_minutes);
+                    return Ok(());
+                }
+                let device = device(device_arg)?;
                 let dataset = load_data(&data, config.data)?;
                 eprintln!("resuming {} on {}", run.display(), data.display());
                 let summary = trainer::run::resume(&dataset, &run, &device, options)?;

@@ -48,20 +48,27 @@ struct Forecaster {
     levels: usize,
 }
 
-/// Metrics of one forecaster. Absent values (no observation) are NaN in memory and `null` in JSON.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// Metrics of one forecaster. Absent values (no observation) are NaN in memory and `null` in JSON,
+/// and read back from `null` as NaN.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ForecasterMetrics {
     /// nMAE over daylight steps, all lead times.
+    #[serde(deserialize_with = "null_as_nan::one")]
     pub nmae: f64,
     /// nMAE per lead time, daylight steps.
+    #[serde(deserialize_with = "null_as_nan::many")]
     pub nmae_by_lead: Vec<f64>,
     /// MAE in kW over daylight steps.
+    #[serde(deserialize_with = "null_as_nan::one")]
     pub mae_kw: f64,
     /// MAE in kW per lead time, daylight steps.
+    #[serde(deserialize_with = "null_as_nan::many")]
     pub mae_kw_by_lead: Vec<f64>,
     /// nMAE over all steps (night included).
+    #[serde(deserialize_with = "null_as_nan::one")]
     pub nmae_all_steps: f64,
     /// nMAE per lead time over all steps.
+    #[serde(deserialize_with = "null_as_nan::many")]
     pub nmae_all_steps_by_lead: Vec<f64>,
     /// 1 − nMAE / nMAE(reference), daylight; `None` for the reference itself.
     pub skill: Option<f64>,
@@ -72,6 +79,20 @@ pub struct ForecasterMetrics {
     pub coverage: Option<f64>,
     /// Observed daylight targets counted.
     pub daylight_targets: usize,
+}
+
+/// JSON writes a NaN as `null`; these read `null` back as NaN.
+mod null_as_nan {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn one<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+
+    pub fn many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        let values = Vec::<Option<f64>>::deserialize(d)?;
+        Ok(values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    }
 }
 
 /// Accumulates metrics over batches.

@@ -443,12 +443,6 @@ fn start(
 /// `previous.safetensors` when a crash came between replacing the two; `None` for a run stopped
 /// before its first checkpoint (only `config.toml` and the log exist).
 pub fn read_state(run_dir: &Path) -> Result<Option<Checkpoint>> {
-    if run_dir.join("test_metrics.json").exists() {
-        bail!(
-            "{} is a finished run (test_metrics.json exists); nothing to resume",
-            run_dir.display()
-        );
-    }
     let last = run_dir.join(LAST);
     let path = if last.exists() {
         last
@@ -477,6 +471,29 @@ pub fn read_state(run_dir: &Path) -> Result<Option<Checkpoint>> {
     Ok(Some(checkpoint))
 }
 
+/// The summary of the run in `run_dir` if it finished (`test_metrics.json`, written last,
+/// exists), read from its files; `None` when it has steps left.
+pub fn finished(run_dir: &Path) -> Result<Option<RunSummary>> {
+    let path = run_dir.join("test_metrics.json");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let test: Report =
+        serde_json::from_str(&text).with_context(|| format!("in {}", path.display()))?;
+    let steps = match read_state(run_dir)? {
+        Some(checkpoint) => checkpoint.json::<LoopState>("state")?.trainer.step,
+        None => 0,
+    };
+    Ok(Some(RunSummary {
+        out_dir: run_dir.to_owned(),
+        test: Some(test),
+        steps,
+        seconds: 0.0,
+    }))
+}
+
 /// The configuration of the run in `run_dir`: from its training state, or from its
 /// `config.toml` when it stopped before the first checkpoint.
 pub fn run_config(run_dir: &Path) -> Result<RunConfig> {
@@ -495,7 +512,8 @@ fn config_file(run_dir: &Path) -> Result<RunConfig> {
 
 /// Continues the run in `run_dir` from its last checkpoint on `dataset` (the same data it started
 /// on), to the same end as if it had never stopped. A run stopped before its first checkpoint
-/// starts again from step 0.
+/// starts again from step 0. Resuming a finished run changes nothing and returns its stored
+/// summary, so a supervisor may resume after a kill at any moment, even one during exit.
 pub fn resume(
     dataset: &Dataset,
     run_dir: &Path,
@@ -503,6 +521,9 @@ pub fn resume(
     options: RunOptions,
 ) -> Result<RunSummary> {
     let started = Instant::now();
+    if let Some(summary) = finished(run_dir)? {
+        return Ok(summary);
+    }
     let Some(checkpoint) = read_state(run_dir)? else {
         // Stopped before the first checkpoint: nothing was learnt yet, so start again.
         let config = config_file(run_dir)?;
@@ -742,4 +763,36 @@ pub fn table(test: &Report, step_minutes: i64) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Resume compares `best_nmae` and the scalers read back from JSON with fresh values, so
+    /// JSON must give back every f64 bit for bit (serde_json's `float_roundtrip`; without it
+    /// these values come back one unit in the last place off).
+    #[test]
+    fn loop_state_survives_json_bit_for_bit() {
+        for value in [0.18915252483709474, 0.09604570722197733, 0.1 + 0.2, 1e-300] {
+            let state = LoopState {
+                trainer: TrainerState {
+                    step: 3,
+                    epoch: 0,
+                    cursor: 5,
+                    examples: 7,
+                    updates: 3,
+                },
+                best_nmae: Some(value),
+                since_best: 1,
+                running_loss: value * 3.0,
+                log_bytes: 10,
+                stopped_early: false,
+            };
+            let back: LoopState =
+                serde_json::from_str(&serde_json::to_string(&state).expect("json")).expect("parse");
+            assert_eq!(back.best_nmae.map(f64::to_bits), Some(value.to_bits()));
+            assert_eq!(back.running_loss.to_bits(), (value * 3.0).to_bits());
+        }
+    }
 }

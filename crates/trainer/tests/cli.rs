@@ -50,6 +50,13 @@ fn train_evaluate_forecast_and_inspect_on_two_folders() {
     let stdout = ok(&["train", "--config", path(&config), "--out", path(&run_dir)]);
     assert!(stdout.contains("smart_persistence"), "{stdout}");
     assert!(run_dir.join("forecast_fans.png").is_file());
+    // Resuming the finished run succeeds and prints the same results table.
+    let again = ok(&["train", "--resume", path(&run_dir)]);
+    fn table(text: &str) -> Vec<&str> {
+        text.lines().take_while(|l| !l.is_empty()).collect()
+    }
+    assert!(table(&stdout).len() == 5, "{stdout}");
+    assert_eq!(table(&again), table(&stdout));
 
     let other = tmp.path().join("other");
     common::other_folder(&other, 1001);

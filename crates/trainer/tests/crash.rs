@@ -8,12 +8,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-fn spawn(args: &[&str]) -> Child {
+/// Starts the binary with its stderr going to `stderr`, so a failure can be shown.
+fn spawn(args: &[&str], stderr: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_power-perceiver"))
         .args(args)
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(stderr).expect("stderr file"))
         .spawn()
         .expect("spawn power-perceiver")
 }
@@ -30,23 +31,40 @@ fn runs_killed_at_random_moments_resume_bit_identically() {
 
     let straight = tmp.path().join("straight");
     let clock = std::time::Instant::now();
-    let status = spawn(&[
-        "train",
-        "--config",
-        config_arg,
-        "--out",
-        straight.to_str().expect("utf-8"),
-    ])
+    let stderr = tmp.path().join("stderr.txt");
+    let shown = |status: std::process::ExitStatus| {
+        let text = std::fs::read_to_string(&stderr).unwrap_or_default();
+        format!("{status}; its stderr:\n{text}")
+    };
+    let status = spawn(
+        &[
+            "train",
+            "--config",
+            config_arg,
+            "--out",
+            straight.to_str().expect("utf-8"),
+        ],
+        &stderr,
+    )
     .wait()
     .expect("wait");
-    assert!(status.success());
+    assert!(
+        status.success(),
+        "uninterrupted run failed: {}",
+        shown(status)
+    );
     let life_ms = clock.elapsed().as_millis() as u64;
 
     let killed = tmp.path().join("killed");
     let killed_arg = killed.to_str().expect("utf-8");
     // Pseudo-random delays (fixed seed) between 5 % and 40 % of an uninterrupted run's life, so
     // kills land in start-up, steps, validations and checkpoint writes alike.
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    // CRASH_SEED picks other moments, for stress runs.
+    let mut seed = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0x2545_f491_4f6c_dd1d)
+        | 1;
     let mut delay = || {
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -59,16 +77,20 @@ fn runs_killed_at_random_moments_resume_bit_identically() {
         let mut child = if attempt == 0 || !killed.join("config.toml").exists() {
             // Killed before even the config was written: start again.
             let _ = std::fs::remove_dir_all(&killed);
-            spawn(&["train", "--config", config_arg, "--out", killed_arg])
+            spawn(
+                &["train", "--config", config_arg, "--out", killed_arg],
+                &stderr,
+            )
         } else {
-            spawn(&["train", "--resume", killed_arg])
+            spawn(&["train", "--resume", killed_arg], &stderr)
         };
         std::thread::sleep(delay());
         match child.try_wait().expect("try_wait") {
             Some(status) => {
                 assert!(
                     status.success(),
-                    "attempt {attempt} failed on its own: {status}"
+                    "attempt {attempt} (after {interrupted} kills) failed on its own: {}",
+                    shown(status)
                 );
                 finished = true;
                 break;
@@ -81,10 +103,10 @@ fn runs_killed_at_random_moments_resume_bit_identically() {
         }
     }
     if !finished {
-        let status = spawn(&["train", "--resume", killed_arg])
+        let status = spawn(&["train", "--resume", killed_arg], &stderr)
             .wait()
             .expect("wait");
-        assert!(status.success(), "final resume failed: {status}");
+        assert!(status.success(), "final resume failed: {}", shown(status));
     }
     assert!(
         interrupted >= 3,
