@@ -3,13 +3,14 @@
 //! Throughput is FLOP/s (criterion's "elements"): 4·Nq·Nk·D per head forward, 3.5× that for
 //! forward+backward.
 //!
-//! Threads are part of every id: `RAYON_NUM_THREADS=1 cargo bench -p power-perceiver-benches
+//! The process is set up as the CLI's is (`trainer::configure_process`: candle's threads, glibc's
+//! allocator). Threads are part of every id: `RAYON_NUM_THREADS=1 cargo bench -p power-perceiver-benches
 //! --bench attention`. PyTorch's SDPA on the same shapes: `python3 benches/python/attention_sdpa.py
 //! --threads 1`.
 
 use std::hint::black_box;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use perceiver_core::AttentionImpl;
 use power_perceiver_benches::{ATTENTION_SHAPES, AttentionFixture, threads};
 
@@ -42,4 +43,12 @@ criterion_group! {
     config = Criterion::default().sample_size(20);
     targets = bench
 }
-criterion_main!(benches);
+
+/// `criterion_main!` with the trainer's process set-up first (threads, allocator), so the op is
+/// measured as `power-perceiver` runs it.
+fn main() {
+    // SAFETY: first statement of `main`: no other thread exists yet.
+    unsafe { trainer::configure_process() };
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -43,11 +43,11 @@ fn bench(c: &mut Criterion) {
 
 criterion_group!(benches, bench);
 
-/// `criterion_main!` with the trainer's thread set-up first, so the step is measured as
+/// `criterion_main!` with the trainer's process set-up first (threads, allocator), so the step is measured as
 /// `power-perceiver train` runs it.
 fn main() {
     // SAFETY: first statement of `main`: no other thread exists yet.
-    unsafe { trainer::configure_threads() };
+    unsafe { trainer::configure_process() };
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -78,7 +78,7 @@ fn attention(shape: &str, backward: bool, reps: usize) {
 
 fn main() -> ExitCode {
     // SAFETY: first statement of `main`: no other thread exists yet.
-    unsafe { trainer::configure_threads() };
+    unsafe { trainer::configure_process() };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(workload) = args.first() else {
         eprintln!(

@@ -181,7 +181,7 @@ fn print_summary(summary: &RunSummary, step_minutes: i64) {
 
 fn main() -> Result<()> {
     // SAFETY: first statement of `main`: no other thread exists yet.
-    unsafe { trainer::configure_threads() };
+    unsafe { trainer::configure_process() };
     let progress = std::io::stderr().is_terminal();
     match Cli::parse().command {
         Command::Train {

@@ -91,7 +91,7 @@ pub fn evaluate(
 }
 
 /// Builds and predicts the batches of `keys` (`batch_size` each), as many at once as the rayon
-/// pool has threads (the model's ops run on the calling thread; see [`crate::configure_threads`]),
+/// pool has threads (the model's ops run on the calling thread; see [`crate::configure_process`]),
 /// and hands each to `each` in key order, so results do not depend on the thread count.
 #[allow(clippy::too_many_arguments)]
 pub fn predict_batches(

@@ -372,7 +372,7 @@ impl Trainer {
         }
         let terms = terms.max(1.0);
         // Shards run in parallel on the rayon pool (their matrix products and attention kernels
-        // share it; candle's element-wise ops: see `crate::configure_threads`); `collect` keeps
+        // share it; candle's element-wise ops: see `crate::configure_process`); `collect` keeps
         // shard order, so the sums below do not depend on the scheduling.
         let model = &self.model;
         let pass = |shard: &BatchTensors| -> candle_core::Result<(f64, GradStore)> {
