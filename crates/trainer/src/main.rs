@@ -199,8 +199,9 @@ fn main() -> Result<()> {
                 progress,
             };
             if let Some(run) = resume {
-                let config = trainer::run::run_config(&run)?;
-                if let Some(summary) = trainer::run::finished(&run)? {
+                let stored = trainer::run::StoredRun::open(&run)?;
+                let config = stored.config.clone();
+                if let Some(summary) = stored.finished() {
                     eprintln!(
                         "{} already finished; nothing to resume. Its test results:",
                         run.display()
@@ -211,7 +212,7 @@ fn main() -> Result<()> {
                 let device = device(device_arg)?;
                 let dataset = load_data(&data, config.data)?;
                 eprintln!("resuming {} on {}", run.display(), data.display());
-                let summary = trainer::run::resume(&dataset, &run, &device, options)?;
+                let summary = trainer::run::resume_stored(&dataset, stored, &device, options)?;
                 print_summary(&summary, config.data.step_minutes);
                 return Ok(());
             }

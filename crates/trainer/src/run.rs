@@ -442,7 +442,7 @@ fn start(
 /// The training-state checkpoint of the run in `run_dir`: `last.safetensors`, or
 /// `previous.safetensors` when a crash came between replacing the two; `None` for a run stopped
 /// before its first checkpoint (only `config.toml` and the log exist).
-pub fn read_state(run_dir: &Path) -> Result<Option<Checkpoint>> {
+fn read_state(run_dir: &Path) -> Result<Option<Checkpoint>> {
     let last = run_dir.join(LAST);
     let path = if last.exists() {
         last
@@ -471,35 +471,59 @@ pub fn read_state(run_dir: &Path) -> Result<Option<Checkpoint>> {
     Ok(Some(checkpoint))
 }
 
-/// The summary of the run in `run_dir` if it finished (`test_metrics.json`, written last,
-/// exists), read from its files; `None` when it has steps left.
-pub fn finished(run_dir: &Path) -> Result<Option<RunSummary>> {
-    let path = run_dir.join("test_metrics.json");
-    if !path.exists() {
-        return Ok(None);
-    }
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let test: Report =
-        serde_json::from_str(&text).with_context(|| format!("in {}", path.display()))?;
-    let steps = match read_state(run_dir)? {
-        Some(checkpoint) => checkpoint.json::<LoopState>("state")?.trainer.step,
-        None => 0,
-    };
-    Ok(Some(RunSummary {
-        out_dir: run_dir.to_owned(),
-        test: Some(test),
-        steps,
-        seconds: 0.0,
-    }))
+/// A run folder as found on disk, read once: its configuration, its training state and, when it
+/// finished, its test report. [`resume_stored`] continues from it.
+pub struct StoredRun {
+    dir: PathBuf,
+    /// The run's configuration: from its training state, or from its `config.toml` when it
+    /// stopped before the first checkpoint.
+    pub config: RunConfig,
+    /// The training state (`last`, else `previous`) and its loop state; `None` before the first
+    /// checkpoint.
+    state: Option<(Checkpoint, LoopState)>,
+    /// The test report, present once the run finished (`test_metrics.json` is written last).
+    test: Option<Report>,
 }
 
-/// The configuration of the run in `run_dir`: from its training state, or from its
-/// `config.toml` when it stopped before the first checkpoint.
-pub fn run_config(run_dir: &Path) -> Result<RunConfig> {
-    match read_state(run_dir)? {
-        Some(state) => Ok(state.toml("config")?),
-        None => config_file(run_dir),
+impl StoredRun {
+    /// Reads the run in `run_dir`.
+    pub fn open(run_dir: &Path) -> Result<Self> {
+        let state = match read_state(run_dir)? {
+            Some(checkpoint) => {
+                let loop_state: LoopState = checkpoint.json("state")?;
+                Some((checkpoint, loop_state))
+            }
+            None => None,
+        };
+        let config = match &state {
+            Some((checkpoint, _)) => checkpoint.toml("config")?,
+            None => config_file(run_dir)?,
+        };
+        let path = run_dir.join("test_metrics.json");
+        let test = if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(serde_json::from_str(&text).with_context(|| format!("in {}", path.display()))?)
+        } else {
+            None
+        };
+        Ok(Self {
+            dir: run_dir.to_owned(),
+            config,
+            state,
+            test,
+        })
+    }
+
+    /// The run's summary, read from its files, if it finished; `None` when it has steps left.
+    pub fn finished(&self) -> Option<RunSummary> {
+        let test = self.test.clone()?;
+        Some(RunSummary {
+            out_dir: self.dir.clone(),
+            test: Some(test),
+            steps: self.state.as_ref().map_or(0, |(_, s)| s.trainer.step),
+            seconds: 0.0,
+        })
     }
 }
 
@@ -511,26 +535,35 @@ fn config_file(run_dir: &Path) -> Result<RunConfig> {
 }
 
 /// Continues the run in `run_dir` from its last checkpoint on `dataset` (the same data it started
-/// on), to the same end as if it had never stopped. A run stopped before its first checkpoint
-/// starts again from step 0. Resuming a finished run changes nothing and returns its stored
-/// summary, so a supervisor may resume after a kill at any moment, even one during exit.
+/// on), to the same end as if it had never stopped: [`StoredRun::open`], then [`resume_stored`].
 pub fn resume(
     dataset: &Dataset,
     run_dir: &Path,
     device: &Device,
     options: RunOptions,
 ) -> Result<RunSummary> {
+    resume_stored(dataset, StoredRun::open(run_dir)?, device, options)
+}
+
+/// Continues `run` on `dataset`. A run stopped before its first checkpoint starts again from
+/// step 0. Resuming a finished run changes nothing and returns its stored summary, so a
+/// supervisor may resume after a kill at any moment, even one during exit.
+pub fn resume_stored(
+    dataset: &Dataset,
+    run: StoredRun,
+    device: &Device,
+    options: RunOptions,
+) -> Result<RunSummary> {
     let started = Instant::now();
-    if let Some(summary) = finished(run_dir)? {
+    if let Some(summary) = run.finished() {
         return Ok(summary);
     }
-    let Some(checkpoint) = read_state(run_dir)? else {
+    let run_dir = run.dir.as_path();
+    let config = run.config;
+    let Some((checkpoint, state)) = run.state else {
         // Stopped before the first checkpoint: nothing was learnt yet, so start again.
-        let config = config_file(run_dir)?;
         return start(dataset, &config, run_dir, device, options, started);
     };
-    let config: RunConfig = checkpoint.toml("config")?;
-    let state: LoopState = checkpoint.json("state")?;
     let scalers: Scalers = checkpoint.json("scalers")?;
     if scalers != dataset.scalers()
         || checkpoint.json::<FeatureWidths>("feature_widths")? != FeatureWidths::of(dataset)

@@ -117,20 +117,11 @@ fn runs_killed_at_random_moments_resume_bit_identically() {
                 .expect("wait");
             assert!(status.success(), "final resume failed: {}", shown(status));
         }
-        for file in ["model.safetensors", "last.safetensors"] {
-            assert_eq!(
-                common::checkpoint_bits(&straight.join(file)),
-                common::checkpoint_bits(&killed.join(file)),
-                "{file} differs after {interrupted} kills (round {rounds})"
-            );
-        }
-        for file in ["metrics.jsonl", "test_metrics.json"] {
-            assert_eq!(
-                std::fs::read_to_string(straight.join(file)).expect("read"),
-                std::fs::read_to_string(killed.join(file)).expect("read"),
-                "{file} differs after {interrupted} kills (round {rounds})"
-            );
-        }
+        common::assert_same_run(
+            &straight,
+            &killed,
+            &format!("after {interrupted} kills (round {rounds})"),
+        );
         if interrupted >= 3 {
             break interrupted;
         }

@@ -177,20 +177,7 @@ fn an_interrupted_run_resumes_bit_identically() {
     let third = resume(&pieces, None);
     assert_eq!(third.steps, 7);
 
-    for file in ["model.safetensors", "last.safetensors"] {
-        assert_eq!(
-            common::checkpoint_bits(&straight.join(file)),
-            common::checkpoint_bits(&pieces.join(file)),
-            "{file} differs"
-        );
-    }
-    for file in ["metrics.jsonl", "test_metrics.json"] {
-        assert_eq!(
-            std::fs::read_to_string(straight.join(file)).expect("read"),
-            std::fs::read_to_string(pieces.join(file)).expect("read"),
-            "{file} differs"
-        );
-    }
+    common::assert_same_run(&straight, &pieces, "after resuming in pieces");
 }
 
 #[test]

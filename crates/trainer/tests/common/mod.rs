@@ -32,6 +32,25 @@ pub fn checkpoint_bits(path: &Path) -> Vec<(String, Vec<u32>)> {
     out
 }
 
+/// Asserts that two run folders ended the same: both checkpoints bit for bit, the metrics log and
+/// the test report byte for byte. `context` is added to the failure message.
+pub fn assert_same_run(a: &Path, b: &Path, context: &str) {
+    for file in ["model.safetensors", "last.safetensors"] {
+        assert_eq!(
+            checkpoint_bits(&a.join(file)),
+            checkpoint_bits(&b.join(file)),
+            "{file} differs {context}"
+        );
+    }
+    for file in ["metrics.jsonl", "test_metrics.json"] {
+        assert_eq!(
+            std::fs::read_to_string(a.join(file)).expect("read"),
+            std::fs::read_to_string(b.join(file)).expect("read"),
+            "{file} differs {context}"
+        );
+    }
+}
+
 /// The bundled data folder.
 pub fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data")
