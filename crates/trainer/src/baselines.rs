@@ -1,7 +1,8 @@
 //! Baselines, computed from the same batches the model sees (so on exactly the same examples):
 //!
 //! - **persistence**: the last observed power at or before t0, for every lead time;
-//! - **smart persistence**: the last clear-sky index (power / clear-sky power) times the clear-sky
+//! - **smart persistence** (clear-sky index persistence, as the literature defines it): the
+//!   clear-sky index at t0, k(t0) = power / clear-sky power of the array, times the clear-sky
 //!   power at each lead time;
 //! - **clear-sky × recent ratio**: the mean clear-sky index over the history window times the
 //!   clear-sky power at each lead time.
@@ -9,16 +10,22 @@
 //! Clear-sky power is the plane-of-array clear-sky irradiance from pv-data (`clear_sky` features,
 //! kW/kWp at 1000 W/m²) times a per-system scale fitted on the training block
 //! ([`ClearSkyScale::fit`]): the ratio the system actually reaches on clear days. The index is
-//! clipped to `[0, MAX_CLEAR_SKY_INDEX]` and taken only where the clear-sky power is above
-//! `MIN_CLEAR_SKY` (near sunrise and sunset a ratio of two tiny numbers is noise); otherwise
-//! smart persistence falls back to plain persistence.
+//! clipped to `[0, MAX_CLEAR_SKY_INDEX]`.
+//!
+//! **The dawn rule.** k(t0) is defined only where the clear-sky power at the last observation is
+//! at least [`MIN_CLEAR_SKY`]: near sunrise and sunset it is a ratio of two tiny numbers, and
+//! before sunrise there is nothing to persist. There (and where the history holds no observation
+//! at all) both index baselines use the system's **climatological clear-sky index**, fitted on its
+//! training block ([`ClearSkyScale::climatological_index`]). Persisting a dawn value of ≈ 0 for
+//! four hours of morning ramp, as plain persistence does, is not smart persistence.
 
 use std::collections::BTreeMap;
 
 use pv_data::Batch;
 use pv_data::example::features;
 
-/// Below this clear-sky power (kW/kWp), the clear-sky index is not used.
+/// Below this clear-sky power (kW/kWp) at the last observation, k(t0) is undefined and the
+/// climatological index is used instead.
 pub const MIN_CLEAR_SKY: f32 = 0.05;
 /// The scale is fitted on steps with at least this clear-sky irradiance (kW/kWp at 1000 W/m²):
 /// with the sun high, where the clear-sky model is most trustworthy.
@@ -29,19 +36,28 @@ pub const MAX_CLEAR_SKY_INDEX: f32 = 1.5;
 /// The baselines, by name, in report order.
 pub const BASELINES: [&str; 3] = ["persistence", "smart_persistence", "clear_sky_ratio"];
 
-/// Per-system scale from clear-sky irradiance (kW/kWp per 1000 W/m²) to clear-sky power.
+/// Climatological clear-sky index of a system without a fitted one.
+pub const DEFAULT_CLIMATOLOGICAL_INDEX: f32 = 0.6;
+
+/// What the baselines fit per system on the training block: the scale from clear-sky irradiance
+/// (kW/kWp per 1000 W/m²) to clear-sky power, and the climatological clear-sky index.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClearSkyScale {
     /// Scale by ss_id; systems without one use 1.
     pub by_system: BTreeMap<i64, f32>,
+    /// Climatological clear-sky index by ss_id: observed energy / clear-sky energy over the
+    /// training block's steps with clear-sky power of at least [`MIN_CLEAR_SKY`] (after the
+    /// scale). Systems without one use [`DEFAULT_CLIMATOLOGICAL_INDEX`].
+    pub climatological_index: BTreeMap<i64, f32>,
 }
 
 impl ClearSkyScale {
     /// Fits each system's scale as the 95th percentile of power / clear-sky over history steps
-    /// with clear-sky above [`FIT_MIN_CLEAR_SKY`] in `batches` (which must come from the training
-    /// split only).
+    /// with clear-sky above [`FIT_MIN_CLEAR_SKY`], then its climatological index, in `batches`
+    /// (which must come from the training split only).
     pub fn fit<'a>(batches: impl IntoIterator<Item = &'a Batch>) -> ClearSkyScale {
-        let mut ratios: BTreeMap<i64, Vec<f32>> = BTreeMap::new();
+        // (power, clear-sky irradiance) of every observed anchor step with the sun up.
+        let mut steps: BTreeMap<i64, Vec<(f32, f32)>> = BTreeMap::new();
         let power = feature_index(features::PV, "power");
         let observed = feature_index(features::PV, "observed");
         let clear = feature_index(features::PV, "clear_sky");
@@ -55,28 +71,55 @@ impl ClearSkyScale {
                 for hi in 0..h {
                     let at = ((bi * h + hi) * n) * f;
                     let token = &batch.pv.values.data[at..at + f];
-                    if token[observed] == 1.0 && token[clear] > FIT_MIN_CLEAR_SKY {
-                        ratios
+                    if token[observed] == 1.0 && token[clear] > 0.0 {
+                        steps
                             .entry(ss_id)
                             .or_default()
-                            .push(token[power] / token[clear]);
+                            .push((token[power], token[clear]));
                     }
                 }
             }
         }
-        let by_system = ratios
-            .into_iter()
-            .filter(|(_, r)| r.len() >= 20)
-            .map(|(id, mut r)| {
-                r.sort_by(f32::total_cmp);
-                (id, r[(r.len() - 1) * 95 / 100].max(0.05))
-            })
-            .collect();
-        ClearSkyScale { by_system }
+        let mut fitted = ClearSkyScale::default();
+        for (ss_id, steps) in steps {
+            let mut ratios: Vec<f32> = steps
+                .iter()
+                .filter(|&&(_, c)| c > FIT_MIN_CLEAR_SKY)
+                .map(|&(p, c)| p / c)
+                .collect();
+            if ratios.len() >= 20 {
+                ratios.sort_by(f32::total_cmp);
+                let scale = ratios[(ratios.len() - 1) * 95 / 100].max(0.05);
+                fitted.by_system.insert(ss_id, scale);
+            }
+            let scale = fitted.of(ss_id);
+            let (energy, clear_energy) = steps
+                .iter()
+                .filter(|&&(_, c)| c * scale >= MIN_CLEAR_SKY)
+                .fold((0.0f64, 0.0f64), |(e, ce), &(p, c)| {
+                    (e + p as f64, ce + (c * scale) as f64)
+                });
+            if clear_energy > 0.0 {
+                let index = (energy / clear_energy) as f32;
+                fitted
+                    .climatological_index
+                    .insert(ss_id, index.clamp(0.0, MAX_CLEAR_SKY_INDEX));
+            }
+        }
+        fitted
     }
 
-    fn of(&self, ss_id: i64) -> f32 {
+    /// The clear-sky scale of `ss_id`.
+    pub fn of(&self, ss_id: i64) -> f32 {
         self.by_system.get(&ss_id).copied().unwrap_or(1.0)
+    }
+
+    /// The climatological clear-sky index of `ss_id`.
+    pub fn climatology_of(&self, ss_id: i64) -> f32 {
+        self.climatological_index
+            .get(&ss_id)
+            .copied()
+            .unwrap_or(DEFAULT_CLIMATOLOGICAL_INDEX)
     }
 }
 
@@ -111,15 +154,17 @@ pub fn forecasts(batch: &Batch, scale: &ClearSkyScale) -> [Vec<f32>; 3] {
             let query = &batch.queries.data[q0..q0 + fq];
             let last_power = query[features::QUERY_LAST_POWER];
             let last_clear = query[features::QUERY_LAST_CLEAR_SKY] * c;
-            let last_index = (last_clear > MIN_CLEAR_SKY)
+            let has_last = query[features::QUERY_LAST_OBSERVED] == 1.0;
+            let last_index = (has_last && last_clear >= MIN_CLEAR_SKY)
                 .then(|| (last_power / last_clear).clamp(0.0, MAX_CLEAR_SKY_INDEX));
+            let climatology = scale.climatology_of(ss_id);
             // Mean clear-sky index of this target's own PV tokens (token si) over the history.
             let (mut sum, mut count) = (0.0f32, 0usize);
             for hi in 0..h {
                 let at = ((bi * h + hi) * n + si) * fp;
                 let token = &batch.pv.values.data[at..at + fp];
                 let cs = token[clear] * c;
-                if token[observed] == 1.0 && cs > MIN_CLEAR_SKY {
+                if token[observed] == 1.0 && cs >= MIN_CLEAR_SKY {
                     sum += (token[power] / cs).clamp(0.0, MAX_CLEAR_SKY_INDEX);
                     count += 1;
                 }
@@ -129,10 +174,8 @@ pub fn forecasts(batch: &Batch, scale: &ClearSkyScale) -> [Vec<f32>; 3] {
                 let i = (bi * s + si) * k + ki;
                 let clear_then = batch.queries.data[q0 + ki * fq + features::QUERY_CLEAR_SKY] * c;
                 out[0][i] = last_power;
-                out[1][i] = last_index.map_or(last_power, |x| x * clear_then);
-                out[2][i] = mean_index
-                    .or(last_index)
-                    .map_or(last_power, |x| x * clear_then);
+                out[1][i] = last_index.unwrap_or(climatology) * clear_then;
+                out[2][i] = mean_index.or(last_index).unwrap_or(climatology) * clear_then;
             }
         }
     }

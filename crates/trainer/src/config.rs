@@ -3,6 +3,7 @@
 
 use pv_data::{ExampleConfig, LoadConfig};
 
+use crate::gbt::GbtConfig;
 use crate::model::ModelConfig;
 use crate::training::TrainConfig;
 
@@ -45,6 +46,8 @@ pub struct RunConfig {
     pub train: TrainConfig,
     /// Validation and early stopping.
     pub eval: EvalConfig,
+    /// The gradient-boosted trees baseline.
+    pub gbt: GbtConfig,
 }
 
 impl Default for RunConfig {
@@ -56,6 +59,7 @@ impl Default for RunConfig {
             examples,
             train: TrainConfig::default(),
             eval: EvalConfig::default(),
+            gbt: GbtConfig::default(),
         }
     }
 }

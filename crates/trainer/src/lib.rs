@@ -12,6 +12,7 @@
 //! - [`baselines`] (persistence, smart persistence, clear-sky × recent ratio) and [`metrics`]
 //!   (MAE, nMAE, skill, pinball, coverage; daylight and all steps; per lead time), computed on
 //!   the same examples for every forecaster.
+//! - [`gbt`]: the gradient-boosted trees baseline on the same examples' flattened features.
 //! - [`forecast`]: quantiles per system and lead time from a saved model at any t0;
 //!   [`plots`]: PNG figures.
 
@@ -19,6 +20,7 @@ pub mod baselines;
 pub mod checkpoint;
 pub mod config;
 pub mod forecast;
+pub mod gbt;
 pub mod metrics;
 pub mod model;
 pub mod optim;

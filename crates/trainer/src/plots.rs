@@ -84,8 +84,9 @@ fn range(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
     }
 }
 
-const COLOURS: [RGBColor; 4] = [
+const COLOURS: [RGBColor; 5] = [
     RGBColor(31, 119, 180),
+    RGBColor(148, 103, 189),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
@@ -177,7 +178,7 @@ pub fn loss_curves(metrics: &Path, out: &Path) -> Result<()> {
             .map_err(|e| anyhow!("{e}"))?;
         for (series, name, colour) in [
             (&validation, "model", COLOURS[0]),
-            (&baseline, "smart persistence", COLOURS[2]),
+            (&baseline, "smart persistence", COLOURS[3]),
         ] {
             chart
                 .draw_series(LineSeries::new(
@@ -208,13 +209,19 @@ pub fn loss_curves(metrics: &Path, out: &Path) -> Result<()> {
 pub fn nmae_by_lead(report: &Report, step_minutes: i64, out: &Path) -> Result<()> {
     let order = [
         "model",
+        "gbt",
         "persistence",
         "smart_persistence",
         "clear_sky_ratio",
     ];
     let k = report.get("model").map_or(0, |m| m.nmae_by_lead.len());
     let hours = |i: usize| (i as f64 + 1.0) * step_minutes as f64 / 60.0;
-    let (_, hi) = range(report.values().flat_map(|m| m.nmae_by_lead.iter().copied()));
+    let (_, hi) = range(
+        report
+            .pooled
+            .values()
+            .flat_map(|m| m.nmae_by_lead.iter().copied()),
+    );
     draw_png(out, (900, 520), |root| {
         let mut chart = ChartBuilder::on(root)
             .caption("test daylight nMAE by lead time", (FONT, 20))
@@ -231,7 +238,7 @@ pub fn nmae_by_lead(report: &Report, step_minutes: i64, out: &Path) -> Result<()
             .draw()
             .map_err(|e| anyhow!("{e}"))?;
         for (name, colour) in order.iter().zip(COLOURS) {
-            let Some(m) = report.get(*name) else { continue };
+            let Some(m) = report.get(name) else { continue };
             let label = format!("{} ({:.3})", name.replace('_', " "), m.nmae);
             let width = if *name == "model" { 3 } else { 2 };
             chart

@@ -33,12 +33,11 @@ use rayon::prelude::*;
 use crate::baselines::{BASELINES, ClearSkyScale, forecasts};
 use crate::checkpoint::{Checkpoint, write_atomic};
 use crate::config::RunConfig;
-use crate::metrics::{ForecasterMetrics, Metrics};
+use crate::gbt::Gbt;
+pub use crate::metrics::Report;
+use crate::metrics::{ForecasterTable, Metrics};
 use crate::model::{BatchTensors, PvForecaster};
 use crate::training::{Trainer, TrainerState};
-
-/// Test (or evaluation) metrics by forecaster name.
-pub type Report = BTreeMap<String, ForecasterMetrics>;
 
 /// `n` keys evenly spaced over `keys` (all of them when `n` is 0 or larger).
 pub fn evenly_spaced(keys: &[ExampleKey], n: usize) -> Vec<ExampleKey> {
@@ -60,7 +59,9 @@ pub fn fit_clear_sky_scale(dataset: &Dataset, config: &RunConfig) -> Result<Clea
     )]))
 }
 
-/// Evaluates the model and the baselines on `keys`, in batches.
+/// Evaluates the model, the baselines and (when given) the gradient-boosted baseline on `keys`,
+/// in batches.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     model: &PvForecaster,
     dataset: &Dataset,
@@ -68,9 +69,10 @@ pub fn evaluate(
     keys: &[ExampleKey],
     split: Split,
     scale: &ClearSkyScale,
+    gbt: Option<&Gbt>,
     device: &Device,
 ) -> Result<Report> {
-    let mut metrics = Metrics::new(config.examples.lead_times);
+    let mut metrics = new_metrics(dataset, config);
     predict_batches(
         model,
         dataset,
@@ -81,13 +83,60 @@ pub fn evaluate(
         device,
         |_, batch, quantiles| {
             metrics.add_quantiles("model", batch, quantiles, &config.model.quantiles);
-            for (name, forecast) in BASELINES.iter().zip(forecasts(batch, scale)) {
-                metrics.add_point(name, batch, &forecast);
-            }
+            add_baselines(&mut metrics, batch, scale, gbt);
             Ok(())
         },
     )?;
-    Ok(metrics.report("smart_persistence"))
+    Ok(metrics.report(REFERENCE))
+}
+
+/// The forecaster skill is measured against.
+pub const REFERENCE: &str = "smart_persistence";
+
+fn new_metrics(dataset: &Dataset, config: &RunConfig) -> Metrics {
+    Metrics::new(config.examples.lead_times).with_longitudes(
+        dataset
+            .systems
+            .iter()
+            .map(|s| (s.meta.ss_id, s.meta.longitude_deg)),
+    )
+}
+
+fn add_baselines(metrics: &mut Metrics, batch: &Batch, scale: &ClearSkyScale, gbt: Option<&Gbt>) {
+    for (name, forecast) in BASELINES.iter().zip(forecasts(batch, scale)) {
+        metrics.add_point(name, batch, &forecast);
+    }
+    if let Some(gbt) = gbt {
+        metrics.add_point("gbt", batch, &gbt.forecast(batch, scale));
+    }
+}
+
+/// The baselines alone (no model) on one split of `dataset`: the clear-sky scale and the
+/// gradient-boosted trees fitted on its training split, as [`evaluate_saved`] does.
+pub fn evaluate_baselines(dataset: &Dataset, config: &RunConfig, split: Split) -> Result<Report> {
+    let (scale, gbt) = fit_baselines(dataset, config)?;
+    let keys = example_keys(dataset, &config.examples, split)?;
+    let mut metrics = new_metrics(dataset, config);
+    for chunk in keys.chunks(config.eval.batch_size.max(1)) {
+        let batch = build_batch(dataset, &config.examples, chunk, split);
+        add_baselines(&mut metrics, &batch, &scale, gbt.as_ref());
+    }
+    Ok(metrics.report(REFERENCE))
+}
+
+/// Everything the baselines fit on the training split of `dataset` (the trees' depth and rounds
+/// on its validation split).
+pub fn fit_baselines(
+    dataset: &Dataset,
+    config: &RunConfig,
+) -> Result<(ClearSkyScale, Option<Gbt>)> {
+    let scale = fit_clear_sky_scale(dataset, config)?;
+    let gbt = config
+        .gbt
+        .enabled
+        .then(|| Gbt::fit(dataset, &config.examples, &config.gbt, &scale))
+        .transpose()?;
+    Ok((scale, gbt))
 }
 
 /// Builds and predicts the batches of `keys` (`batch_size` each), as many at once as the rayon
@@ -272,10 +321,11 @@ impl Session<'_> {
                 &validation,
                 Split::Validation,
                 &scale,
+                None,
                 self.device,
             )?;
-            let nmae = report["model"].nmae;
-            self.log_line(serde_json::json!({"kind": "validation", "step": steps, "nmae": nmae, "smart_persistence_nmae": report["smart_persistence"].nmae}))?;
+            let nmae = report.pooled["model"].nmae;
+            self.log_line(serde_json::json!({"kind": "validation", "step": steps, "nmae": nmae, "smart_persistence_nmae": report.pooled["smart_persistence"].nmae}))?;
             if self.state.best_nmae.is_none_or(|b| nmae < b) {
                 self.state.best_nmae = Some(nmae);
                 self.state.since_best = 0;
@@ -724,22 +774,25 @@ impl SavedModel {
 }
 
 /// Evaluates a saved model and the baselines on one split of `dataset` (already adapted). The
-/// baselines' clear-sky scale is fitted on the same data's training split.
+/// baselines' clear-sky scale and the gradient-boosted baseline are fitted on the same data's
+/// training split (the trees' budget chosen on its validation split).
 pub fn evaluate_saved(
     saved: &SavedModel,
     dataset: &Dataset,
     split: Split,
     device: &Device,
 ) -> Result<Report> {
-    let scale = fit_clear_sky_scale(dataset, &saved.config)?;
-    let keys = example_keys(dataset, &saved.config.examples, split)?;
+    let config = &saved.config;
+    let (scale, gbt) = fit_baselines(dataset, config)?;
+    let keys = example_keys(dataset, &config.examples, split)?;
     evaluate(
         &saved.model,
         dataset,
-        &saved.config,
+        config,
         &keys,
         split,
         &scale,
+        gbt.as_ref(),
         device,
     )
 }
@@ -763,17 +816,47 @@ pub fn draw_report_plots(
     Ok(())
 }
 
-/// The test table: nMAE per lead time (every fourth) and overall, model vs baselines.
+/// Forecasters in table order.
+const TABLE_ORDER: [&str; 5] = [
+    "model",
+    "gbt",
+    "persistence",
+    "smart_persistence",
+    "clear_sky_ratio",
+];
+
+/// The test tables: daylight nMAE overall and per lead time (the first and every fourth), skill
+/// against the reference with its 95 % day-block bootstrap interval; pooled, then per system.
 pub fn table(test: &Report, step_minutes: i64) -> String {
-    let order = [
-        "model",
-        "persistence",
-        "smart_persistence",
-        "clear_sky_ratio",
-    ];
-    let k = test.get("model").map_or(0, |m| m.nmae_by_lead.len());
+    let mut out = forecaster_table("all systems", &test.pooled, step_minutes);
+    for (ss_id, group) in &test.systems {
+        out.push('\n');
+        out.push_str(&forecaster_table(
+            &format!("ss_id {ss_id}"),
+            group,
+            step_minutes,
+        ));
+    }
+    out
+}
+
+fn forecaster_table(title: &str, group: &ForecasterTable, step_minutes: i64) -> String {
+    let k = group
+        .values()
+        .map(|m| m.nmae_by_lead.len())
+        .max()
+        .unwrap_or(0);
     let leads: Vec<usize> = (0..k).filter(|i| i % 4 == 3 || *i == 0).collect();
-    let mut out = format!("{:<18} {:>8} {:>8}", "daylight nMAE", "overall", "skill");
+    let (pairs, days) = group
+        .values()
+        .map(|m| (m.daylight_targets, m.days))
+        .max()
+        .unwrap_or_default();
+    let mut out = format!("{title}: {pairs} daylight pairs on {days} days\n");
+    out.push_str(&format!(
+        "{:<18} {:>8} {:>8} {:>17}",
+        "daylight nMAE", "overall", "skill", "95% interval"
+    ));
     for &i in &leads {
         out.push_str(&format!(
             " {:>7}",
@@ -781,14 +864,23 @@ pub fn table(test: &Report, step_minutes: i64) -> String {
         ));
     }
     out.push('\n');
-    for name in order {
-        let Some(m) = test.get(name) else { continue };
+    let percent = |x: f64| format!("{:+.1}%", 100.0 * x);
+    for name in TABLE_ORDER {
+        let Some(m) = group.get(name) else { continue };
+        if m.daylight_targets == 0 {
+            out.push_str(&format!("{name:<18} no daylight pairs\n"));
+            continue;
+        }
         out.push_str(&format!(
-            "{:<18} {:>8.4} {:>8}",
+            "{:<18} {:>8.4} {:>8} {:>17}",
             name,
             m.nmae,
-            m.skill
-                .map_or("-".to_owned(), |s| format!("{:+.1}%", 100.0 * s))
+            m.skill.map_or("-".to_owned(), percent),
+            m.skill_interval.map_or("-".to_owned(), |[lo, hi]| format!(
+                "[{}, {}]",
+                percent(lo),
+                percent(hi)
+            )),
         ));
         for &i in &leads {
             out.push_str(&format!(" {:>7.4}", m.nmae_by_lead[i]));

@@ -76,15 +76,101 @@ fn baselines_follow_their_definitions() {
     // A fitted scale of 0.8 changes the index but not the clear-sky power it multiplies by...
     let scale = ClearSkyScale {
         by_system: [(7, 0.8)].into_iter().collect(),
+        ..ClearSkyScale::default()
     };
     let [_, smart, _] = forecasts(&b, &scale);
     close(smart[0], 0.50);
     // ...until the index hits its clip: with a scale of 0.2 the index 0.4 / 0.16 = 2.5 is clipped to 1.5.
     let scale = ClearSkyScale {
         by_system: [(7, 0.2)].into_iter().collect(),
+        ..ClearSkyScale::default()
     };
     let [_, smart, _] = forecasts(&b, &scale);
     close(smart[0], 1.5 * 0.2);
+}
+
+/// At dawn the last observation's clear-sky power is tiny, so k(t0) is undefined: smart
+/// persistence uses the system's climatological index instead of persisting ≈ 0 all morning.
+#[test]
+fn smart_persistence_uses_the_climatological_index_at_dawn() {
+    let mut b = batch();
+    let fq = features::QUERY.len();
+    for lead in 0..2 {
+        // Last observation: 0.001 kW/kWp under a clear sky of 0.02 (sun just up).
+        b.queries.data[lead * fq + features::QUERY_LAST_POWER] = 0.001;
+        b.queries.data[lead * fq + features::QUERY_LAST_CLEAR_SKY] = 0.02;
+    }
+    // The history's own index tokens are dawn too, so the ratio baseline has none either.
+    let fp = features::PV.len();
+    for step in 0..2 {
+        b.pv.values.data[step * fp + index(features::PV, "clear_sky")] = 0.02;
+    }
+    let scale = ClearSkyScale {
+        by_system: [(7, 0.9)].into_iter().collect(),
+        climatological_index: [(7, 0.7)].into_iter().collect(),
+    };
+    let [persistence, smart, ratio] = forecasts(&b, &scale);
+    close(persistence[0], 0.001);
+    // 0.7 × clear-sky power 1.00 × 0.9 at lead 0; 0.7 × 0.60 × 0.9 at lead 1.
+    close(smart[0], 0.63);
+    close(smart[1], 0.378);
+    close(ratio[0], 0.63);
+    // Just above the threshold (0.056 × 0.9 = 0.05) k(t0) is defined and persisted.
+    for lead in 0..2 {
+        b.queries.data[lead * fq + features::QUERY_LAST_CLEAR_SKY] = 0.056;
+    }
+    let [_, smart, _] = forecasts(&b, &scale);
+    close(smart[0], 0.001 / (0.056 * 0.9) * 0.9);
+    // A system without a fitted index uses the documented default.
+    let [_, smart, _] = forecasts(&batch_with_dawn_history(), &ClearSkyScale::default());
+    close(
+        smart[0],
+        trainer::baselines::DEFAULT_CLIMATOLOGICAL_INDEX * 1.0,
+    );
+}
+
+fn batch_with_dawn_history() -> Batch {
+    let mut b = batch();
+    let fq = features::QUERY.len();
+    for lead in 0..2 {
+        b.queries.data[lead * fq + features::QUERY_LAST_CLEAR_SKY] = 0.01;
+    }
+    b
+}
+
+#[test]
+fn the_climatological_index_is_energy_over_clear_sky_energy_of_the_training_steps() {
+    // 20 observed steps with clear-sky 0.5 and power 0.025, 0.05, ..., 0.5, plus 5 dawn steps
+    // (clear-sky 0.01) that must not count.
+    let h = 25;
+    let fp = features::PV.len();
+    let mut pv = vec![0.0; h * fp];
+    for step in 0..h {
+        let (p, c) = if step < 20 {
+            (0.025 * (step + 1) as f32, 0.5)
+        } else {
+            (0.009, 0.01)
+        };
+        pv[step * fp + index(features::PV, "power")] = p;
+        pv[step * fp + index(features::PV, "observed")] = 1.0;
+        pv[step * fp + index(features::PV, "clear_sky")] = c;
+    }
+    let mut b = batch();
+    b.pv = BatchTokens {
+        values: Array {
+            shape: vec![1, h, 1, fp],
+            data: pv,
+        },
+        mask: Array {
+            shape: vec![1, h, 1],
+            data: vec![1.0; h],
+        },
+    };
+    let fitted = ClearSkyScale::fit([&b]);
+    // Scale: 95th percentile of ratios 0.05..1.00 = 0.95. Energy: 0.025 × (1 + … + 20) = 5.25;
+    // clear-sky energy: 20 × 0.5 × 0.95 = 9.5 (the dawn steps' 0.01 × 0.95 is under 0.05).
+    close(fitted.by_system[&7], 0.95);
+    close(fitted.climatological_index[&7], 5.25 / 9.5);
 }
 
 #[test]
@@ -102,16 +188,16 @@ fn metrics_split_daylight_from_all_steps_and_compute_skill() {
         &[0.1, 0.5, 0.9],
     );
     let r = m.report("smart_persistence");
-    let p = &r["persistence"];
+    let p = &r.pooled["persistence"];
     // Daylight is lead 0 only: |0.40 − 0.50| = 0.10; kW: 0.10 × 2 kWp.
     assert!((p.nmae - 0.10).abs() < 1e-6);
     assert!((p.mae_kw - 0.20).abs() < 1e-6);
     assert!(p.nmae_by_lead[1].is_nan(), "no daylight target at lead 1");
     // All steps: (0.10 + 0.05) / 2.
     assert!((p.nmae_all_steps - 0.075).abs() < 1e-6);
-    let s = &r["smart_persistence"];
+    let s = &r.pooled["smart_persistence"];
     assert!(s.nmae.abs() < 1e-6 && s.skill.is_none());
-    let model = &r["model"];
+    let model = &r.pooled["model"];
     assert!(model.nmae.abs() < 1e-6);
     // Coverage: 0.50 in [0.4, 0.6] yes; 0.45 in [0.5, 0.7] no.
     assert_eq!(model.coverage, Some(0.5));
@@ -123,7 +209,7 @@ fn metrics_split_daylight_from_all_steps_and_compute_skill() {
         "smart persistence is perfect here, so skill is −inf"
     );
     let json = serde_json::to_value(&r).expect("json");
-    assert!(json["model"]["nmae_by_lead"].is_array());
+    assert!(json["pooled"]["model"]["nmae_by_lead"].is_array());
 }
 
 #[test]
@@ -150,4 +236,122 @@ fn the_clear_sky_scale_is_a_high_percentile_of_the_ratio() {
     };
     let scale = ClearSkyScale::fit([&b]);
     close(scale.by_system[&7], 0.95);
+}
+
+/// `batch()` for another system, capacity and forecast time.
+fn batch_of(ss_id: i64, capacity_kwp: f32, t0: i64) -> Batch {
+    let mut b = batch();
+    b.target_ss_ids = vec![vec![ss_id]];
+    b.capacity_kwp.data = vec![capacity_kwp];
+    b.keys[0].t0 = UnixTime(t0);
+    b
+}
+
+/// Two systems on two days, worked by hand. Targets are 0.50 (daylight) and 0.45 (night).
+/// System 7 (2 kWp): forecast 0.40 → error 0.10; reference 0.45 → 0.05.
+/// System 9 (4 kWp): forecast 0.20 → error 0.30; reference 0.30 → 0.20.
+#[test]
+fn metrics_are_reported_per_system_and_pooled() {
+    let day = 86_400;
+    let seven = batch_of(7, 2.0, 3 * day);
+    let nine = batch_of(9, 4.0, 5 * day);
+    let mut m = Metrics::new(2);
+    m.add_point("model", &seven, &[0.40, 0.0]);
+    m.add_point("smart_persistence", &seven, &[0.45, 0.0]);
+    m.add_point("model", &nine, &[0.20, 0.0]);
+    m.add_point("smart_persistence", &nine, &[0.30, 0.0]);
+    let r = m.report("smart_persistence");
+
+    let (s7, s9, pooled) = (
+        &r.systems[&7]["model"],
+        &r.systems[&9]["model"],
+        &r.pooled["model"],
+    );
+    close(s7.nmae as f32, 0.10);
+    close(s9.nmae as f32, 0.30);
+    close(pooled.nmae as f32, 0.20);
+    close(s7.mae_kw as f32, 0.20);
+    close(s9.mae_kw as f32, 1.20);
+    close(pooled.mae_kw as f32, 0.70);
+    // All steps include the night lead: system 7 (0.10 + 0.45) / 2.
+    close(s7.nmae_all_steps as f32, 0.275);
+    close(s7.skill.expect("skill") as f32, 1.0 - 0.10 / 0.05);
+    close(s9.skill.expect("skill") as f32, 1.0 - 0.30 / 0.20);
+    close(pooled.skill.expect("skill") as f32, 1.0 - 0.20 / 0.125);
+    assert_eq!((s7.daylight_targets, s7.days), (1, 1));
+    assert_eq!((pooled.daylight_targets, pooled.days), (2, 2));
+    // One day cannot be resampled; two days give resamples {7, 7}: skill −1, {9, 9}: −0.5 and
+    // {7, 9}: −0.6, so the 95 % interval spans the extremes.
+    assert_eq!(s7.skill_interval, None);
+    let [lo, hi] = pooled.skill_interval.expect("interval");
+    close(lo as f32, -1.0);
+    close(hi as f32, -0.5);
+    assert!(r.systems[&7]["smart_persistence"].skill.is_none());
+
+    // The JSON has the pooled table and a `systems` object keyed by ss_id with the same fields.
+    let json = serde_json::to_value(&r).expect("json");
+    let fields = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        fields(&json["pooled"]["model"]),
+        fields(&json["systems"]["9"]["model"])
+    );
+    let back: trainer::metrics::Report = serde_json::from_value(json).expect("read back");
+    assert_eq!(back.systems[&9]["model"].days, 1);
+}
+
+/// Days are local solar days: in Colorado (105° W) 01:00 UTC is 18:00 the evening before, so two
+/// examples at 20:00 and 01:00 UTC fall on one day there, but on two UTC days.
+#[test]
+fn bootstrap_days_are_local_solar_days() {
+    let day = 86_400;
+    let afternoon = batch_of(7, 2.0, 2 * day + 20 * 3600);
+    let evening = batch_of(7, 2.0, 3 * day + 3600);
+    for (longitude, days) in [(-105.0, 1), (0.0, 2)] {
+        let mut m = Metrics::new(2).with_longitudes([(7, longitude)]);
+        m.add_point("model", &afternoon, &[0.4, 0.0]);
+        m.add_point("model", &evening, &[0.4, 0.0]);
+        assert_eq!(m.report("none").pooled["model"].days, days, "{longitude}");
+    }
+}
+
+#[test]
+fn the_day_block_interval_is_seeded_and_exact_when_every_day_agrees() {
+    use std::collections::BTreeMap;
+    use trainer::metrics::{Bootstrap, day_block_skill_interval};
+    // Every day the forecaster's errors are 0.6 of the reference's: skill 0.4 in every resample.
+    let reference: BTreeMap<i64, (f64, usize)> =
+        (0..30).map(|d| (d, (1.0 + d as f64, 10))).collect();
+    let forecaster: BTreeMap<i64, (f64, usize)> = reference
+        .iter()
+        .map(|(&d, &(a, n))| (d, (0.6 * a, n)))
+        .collect();
+    let [lo, hi] =
+        day_block_skill_interval(&forecaster, &reference, Bootstrap::default()).expect("interval");
+    assert!(
+        (lo - 0.4).abs() < 1e-12 && (hi - 0.4).abs() < 1e-12,
+        "{lo} {hi}"
+    );
+    // Days that disagree give a real interval around the pooled skill, the same for a seed.
+    let noisy: BTreeMap<i64, (f64, usize)> = reference
+        .iter()
+        .map(|(&d, &(a, n))| (d, (if d % 3 == 0 { 1.2 } else { 0.5 } * a, n)))
+        .collect();
+    let a = day_block_skill_interval(&noisy, &reference, Bootstrap::default()).expect("a");
+    let b = day_block_skill_interval(&noisy, &reference, Bootstrap::default()).expect("b");
+    assert_eq!(a, b);
+    let pooled = 1.0
+        - noisy.values().map(|v| v.0).sum::<f64>() / reference.values().map(|v| v.0).sum::<f64>();
+    assert!(
+        a[0] < pooled && pooled < a[1] && a[0] > -0.2 && a[1] < 0.5,
+        "{a:?} {pooled}"
+    );
+    let other = Bootstrap {
+        seed: 7,
+        ..Bootstrap::default()
+    };
+    assert_ne!(day_block_skill_interval(&noisy, &reference, other), Some(a));
 }

@@ -80,17 +80,29 @@ fn a_tiny_run_writes_its_outputs_and_refuses_to_overwrite() {
     .expect("json");
     for name in [
         "model",
+        "gbt",
         "persistence",
         "smart_persistence",
         "clear_sky_ratio",
     ] {
-        assert!(test[name]["nmae"].is_number(), "{name}");
-        assert_eq!(
-            test[name]["nmae_by_lead"].as_array().map(Vec::len),
-            Some(16)
-        );
+        // Pooled, and per system with the same fields.
+        for table in [&test["pooled"], &test["systems"]["50"]] {
+            assert!(table[name]["nmae"].is_number(), "{name}");
+            assert!(table[name]["days"].as_u64() > Some(0), "{name}");
+            assert_eq!(
+                table[name]["nmae_by_lead"].as_array().map(Vec::len),
+                Some(16)
+            );
+        }
+        if name != "smart_persistence" {
+            let interval = &test["pooled"][name]["skill_interval"];
+            assert_eq!(interval.as_array().map(Vec::len), Some(2), "{name}");
+        }
     }
-    assert!(test["model"]["pinball"].is_number() && test["model"]["coverage"].is_number());
+    assert!(
+        test["pooled"]["model"]["pinball"].is_number()
+            && test["pooled"]["model"]["coverage"].is_number()
+    );
     // No leftover temporary files from the atomic writes.
     for entry in std::fs::read_dir(&run).expect("ls") {
         let name = entry
@@ -269,7 +281,7 @@ fn a_saved_model_evaluates_and_forecasts_on_two_folders() {
     saved.adapt(&mut other_data).expect("adapt");
     let report = trainer::run::evaluate_saved(&saved, &other_data, Split::Test, &Device::Cpu)
         .expect("evaluate other");
-    assert!(report["model"].nmae.is_finite());
+    assert!(report.pooled["model"].nmae.is_finite());
 
     // A forecast at a midday t0 of system 50: every system with history gets every lead time.
     let t0 = UnixTime::parse("2013-09-10T18:00:00Z").expect("t0");

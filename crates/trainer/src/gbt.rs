@@ -1,0 +1,403 @@
+//! The gradient-boosted trees baseline: the learned reference a user would otherwise pick
+//! (lagged power and clear-sky features into boosted trees, as most operational PV forecasters
+//! do), trained on the training split and scored by the same metric code on the same examples
+//! as the model.
+//!
+//! **Features** ([`GbtFeatures`]): one row per (example, target system, lead time), built from
+//! the same batch the model sees, flattened:
+//! - every decoder-query feature (site, lead time, sun position and clear-sky irradiance at the
+//!   target time, the last observation, its age and clear sky, and NWP valid at the target time
+//!   where the data have NWP);
+//! - the target system's own power (NaN where missing: the trees learn a branch for it) and
+//!   clear-sky power at each history step;
+//! - the baselines' own quantities, which trees cannot compute from their inputs (they do not
+//!   multiply): the fitted clear-sky power at the target time, k(t0) (NaN where undefined), the
+//!   smart-persistence, clear-sky-ratio and climatological forecasts;
+//! - day of year (sin, cos) of t0;
+//! - the latest point observation at t0 (the first observation token: the anchor's own, or its
+//!   nearest system's), and the satellite channels at the nearest pixel and averaged over the
+//!   crop, at t0.
+//!
+//! **Learner**: `forust-ml`'s gradient booster (pure Rust, XGBoost's histogram algorithm),
+//! squared loss. Rounds are early-stopped on the validation split's RMSE, and each tree depth in
+//! [`GbtConfig::max_depths`] is tried, keeping the one with the lowest daylight nMAE on
+//! validation: every choice is made on validation only, and the test split is never seen.
+
+use anyhow::{Context, Result, anyhow};
+use forust_ml::metric::Metric;
+use forust_ml::objective::ObjectiveType;
+use forust_ml::{GradientBooster, Matrix};
+use pv_data::example::features;
+use pv_data::{Batch, Dataset, ExampleConfig, Split, build_batch, example_keys};
+
+use crate::baselines::{ClearSkyScale, MAX_CLEAR_SKY_INDEX, MIN_CLEAR_SKY, forecasts};
+use crate::run::evenly_spaced;
+
+/// How the gradient-boosted baseline is trained.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GbtConfig {
+    /// Fit and report the baseline at all.
+    pub enabled: bool,
+    /// Training rows (example × target × lead time) at most; examples are taken evenly spaced
+    /// over the training split.
+    pub max_train_rows: usize,
+    /// Validation rows at most, for early stopping and choosing the depth.
+    pub max_validation_rows: usize,
+    /// Tree depths tried; the best on validation is kept.
+    pub max_depths: Vec<usize>,
+    /// Boosting rounds at most.
+    pub rounds: usize,
+    /// Stop after this many rounds without a better validation RMSE.
+    pub early_stopping_rounds: usize,
+    /// Shrinkage of each tree.
+    pub learning_rate: f32,
+    /// Seed of the booster.
+    pub seed: u64,
+}
+
+impl Default for GbtConfig {
+    fn default() -> Self {
+        GbtConfig {
+            enabled: true,
+            max_train_rows: 300_000,
+            max_validation_rows: 100_000,
+            max_depths: vec![6, 8],
+            rounds: 1000,
+            early_stopping_rounds: 20,
+            learning_rate: 0.1,
+            seed: 0,
+        }
+    }
+}
+
+/// Flattened rows of a batch, column-major (perpetual's layout), with their targets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GbtFeatures {
+    /// Columns.
+    pub columns: usize,
+    /// Rows: one per (example, target, lead time), real targets only.
+    pub rows: usize,
+    /// Column-major values (NaN = missing).
+    pub values: Vec<f64>,
+    /// Target power / kWp (NaN where not observed).
+    pub targets: Vec<f64>,
+    /// Sun elevation at the target, degrees.
+    pub sun_elevation_deg: Vec<f64>,
+    /// Where each row goes in a `[B, S, K]` forecast.
+    pub index: Vec<usize>,
+}
+
+impl GbtFeatures {
+    /// The rows of `batch`; `scale` is the baselines' fit on the training split.
+    pub fn of(batch: &Batch, scale: &ClearSkyScale) -> GbtFeatures {
+        let [b, s, k, fq] = batch.queries.shape[..] else {
+            return GbtFeatures::default();
+        };
+        let [_, h, n, fp] = batch.pv.values.shape[..] else {
+            return GbtFeatures::default();
+        };
+        let power = position(features::PV, "power");
+        let observed = position(features::PV, "observed");
+        let clear = position(features::PV, "clear_sky");
+        let place_time = features::PLACE_TIME.len();
+        let own_values = |tokens: &pv_data::BatchTokens| {
+            let f = tokens.values.shape.get(3).copied().unwrap_or(0);
+            (
+                f.saturating_sub(place_time),
+                tokens.values.shape.get(2).copied().unwrap_or(0),
+                f,
+            )
+        };
+        let (obs_vars, obs_tokens, fo) = own_values(&batch.observations);
+        let (channels, pixels, fs) = own_values(&batch.satellite);
+        let baselines = forecasts(batch, scale);
+        let mut rows: Vec<Vec<f64>> = Vec::new();
+        let mut out = GbtFeatures::default();
+        for bi in 0..b {
+            let day = batch.keys[bi].t0.day_of_year() as f64 * std::f64::consts::TAU / 365.25;
+            // Latest observation and satellite at t0 (the last history step).
+            let last = h - 1;
+            let mut context = Vec::with_capacity(obs_vars + 2 * channels);
+            let obs_real =
+                obs_tokens > 0 && batch.observations.mask.data[(bi * h + last) * obs_tokens] != 0.0;
+            for v in 0..obs_vars {
+                let at = ((bi * h + last) * obs_tokens) * fo + v;
+                context.push(if obs_real {
+                    batch.observations.values.data[at] as f64
+                } else {
+                    f64::NAN
+                });
+            }
+            for c in 0..channels {
+                let (mut sum, mut count, mut nearest) = (0.0, 0usize, f64::NAN);
+                for p in 0..pixels {
+                    if batch.satellite.mask.data[(bi * h + last) * pixels + p] == 0.0 {
+                        continue;
+                    }
+                    let v =
+                        batch.satellite.values.data[((bi * h + last) * pixels + p) * fs + c] as f64;
+                    if p == 0 {
+                        nearest = v;
+                    }
+                    sum += v;
+                    count += 1;
+                }
+                context.push(nearest);
+                context.push(if count > 0 {
+                    sum / count as f64
+                } else {
+                    f64::NAN
+                });
+            }
+            for si in 0..s {
+                if batch.query_mask.data[bi * s + si] == 0.0 {
+                    continue;
+                }
+                let ss_id = batch.target_ss_ids[bi][si];
+                let c = scale.of(ss_id);
+                for ki in 0..k {
+                    let i = (bi * s + si) * k + ki;
+                    let q = &batch.queries.data[i * fq..(i + 1) * fq];
+                    let mut row: Vec<f64> = q.iter().map(|&x| x as f64).collect();
+                    for hi in 0..h {
+                        let at = ((bi * h + hi) * n + si) * fp;
+                        let token = &batch.pv.values.data[at..at + fp];
+                        let p = if token[observed] == 1.0 {
+                            token[power] as f64
+                        } else {
+                            f64::NAN
+                        };
+                        row.push(p);
+                        row.push((token[clear] * c) as f64);
+                    }
+                    let last_clear = q[features::QUERY_LAST_CLEAR_SKY] * c;
+                    let k_t0 =
+                        if q[features::QUERY_LAST_OBSERVED] == 1.0 && last_clear >= MIN_CLEAR_SKY {
+                            (q[features::QUERY_LAST_POWER] / last_clear)
+                                .clamp(0.0, MAX_CLEAR_SKY_INDEX) as f64
+                        } else {
+                            f64::NAN
+                        };
+                    let clear_then = (q[features::QUERY_CLEAR_SKY] * c) as f64;
+                    row.extend([
+                        c as f64,
+                        clear_then,
+                        k_t0,
+                        baselines[1][i] as f64,
+                        baselines[2][i] as f64,
+                        scale.climatology_of(ss_id) as f64 * clear_then,
+                        day.sin(),
+                        day.cos(),
+                    ]);
+                    row.extend(&context);
+                    out.targets.push(if batch.target_mask.data[i] != 0.0 {
+                        batch.targets.data[i] as f64
+                    } else {
+                        f64::NAN
+                    });
+                    out.sun_elevation_deg
+                        .push(batch.sun_elevation_deg.data[i] as f64);
+                    out.index.push(i);
+                    rows.push(row);
+                }
+            }
+        }
+        out.rows = rows.len();
+        out.columns = rows.first().map_or(0, Vec::len);
+        out.values = vec![0.0; out.rows * out.columns];
+        for (r, row) in rows.iter().enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                out.values[c * out.rows + r] = v;
+            }
+        }
+        out
+    }
+
+    /// Keeps only rows whose target was observed (for fitting).
+    fn observed(self) -> GbtFeatures {
+        let keep: Vec<usize> = (0..self.rows)
+            .filter(|&r| !self.targets[r].is_nan())
+            .collect();
+        let rows = keep.len();
+        let mut values = vec![0.0; rows * self.columns];
+        for c in 0..self.columns {
+            for (to, &from) in keep.iter().enumerate() {
+                values[c * rows + to] = self.values[c * self.rows + from];
+            }
+        }
+        GbtFeatures {
+            columns: self.columns,
+            rows,
+            values,
+            targets: keep.iter().map(|&r| self.targets[r]).collect(),
+            sun_elevation_deg: keep.iter().map(|&r| self.sun_elevation_deg[r]).collect(),
+            index: keep.iter().map(|&r| self.index[r]).collect(),
+        }
+    }
+
+    fn append(&mut self, other: GbtFeatures) {
+        if self.rows == 0 {
+            *self = other;
+            return;
+        }
+        let rows = self.rows + other.rows;
+        let mut values = Vec::with_capacity(rows * self.columns);
+        for c in 0..self.columns {
+            values.extend_from_slice(&self.values[c * self.rows..(c + 1) * self.rows]);
+            values.extend_from_slice(&other.values[c * other.rows..(c + 1) * other.rows]);
+        }
+        self.values = values;
+        self.rows = rows;
+        self.targets.extend(other.targets);
+        self.sun_elevation_deg.extend(other.sun_elevation_deg);
+        self.index.extend(other.index);
+    }
+}
+
+fn position(names: &[&str], name: &str) -> usize {
+    names
+        .iter()
+        .position(|n| *n == name)
+        .unwrap_or_else(|| unreachable!("pv-data has no feature {name}"))
+}
+
+/// A fitted gradient-boosted baseline.
+pub struct Gbt {
+    booster: GradientBooster,
+    /// The depth chosen on validation.
+    pub max_depth: usize,
+    /// Rounds kept by early stopping, for the chosen depth.
+    pub rounds: usize,
+    /// Daylight validation nMAE of every depth tried, in [`GbtConfig::max_depths`] order.
+    pub validation_nmae: Vec<f64>,
+    /// Training rows used.
+    pub train_rows: usize,
+}
+
+/// The rows of up to `max_rows` rows' worth of examples of `split`, evenly spaced.
+fn rows_of(
+    dataset: &Dataset,
+    examples: &ExampleConfig,
+    split: Split,
+    max_rows: usize,
+    scale: &ClearSkyScale,
+) -> Result<GbtFeatures> {
+    let keys = example_keys(dataset, examples, split)?;
+    let per_example = examples.lead_times * examples.max_target_systems;
+    let keys = evenly_spaced(&keys, (max_rows / per_example.max(1)).max(1));
+    let mut all = GbtFeatures::default();
+    for chunk in keys.chunks(2048) {
+        let batch = build_batch(dataset, examples, chunk, split);
+        all.append(GbtFeatures::of(&batch, scale).observed());
+    }
+    Ok(all)
+}
+
+/// Mean absolute error over daylight rows.
+fn daylight_mae(rows: &GbtFeatures, predicted: &[f64]) -> f64 {
+    let (sum, n) = (0..rows.rows)
+        .filter(|&r| rows.sun_elevation_deg[r] > 0.0)
+        .fold((0.0, 0usize), |(s, n), r| {
+            (s + (predicted[r].max(0.0) - rows.targets[r]).abs(), n + 1)
+        });
+    if n == 0 { f64::NAN } else { sum / n as f64 }
+}
+
+impl Gbt {
+    /// Fits on the training split of `dataset`; early stopping and the depth use its validation
+    /// split (without one, the full `rounds` and the first depth).
+    pub fn fit(
+        dataset: &Dataset,
+        examples: &ExampleConfig,
+        config: &GbtConfig,
+        scale: &ClearSkyScale,
+    ) -> Result<Gbt> {
+        let train = rows_of(
+            dataset,
+            examples,
+            Split::Train,
+            config.max_train_rows,
+            scale,
+        )
+        .context("gradient-boosted baseline: training rows")?;
+        if train.rows == 0 {
+            return Err(anyhow!(
+                "gradient-boosted baseline: no observed training targets"
+            ));
+        }
+        let validation = rows_of(
+            dataset,
+            examples,
+            Split::Validation,
+            config.max_validation_rows,
+            scale,
+        )
+        .ok()
+        .filter(|v| v.rows > 0);
+        let matrix = Matrix::new(&train.values, train.rows, train.columns);
+        let weights = vec![1.0; train.rows];
+        let validation_weights = vec![1.0; validation.as_ref().map_or(0, |v| v.rows)];
+        let mut best: Option<(f64, usize, GradientBooster)> = None;
+        let mut validation_nmae = Vec::new();
+        for &depth in &config.max_depths {
+            let mut booster = GradientBooster::default()
+                .set_objective_type(ObjectiveType::SquaredLoss)
+                .set_iterations(config.rounds)
+                .set_learning_rate(config.learning_rate)
+                .set_max_depth(depth)
+                .set_seed(config.seed)
+                .set_initialize_base_score(true)
+                .set_evaluation_metric(Some(Metric::RootMeanSquaredError))
+                .set_early_stopping_rounds(
+                    validation.as_ref().map(|_| config.early_stopping_rounds),
+                );
+            let evaluation = validation.as_ref().map(|v| {
+                vec![(
+                    Matrix::new(&v.values, v.rows, v.columns),
+                    v.targets.as_slice(),
+                    validation_weights.as_slice(),
+                )]
+            });
+            booster
+                .fit(&matrix, &train.targets, &weights, evaluation)
+                .map_err(|e| anyhow!("gradient-boosted baseline (depth {depth}): {e}"))?;
+            let score = validation.as_ref().map_or(f64::NAN, |v| {
+                daylight_mae(
+                    v,
+                    &booster.predict(&Matrix::new(&v.values, v.rows, v.columns), true),
+                )
+            });
+            validation_nmae.push(score);
+            if best.as_ref().is_none_or(|(s, _, _)| score < *s) {
+                best = Some((score, depth, booster));
+            }
+        }
+        let (_, max_depth, booster) =
+            best.ok_or_else(|| anyhow!("gradient-boosted baseline: gbt.max_depths is empty"))?;
+        Ok(Gbt {
+            rounds: booster.prediction_iteration.unwrap_or(booster.trees.len()),
+            booster,
+            max_depth,
+            validation_nmae,
+            train_rows: train.rows,
+        })
+    }
+
+    /// Forecasts of power / kWp for `batch`, laid out like `batch.targets` (`[B, S, K]`; padding
+    /// stays 0), never below 0.
+    pub fn forecast(&self, batch: &Batch, scale: &ClearSkyScale) -> Vec<f32> {
+        let rows = GbtFeatures::of(batch, scale);
+        let mut out = vec![0.0; batch.targets.data.len()];
+        if rows.rows == 0 {
+            return out;
+        }
+        let predicted = self
+            .booster
+            .predict(&Matrix::new(&rows.values, rows.rows, rows.columns), true);
+        for (&i, &p) in rows.index.iter().zip(&predicted) {
+            out[i] = p.max(0.0) as f32;
+        }
+        out
+    }
+}
