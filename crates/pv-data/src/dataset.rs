@@ -229,6 +229,78 @@ impl Dataset {
         }
     }
 
+    /// Refits every input's standardisation on the systems' training blocks only: the rows whose
+    /// time (image time; NWP valid time; observation time) lies inside the training block of
+    /// some system (of that system itself, for point observations). The load-time fit uses the
+    /// earliest 70 % of each input's own range, which need not match the systems' blocks: on the
+    /// bundled data it reached into PVDAQ 50's validation and test period.
+    pub fn fit_scalers(&mut self, examples: &crate::ExampleConfig) {
+        let blocks: std::collections::BTreeMap<i64, crate::split::Block> = self
+            .systems
+            .iter()
+            .filter_map(|s| {
+                crate::split::block(
+                    s,
+                    crate::Split::Train,
+                    &examples.split,
+                    examples.example_steps(),
+                )
+                .map(|b| (s.meta.ss_id, b))
+            })
+            .collect();
+        let in_any = |t: UnixTime| blocks.values().any(|b| b.first <= t && t <= b.last);
+        if let Some(sat) = &mut self.satellite {
+            let (pixels, nc) = (sat.pixels.len(), sat.channels.len());
+            let rows = sat
+                .times
+                .iter()
+                .enumerate()
+                .filter(|&(_, &t)| in_any(t))
+                .flat_map(|(image, _)| {
+                    let values = &sat.values;
+                    (0..pixels).map(move |p| {
+                        let at = (image * pixels + p) * nc;
+                        &values[at..at + nc]
+                    })
+                });
+            sat.scaler = Scaler::from_rows(nc, rows.collect::<Vec<_>>());
+        }
+        if let Some(nwp) = &mut self.nwp {
+            let nv = nwp.variables.len();
+            let (steps, points) = (nwp.steps_s.len(), nwp.points.len());
+            let mut rows = Vec::new();
+            for (init, &t) in nwp.inits.iter().enumerate() {
+                for (step, &lead) in nwp.steps_s.iter().enumerate() {
+                    if !in_any(UnixTime(t.0 + lead)) {
+                        continue;
+                    }
+                    for p in 0..points {
+                        let at = ((init * steps + step) * points + p) * nv;
+                        rows.push(&nwp.values[at..at + nv]);
+                    }
+                }
+            }
+            nwp.scaler = Scaler::from_rows(nv, rows);
+        }
+        if let Some(obs) = &mut self.observations {
+            let nv = obs.variables.len();
+            let mut rows = Vec::new();
+            for (ss_id, (times, values)) in &obs.systems {
+                let own = blocks.get(ss_id);
+                for (r, &t) in times.iter().enumerate() {
+                    let inside = match own {
+                        Some(b) => b.first <= t && t <= b.last,
+                        None => in_any(t),
+                    };
+                    if inside {
+                        rows.push(&values[r * nv..(r + 1) * nv]);
+                    }
+                }
+            }
+            obs.scaler = Scaler::from_rows(nv, rows);
+        }
+    }
+
     /// Replaces the fitted standardisation with `scalers` (those a model was trained with), so a
     /// model sees new data on the scale it learnt. Every input must be present exactly when it was
     /// in training, with the same variables in the same order.

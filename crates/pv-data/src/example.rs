@@ -6,8 +6,8 @@
 //! mask or an "observed" feature, never NaN.
 //!
 //! **No-leakage invariant.** For an example at `t0`, every observed input (PV, satellite, point
-//! observations) comes from a time at or before `t0`, and every NWP value from a run initialised
-//! at or before `t0`. Only deterministic quantities (solar geometry, clear-sky power, lead time)
+//! observations) comes from a time at or before `t0`, and every NWP value from a run available
+//! by `t0`: initialised at or before `t0 − nwp_available_after_minutes`. Only deterministic quantities (solar geometry, clear-sky power, lead time)
 //! describe the future. `tests/no_leakage.rs` checks this by rewriting everything after `t0`.
 
 use rayon::prelude::*;
@@ -100,6 +100,13 @@ pub struct ExampleConfig {
     pub nwp_radius_km: f64,
     /// Oldest point observation still used for a history step, minutes.
     pub observation_max_age_minutes: i64,
+    /// Minutes after its init time an NWP run becomes usable: a run initialised at `init` enters
+    /// an example at t0 only if `init + nwp_available_after_minutes <= t0`. Operational NWP is
+    /// published well after its nominal init time (the hours of data assimilation and model run
+    /// before the files exist); the default, 120 min, is a conservative figure for the Met Office
+    /// UKV as distributed to forecasters. Set it to your provider's latency; 0 treats every run as
+    /// available at its init time, which flatters any model that uses NWP.
+    pub nwp_available_after_minutes: i64,
     /// Distance between consecutive t0 of one system, in grid steps.
     pub t0_stride_steps: usize,
     /// Keep only examples with the sun above the horizon at some lead time.
@@ -123,6 +130,7 @@ impl Default for ExampleConfig {
             nwp_points: 4,
             nwp_radius_km: 150.0,
             observation_max_age_minutes: 60,
+            nwp_available_after_minutes: 120,
             t0_stride_steps: 1,
             daylight_only: false,
             clear_sky: ClearSkyConfig::default(),
@@ -132,6 +140,11 @@ impl Default for ExampleConfig {
 }
 
 impl ExampleConfig {
+    /// The latest NWP init time usable for an example at `t0`.
+    pub fn nwp_available_by(&self, t0: UnixTime) -> UnixTime {
+        UnixTime(t0.0 - self.nwp_available_after_minutes * 60)
+    }
+
     /// Interval ends an example spans: history and lead times.
     pub fn example_steps(&self) -> usize {
         self.history_steps + self.lead_times
@@ -163,6 +176,9 @@ impl ExampleConfig {
         }
         if self.observation_max_age_minutes <= 0 {
             return bad("observation_max_age_minutes must be positive".into());
+        }
+        if self.nwp_available_after_minutes < 0 {
+            return bad("nwp_available_after_minutes must be 0 or more".into());
         }
         self.split.validate()
     }
@@ -409,6 +425,7 @@ pub fn build_example(
     let radius = config.context_radius_km;
     let history_time = |i: usize| UnixTime(t0.0 - (h - 1 - i) as i64 * step);
     let hours = |t: UnixTime| (t.0 - t0.0) as f32 / 3600.0;
+    let nwp_available_by = config.nwp_available_by(t0);
 
     // Neighbours by distance; extra targets must have the whole window in the same split.
     let mut neighbours: Vec<(f64, usize)> = dataset
@@ -550,7 +567,7 @@ pub fn build_example(
         None => TokenSet::new(h, 0, 0),
     };
 
-    // NWP at the points nearest the anchor, valid at each history time, from runs at or before t0.
+    // NWP at the points nearest the anchor, valid at each history time, from runs available by t0.
     let nwp = match &dataset.nwp {
         Some(nwp) => {
             let points = nwp.nearest_points(origin, config.nwp_points, config.nwp_radius_km);
@@ -559,7 +576,7 @@ pub fn build_example(
                 let t = history_time(step_i);
                 let sun = anchor_sun(t);
                 for (token, &p) in points.iter().enumerate() {
-                    let Some(forecast) = nwp.forecast(t0, t, p) else {
+                    let Some(forecast) = nwp.forecast(nwp_available_by, t, p) else {
                         continue;
                     };
                     row.clear();
@@ -633,7 +650,7 @@ pub fn build_example(
                 last_clear,
             ]);
             if let Some(n) = &dataset.nwp {
-                let forecast = nwp_point.and_then(|p| n.forecast(t0, t, p));
+                let forecast = nwp_point.and_then(|p| n.forecast(nwp_available_by, t, p));
                 match forecast {
                     Some(f) => {
                         row.clear();

@@ -12,8 +12,9 @@ use crate::error::{BadValueKind, DataError, Result};
 use crate::table::{Column, Table};
 use crate::time::UnixTime;
 
-/// Per-variable standardisation, fitted on the earliest 70 % of an input's time range only, so
-/// later (validation and test) values do not shape the inputs.
+/// Per-variable standardisation. At load time it is fitted on the earliest 70 % of an input's
+/// time range; a training run refits it on the systems' training blocks only
+/// ([`crate::Dataset::fit_scalers`]), so validation and test values never shape the inputs.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Scaler {
     /// Mean per variable.
@@ -23,23 +24,30 @@ pub struct Scaler {
 }
 
 impl Scaler {
+    /// Fitted on the rows (one value per variable each) whose time is in the earliest 70 % of
+    /// `times`' range.
     fn fit(values: &[f32], times: &[UnixTime], width: usize) -> Scaler {
         let (Some(lo), Some(hi)) = (times.iter().min(), times.iter().max()) else {
-            return Scaler {
-                mean: vec![0.0; width],
-                std: vec![1.0; width],
-            };
+            return Scaler::from_rows(width, std::iter::empty());
         };
         let cut = lo.0 + ((hi.0 - lo.0) as f64 * 0.7) as i64;
+        Scaler::from_rows(
+            width,
+            times
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.0 <= cut)
+                .map(|(row, _)| &values[row * width..(row + 1) * width]),
+        )
+    }
+
+    /// Mean and standard deviation of each variable over `rows`, ignoring non-finite values.
+    pub(crate) fn from_rows<'a>(width: usize, rows: impl IntoIterator<Item = &'a [f32]>) -> Scaler {
         let mut sum = vec![0.0f64; width];
         let mut sq = vec![0.0f64; width];
         let mut n = vec![0usize; width];
-        for (row, t) in times.iter().enumerate() {
-            if t.0 > cut {
-                continue;
-            }
-            for v in 0..width {
-                let x = values[row * width + v];
+        for row in rows {
+            for (v, &x) in row.iter().enumerate() {
                 if x.is_finite() {
                     sum[v] += x as f64;
                     sq[v] += (x as f64) * (x as f64);

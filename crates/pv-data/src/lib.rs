@@ -30,6 +30,7 @@
 //! ```
 
 pub mod dataset;
+pub mod diagnostics;
 pub mod error;
 pub mod example;
 pub mod generation;

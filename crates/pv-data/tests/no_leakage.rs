@@ -1,6 +1,7 @@
 //! The no-leakage invariant, as a property: for any example at `t0`, rewriting every observation
-//! made after `t0` (PV, satellite, point observations) and every NWP run initialised after `t0`
-//! leaves all of the example's inputs bit-for-bit unchanged. Only targets may change.
+//! made after `t0` (PV, satellite, point observations) and every NWP run not yet available at `t0`
+//! (initialised after `t0 − nwp_available_after_minutes`) leaves all of the example's inputs
+//! bit-for-bit unchanged. Only targets may change.
 
 mod common;
 
@@ -152,6 +153,7 @@ fn config() -> ExampleConfig {
         max_target_systems: 2,
         satellite_pixels: 4,
         nwp_points: 2,
+        nwp_available_after_minutes: 180,
         ..ExampleConfig::default()
     }
 }
@@ -177,8 +179,9 @@ fn noise(seed: u64, i: usize) -> f32 {
     (x >> 40) as f32 / (1u64 << 24) as f32 * 7.0 - 1.0
 }
 
-/// Rewrites everything observed after `t0`, and every NWP run initialised after `t0`.
+/// Rewrites everything observed after `t0`, and every NWP run not available at `t0`.
 fn rewrite_future(dataset: &Dataset, t0: pv_data::UnixTime, seed: u64) -> Dataset {
+    let nwp_available_by = config().nwp_available_by(t0);
     let mut d = dataset.clone();
     for (k, s) in d.systems.iter_mut().enumerate() {
         for i in 0..s.len() {
@@ -217,7 +220,7 @@ fn rewrite_future(dataset: &Dataset, t0: pv_data::UnixTime, seed: u64) -> Datase
     if let Some(nwp) = &mut d.nwp {
         let per_init = nwp.steps_s.len() * nwp.points.len() * nwp.variables.len();
         for (ii, &init) in nwp.inits.iter().enumerate() {
-            if init > t0 {
+            if init > nwp_available_by {
                 for j in 0..per_init {
                     nwp.values[ii * per_init + j] = noise(seed, ii * per_init + j) * 100.0;
                 }
@@ -302,18 +305,31 @@ fn changing_the_last_observation_at_t0_does_change_the_inputs() {
     let after = build_example(&changed, &config(), key, split);
     assert_ne!(before.pv, after.pv);
 
-    // And an NWP run initialised exactly at t0 is allowed, and used.
-    let mut changed = d.clone();
-    let nwp = changed.nwp.as_mut().expect("nwp");
-    let run = nwp
-        .inits
-        .iter()
-        .position(|&t| t == key.t0)
-        .expect("a run at noon");
-    let per_init = nwp.steps_s.len() * nwp.points.len() * nwp.variables.len();
-    for v in &mut nwp.values[run * per_init..(run + 1) * per_init] {
-        *v += 50.0;
-    }
-    let after = build_example(&changed, &config(), key, split);
+    // And an NWP run becomes usable exactly `nwp_available_after_minutes` (3 h here) after its
+    // init time: the 09:00 run is used at noon, the noon run is not.
+    let perturb = |init: pv_data::UnixTime| {
+        let mut changed = d.clone();
+        let nwp = changed.nwp.as_mut().expect("nwp");
+        let run = nwp
+            .inits
+            .iter()
+            .position(|&t| t == init)
+            .expect("a run at that time");
+        let per_init = nwp.steps_s.len() * nwp.points.len() * nwp.variables.len();
+        for v in &mut nwp.values[run * per_init..(run + 1) * per_init] {
+            *v += 50.0;
+        }
+        build_example(&changed, &config(), key, split)
+    };
+    let available = pv_data::UnixTime(key.t0.0 - 3 * 3600);
+    assert_eq!(config().nwp_available_by(key.t0), available);
+    let after = perturb(available);
     assert_ne!(before.queries, after.queries);
+    assert_ne!(before.nwp, after.nwp);
+    let after = perturb(key.t0);
+    assert_eq!(
+        inputs(&before),
+        inputs(&after),
+        "a run initialised at t0 is not out yet"
+    );
 }

@@ -227,6 +227,7 @@ fn main() -> Result<()> {
             let device = device(device_arg)?;
             let dataset = load_data(&data, config.data)?;
             let out = out.unwrap_or_else(|| PathBuf::from("runs").join(utc_now_name()));
+            warn_starved_blocks(&dataset, &config.examples);
             eprintln!(
                 "training on {} ({} systems), writing {}",
                 data.display(),
@@ -332,6 +333,7 @@ fn main() -> Result<()> {
             let dataset = load_data(&dir, LoadConfig::default())?;
             print!("{}", dataset.summary());
             let examples = ExampleConfig::default();
+            print!("{}", diagnostics_table(&dataset, &examples));
             for split in Split::ALL {
                 let n = example_keys(&dataset, &examples, split).map(|k| k.len());
                 match n {
@@ -342,6 +344,82 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Says which systems' blocks hold too little observed daylight to be scored (their rows in the
+/// tables will be empty or rest on a handful of pairs).
+fn warn_starved_blocks(dataset: &Dataset, examples: &ExampleConfig) {
+    for series in &dataset.systems {
+        for c in pv_data::diagnostics::block_coverage(series, examples) {
+            if c.is_starved() {
+                eprintln!(
+                    "warning: ss_id {}: the {} block holds {} observed daylight steps of {}; its {} scores will not be meaningful",
+                    series.meta.ss_id,
+                    c.split,
+                    c.observed_daylight_steps,
+                    c.daylight_steps,
+                    c.split
+                );
+            }
+        }
+    }
+}
+
+/// Per system: observed daylight in each block of the split, and the label offset fitted on the
+/// training block, with flags for what needs a look.
+fn diagnostics_table(dataset: &Dataset, examples: &ExampleConfig) -> String {
+    use std::fmt::Write;
+    let mut out = String::from(
+        "   ss_id   observed daylight steps (train / validation / test)   label offset   r (0 min -> best)\n",
+    );
+    for series in &dataset.systems {
+        let coverage = pv_data::diagnostics::block_coverage(series, examples);
+        let blocks: Vec<String> = coverage
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}{}",
+                    c.observed_daylight_steps,
+                    if c.is_starved() { "!" } else { "" }
+                )
+            })
+            .collect();
+        let offset = pv_data::diagnostics::label_offset(series, examples);
+        let (shift, r) = match offset {
+            Some(o) => (
+                format!(
+                    "{:+.1} min{}",
+                    o.minutes,
+                    if o.is_suspect() { " !" } else { "" }
+                ),
+                format!("{:.3} -> {:.3}", o.correlation_unshifted, o.correlation),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        let _ = writeln!(
+            out,
+            "{:>8}   {:>52}   {:>12}   {}",
+            series.meta.ss_id,
+            blocks.join(" / "),
+            shift,
+            r
+        );
+        for c in coverage.iter().filter(|c| c.is_starved()) {
+            let _ = writeln!(
+                out,
+                "         ! the {} block holds {} observed daylight steps of {}: its scores are not meaningful (a long gap in the data?)",
+                c.split, c.observed_daylight_steps, c.daylight_steps
+            );
+        }
+        if let Some(o) = offset.filter(|o| o.is_suspect()) {
+            let _ = writeln!(
+                out,
+                "         ! power lines up best with clear sky {:+.1} min from the labels' interval midpoints: check the time convention (interval end, start or instant) and the time zone",
+                o.minutes
+            );
+        }
+    }
+    out
 }
 
 /// UTC time as `YYYYMMDD-HHMMSS`, for default run names.

@@ -15,6 +15,7 @@
 //! any moment leaves the previous state readable. A resumed run truncates `metrics.jsonl` to
 //! what it held at the checkpoint and continues bit-identically.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
@@ -414,6 +415,18 @@ impl Bars {
     }
 }
 
+/// `dataset` with its input scalers fitted on the systems' training blocks under `config`
+/// ([`Dataset::fit_scalers`]); borrowed as it is when they already are.
+fn with_training_scalers<'a>(dataset: &'a Dataset, config: &RunConfig) -> Cow<'a, Dataset> {
+    let mut fitted = dataset.clone();
+    fitted.fit_scalers(&config.examples);
+    if fitted.scalers() == dataset.scalers() {
+        Cow::Borrowed(dataset)
+    } else {
+        Cow::Owned(fitted)
+    }
+}
+
 /// Trains on `dataset` with `config`, writing everything into `out_dir` (which must not hold a
 /// run), then evaluates the best checkpoint on the test split and draws the plots.
 pub fn train(
@@ -437,7 +450,8 @@ pub fn train(
             );
         }
     }
-    start(dataset, config, out_dir, device, options, started)
+    let dataset = with_training_scalers(dataset, config);
+    start(&dataset, config, out_dir, device, options, started)
 }
 
 /// Starts a run in `out_dir` from step 0 (the folder is checked by the caller).
@@ -610,6 +624,7 @@ pub fn resume_stored(
     }
     let run_dir = run.dir.as_path();
     let config = run.config;
+    let dataset = &*with_training_scalers(dataset, &config);
     let Some((checkpoint, state)) = run.state else {
         // Stopped before the first checkpoint: nothing was learnt yet, so start again.
         return start(dataset, &config, run_dir, device, options, started);

@@ -55,7 +55,8 @@ fn train_evaluate_forecast_and_inspect_on_two_folders() {
     fn table(text: &str) -> Vec<&str> {
         text.lines().take_while(|l| !l.is_empty()).collect()
     }
-    assert!(table(&stdout).len() == 5, "{stdout}");
+    // Title, header, and the model, gbt and three baseline rows.
+    assert!(table(&stdout).len() == 7, "{stdout}");
     assert_eq!(table(&again), table(&stdout));
 
     let other = tmp.path().join("other");
