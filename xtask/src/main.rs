@@ -229,8 +229,11 @@ fn data(dir: &str) -> Result<(), String> {
     ])
 }
 
+/// `cargo xtask train [--seeds N] [ARGS]`: trains the default model (with the CLI's `train`
+/// ARGS); with `--seeds N`, N runs with seeds 0..N into `runs/seeds-<k>` (or `<--out>-seed<k>`),
+/// then their mean ± sd per system (`power-perceiver skill`).
 fn train(args: &[String]) -> Result<(), String> {
-    let mut all = vec![
+    let cli = [
         "run",
         "--release",
         "-p",
@@ -238,8 +241,39 @@ fn train(args: &[String]) -> Result<(), String> {
         "--bin",
         "power-perceiver",
         "--",
-        "train",
     ];
-    all.extend(args.iter().map(String::as_str));
+    let Some(at) = args.iter().position(|a| a == "--seeds") else {
+        let mut all = cli.to_vec();
+        all.push("train");
+        all.extend(args.iter().map(String::as_str));
+        return cargo(&all);
+    };
+    let seeds: u64 = args
+        .get(at + 1)
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .ok_or("--seeds needs a positive number")?;
+    let mut rest: Vec<String> = args[..at].iter().chain(&args[at + 2..]).cloned().collect();
+    let base = match rest.iter().position(|a| a == "--out") {
+        Some(i) if i + 1 < rest.len() => {
+            let out = rest.remove(i + 1);
+            rest.remove(i);
+            out
+        }
+        _ => "runs/seeds".to_owned(),
+    };
+    let mut runs = Vec::new();
+    for seed in 0..seeds {
+        let out = format!("{base}-seed{seed}");
+        let seed = seed.to_string();
+        let mut all = cli.to_vec();
+        all.extend(["train", "--seed", &seed, "--out", &out]);
+        all.extend(rest.iter().map(String::as_str));
+        cargo(&all)?;
+        runs.push(out);
+    }
+    let mut all = cli.to_vec();
+    all.push("skill");
+    all.extend(runs.iter().map(String::as_str));
     cargo(&all)
 }

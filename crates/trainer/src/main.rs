@@ -60,6 +60,9 @@ enum Command {
         /// Override train.steps.
         #[arg(long, conflicts_with = "resume")]
         steps: Option<usize>,
+        /// Override train.seed (initialisation and shuffling).
+        #[arg(long, conflicts_with = "resume")]
+        seed: Option<u64>,
         /// Continue the run in this folder from its last checkpoint (same --data).
         #[arg(long, value_name = "RUN")]
         resume: Option<PathBuf>,
@@ -109,6 +112,13 @@ enum Command {
         /// Where to compute.
         #[arg(long, value_enum, default_value = "cpu")]
         device: DeviceArg,
+    },
+    /// Summarise finished runs of one configuration with different seeds: per system and pooled,
+    /// each forecaster's test nMAE and skill as mean ± standard deviation over the runs.
+    Skill {
+        /// Finished run folders (each with test_metrics.json).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
     },
     /// Data tools.
     Data {
@@ -189,6 +199,7 @@ fn main() -> Result<()> {
             data,
             out,
             steps,
+            seed,
             resume,
             stop_after,
             device: device_arg,
@@ -219,6 +230,9 @@ fn main() -> Result<()> {
             let mut config = load_config(config.as_ref())?;
             if let Some(steps) = steps {
                 config.train.steps = steps;
+            }
+            if let Some(seed) = seed {
+                config.train.seed = seed;
             }
             if print_config {
                 print!("{}", toml::to_string(&config)?);
@@ -326,6 +340,20 @@ fn main() -> Result<()> {
                 saved.config.examples.lead_times,
                 out.display()
             );
+        }
+        Command::Skill { runs } => {
+            let reports = runs
+                .iter()
+                .map(|run| {
+                    let path = run.join("test_metrics.json");
+                    let text = std::fs::read_to_string(&path).with_context(|| {
+                        format!("reading {} (is the run finished?)", path.display())
+                    })?;
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("{}: not a test report", path.display()))
+                })
+                .collect::<Result<Vec<trainer::metrics::Report>>>()?;
+            print!("{}", trainer::run::seed_table(&reports));
         }
         Command::Data {
             command: DataCommand::Inspect { dir },

@@ -905,9 +905,144 @@ fn forecaster_table(title: &str, group: &ForecasterTable, step_minutes: i64) -> 
     out
 }
 
+/// Mean and sample standard deviation (0 for one value).
+fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 {
+        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// Reports of runs that differ only in their seed, as one table per system and pooled: daylight
+/// nMAE and skill, mean ± standard deviation over the runs, and the skill interval's bounds
+/// averaged over the runs. Systems or forecasters missing from any run are left out.
+pub fn seed_table(reports: &[Report]) -> String {
+    use std::fmt::Write;
+    let Some(first) = reports.first() else {
+        return String::new();
+    };
+    let mut out = format!(
+        "{} runs; daylight test nMAE and skill against {}: mean ± sd over the runs\n",
+        reports.len(),
+        first.reference
+    );
+    let groups = std::iter::once(("all systems".to_owned(), None)).chain(
+        first
+            .systems
+            .keys()
+            .map(|id| (format!("ss_id {id}"), Some(*id))),
+    );
+    for (title, ss_id) in groups {
+        let table_of = |r: &'_ Report| -> Option<ForecasterTable> {
+            match ss_id {
+                None => Some(r.pooled.clone()),
+                Some(id) => r.systems.get(&id).cloned(),
+            }
+        };
+        let Some(tables) = reports.iter().map(table_of).collect::<Option<Vec<_>>>() else {
+            continue;
+        };
+        let pairs = tables[0]
+            .values()
+            .map(|m| m.daylight_targets)
+            .max()
+            .unwrap_or(0);
+        let days = tables[0].values().map(|m| m.days).max().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "\n{title}: {pairs} daylight pairs on {days} days\n{:<18} {:>17} {:>17} {:>19}",
+            "forecaster", "nMAE", "skill", "mean 95% interval"
+        );
+        for name in TABLE_ORDER {
+            let Some(ms) = tables
+                .iter()
+                .map(|t| t.get(name))
+                .collect::<Option<Vec<_>>>()
+            else {
+                continue;
+            };
+            let (nmae, nmae_sd) = mean_sd(&ms.iter().map(|m| m.nmae).collect::<Vec<_>>());
+            let skill = ms.iter().map(|m| m.skill).collect::<Option<Vec<_>>>();
+            let interval = ms
+                .iter()
+                .map(|m| m.skill_interval)
+                .collect::<Option<Vec<_>>>();
+            let skill = skill.map_or("-".to_owned(), |s| {
+                let (m, sd) = mean_sd(&s);
+                format!("{:+.1} ± {:.1}%", 100.0 * m, 100.0 * sd)
+            });
+            let interval = interval.map_or("-".to_owned(), |i| {
+                let lo = mean_sd(&i.iter().map(|x| x[0]).collect::<Vec<_>>()).0;
+                let hi = mean_sd(&i.iter().map(|x| x[1]).collect::<Vec<_>>()).0;
+                format!("[{:+.1}%, {:+.1}%]", 100.0 * lo, 100.0 * hi)
+            });
+            let _ = writeln!(
+                out,
+                "{name:<18} {:>17} {skill:>17} {interval:>19}",
+                format!("{nmae:.4} ± {nmae_sd:.4}")
+            );
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn metrics(nmae: f64, skill: Option<f64>) -> crate::metrics::ForecasterMetrics {
+        crate::metrics::ForecasterMetrics {
+            nmae,
+            nmae_by_lead: vec![nmae],
+            mae_kw: nmae,
+            mae_kw_by_lead: vec![nmae],
+            nmae_all_steps: nmae,
+            nmae_all_steps_by_lead: vec![nmae],
+            skill,
+            skill_interval: skill.map(|s| [s - 0.1, s + 0.1]),
+            pinball: None,
+            coverage: None,
+            daylight_targets: 10,
+            days: 2,
+        }
+    }
+
+    /// Two seeds: nMAE 0.10 and 0.20 give 0.1500 ± 0.0707 (sample sd); skills 10 % and 30 %.
+    #[test]
+    fn the_seed_table_gives_mean_and_sample_sd() {
+        let report = |model: f64, skill: f64| {
+            let table: ForecasterTable = [
+                ("model".to_owned(), metrics(model, Some(skill))),
+                ("smart_persistence".to_owned(), metrics(0.3, None)),
+            ]
+            .into_iter()
+            .collect();
+            Report {
+                reference: "smart_persistence".into(),
+                pooled: table.clone(),
+                systems: [(50, table)].into_iter().collect(),
+            }
+        };
+        let text = seed_table(&[report(0.10, 0.10), report(0.20, 0.30)]);
+        assert!(text.starts_with("2 runs"), "{text}");
+        assert!(
+            text.contains("ss_id 50: 10 daylight pairs on 2 days"),
+            "{text}"
+        );
+        let model = text.lines().find(|l| l.starts_with("model")).expect("row");
+        assert!(model.contains("0.1500 ± 0.0707"), "{model}");
+        assert!(model.contains("+20.0 ± 14.1%"), "{model}");
+        assert!(model.contains("[+10.0%, +30.0%]"), "{model}");
+        let reference = text.lines().find(|l| l.starts_with("smart")).expect("row");
+        assert!(
+            reference.contains("0.3000 ± 0.0000") && reference.contains(" - "),
+            "{reference}"
+        );
+    }
 
     /// Resume compares `best_nmae` and the scalers read back from JSON with fresh values, so
     /// JSON must give back every f64 bit for bit (serde_json's `float_roundtrip`; without it
