@@ -11,7 +11,9 @@ use trainer::config::RunConfig;
 fn main() -> anyhow::Result<()> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "data".to_owned());
     let config = RunConfig::default();
-    let dataset = Dataset::load(&DataPaths::in_folder(dir.as_ref())?, config.data)?;
+    let mut dataset = Dataset::load(&DataPaths::in_folder(dir.as_ref())?, config.data)?;
+    // Input scalers from the training blocks, as a training run fits them.
+    dataset.fit_scalers(&config.examples);
     let report = trainer::run::evaluate_baselines(&dataset, &config, Split::Validation)?;
     println!("validation split of {dir}");
     println!("{}", trainer::run::table(&report, config.data.step_minutes));
