@@ -111,11 +111,13 @@ def prepare_system_50(wheel: Path, stats: dict) -> tuple[pd.DataFrame, dict, pd.
     df = df[~dup].sort_values("t")
     report(stats, "system_50_ac_power_p995_kw", round(float(np.percentile(df["w"], 99.5)) / 1000, 3))
     report(stats, "system_50_ac_power_max_kw", round(float(df["w"].max()) / 1000, 3))
-    # Each value is taken as the mean AC power over the 15 minutes ending at the label.
+    # Each value is taken as the mean AC power over a 15-minute interval. The metadata say the label
+    # marks its start (time_label), on the evidence in data/SOURCES.md.
     gen = pd.DataFrame({"ss_id": SYSTEM_50, "datetime_GMT": df["t"], "generation_Wh": df["w"] * 0.25})
     tilt, az = fit_orientation(pd.DatetimeIndex(df["t"]), df["w"].to_numpy(), GOLDEN_LAT, GOLDEN_LON)
     meta = dict(ss_id=SYSTEM_50, latitude_rounded=GOLDEN_LAT, longitude_rounded=GOLDEN_LON, orientation=az,
-                tilt=tilt, kWp=stats["system_50_ac_power_p995_kw"])
+                tilt=tilt, kWp=stats["system_50_ac_power_p995_kw"], time_label="interval_start",
+                altitude_m=GOLDEN_ALT)
 
     psm = pd.read_parquet(io.BytesIO(read_member(wheel, "pvanalytics/data/system_50_ac_power_2_full_DST_psm3.parquet")))
     t = pd.to_datetime(psm["index"]).dt.tz_convert("UTC")
@@ -141,7 +143,7 @@ def prepare_serf_east(wheel: Path, stats: dict) -> tuple[pd.DataFrame, dict, pd.
     gen = pd.DataFrame({"ss_id": SERF_EAST, "datetime_GMT": t, "generation_Wh": w * 0.25})
     tilt, az = fit_orientation(pd.DatetimeIndex(t), w, SERF_LAT, SERF_LON)
     meta = dict(ss_id=SERF_EAST, latitude_rounded=SERF_LAT, longitude_rounded=SERF_LON, orientation=az, tilt=tilt,
-                kWp=stats["serf_east_ac_power_p995_kw"])
+                kWp=stats["serf_east_ac_power_p995_kw"], time_label="interval_end", altitude_m=GOLDEN_ALT)
     psm = pd.read_csv(io.BytesIO(read_member(wheel, "pvanalytics/data/serf_east_psm3_data.csv")))
     obs = pd.DataFrame({"ss_id": SERF_EAST, "time": pd.to_datetime(psm["measured_on"]).dt.tz_convert("UTC"),
                         "ghi": psm["ghi"].astype("float32"), "ghi_clear": psm["ghi_clear"].astype("float32"),

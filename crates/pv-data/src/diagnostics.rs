@@ -4,8 +4,8 @@
 //! clock error shows up as a shift of tens of minutes).
 
 use crate::example::ExampleConfig;
+use crate::example::solar_of;
 use crate::series::PvSeries;
-use crate::solar::solar_state;
 use crate::split::{Split, block};
 use crate::time::UnixTime;
 
@@ -73,19 +73,85 @@ pub struct LabelOffset {
     /// with the measured value (positive: the values describe later times than their labels
     /// say, as when labels mark interval starts instead of ends).
     pub minutes: f64,
-    /// Correlation of power with clear-sky power at the best shift.
+    /// Fit of power to clear-sky power at the best shift (see `daily_fit`: 1 is perfect).
     pub correlation: f64,
-    /// Correlation without a shift.
+    /// The same without a shift.
     pub correlation_unshifted: f64,
 }
 
 impl LabelOffset {
     /// Shifts of 10 minutes or more are flagged (every sun feature would be that far off) when
-    /// the fit is good enough to be evidence (correlation at least 0.6: sparse or heavily
-    /// clipped data, such as the UK fixtures' with dim values dropped, fit poorly at any shift).
+    /// the fit is good enough to be evidence (at least 0.9: sparse or heavily clipped data, such
+    /// as the UK fixtures' with dim values dropped, fit poorly at any shift).
     pub fn is_suspect(&self) -> bool {
-        self.minutes.abs() >= 10.0 && self.correlation >= 0.6
+        self.minutes.abs() >= 10.0 && self.correlation >= 0.9
     }
+}
+
+/// The clearest days of `series`' training block: local solar days with at least 80 % of their
+/// daylight steps observed, ranked by observed energy over clear-sky energy (with the metadata's
+/// panel geometry); the top 10 %, at least 5 and at most 60 days. Fits of timing and geometry
+/// use these: on cloudy days power follows the clouds, not the sun's path, and drowns the signal.
+fn clear_days(series: &PvSeries, config: &ExampleConfig) -> std::collections::BTreeSet<i64> {
+    let Some(b) = block(series, Split::Train, &config.split, config.example_steps()) else {
+        return Default::default();
+    };
+    // Per day: (daylight steps, observed, observed energy, clear-sky energy of observed steps).
+    let mut days: std::collections::BTreeMap<i64, (usize, usize, f64, f64)> = Default::default();
+    let mut t = b.first.0;
+    while t <= b.last.0 {
+        let state = solar_of(series, UnixTime(t - series.step_s / 2), &config.clear_sky);
+        if state.sun.apparent_elevation_deg > 0.0 {
+            let d = days.entry(local_day(series, t)).or_default();
+            d.0 += 1;
+            if let Some(p) = series.normalised_at(UnixTime(t)) {
+                d.1 += 1;
+                d.2 += p as f64;
+                d.3 += state.clear_sky_poa / 1000.0;
+            }
+        }
+        t += series.step_s;
+    }
+    let mut ranked: Vec<(f64, i64)> = days
+        .into_iter()
+        .filter(|(_, d)| d.0 > 0 && d.1 * 5 >= d.0 * 4 && d.3 > 0.0)
+        .map(|(day, d)| (d.2 / d.3, day))
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let keep = (ranked.len() / 10).clamp(5, 60).min(ranked.len());
+    ranked[..keep].iter().map(|&(_, day)| day).collect()
+}
+
+/// How well clear-sky power explains measured power on clear days, each day with its own scale
+/// (on a clear day the clear-sky index should be flat; seasons, clipping and temperature change
+/// only its level): the square root of Σ_days (Σ p·c)² / Σ c² over Σ p², 1 for a perfect match.
+/// `points` are (day, power, clear sky), ordered by day.
+fn daily_fit(points: impl Iterator<Item = (i64, f64, f64)>) -> f64 {
+    let (mut explained, mut total) = (0.0, 0.0);
+    let (mut day, mut pc, mut cc) = (None, 0.0, 0.0);
+    for (d, p, c) in points {
+        if day != Some(d) {
+            if cc > 0.0 {
+                explained += pc * pc / cc;
+            }
+            (day, pc, cc) = (Some(d), 0.0, 0.0);
+        }
+        pc += p * c;
+        cc += c * c;
+        total += p * p;
+    }
+    if cc > 0.0 {
+        explained += pc * pc / cc;
+    }
+    if total > 0.0 {
+        (explained / total).sqrt()
+    } else {
+        f64::NAN
+    }
+}
+
+fn local_day(series: &PvSeries, t: i64) -> i64 {
+    (t as f64 + series.meta.longitude_deg * 240.0).div_euclid(86_400.0) as i64
 }
 
 /// Shifts tried, minutes: −60 to +60 in steps of 2.5.
@@ -93,25 +159,26 @@ const SHIFTS: std::ops::RangeInclusive<i32> = -24..=24;
 const SHIFT_STEP_MIN: f64 = 2.5;
 
 /// Fits the label offset of `series` on its training block: the shift (−60 … +60 min, 2.5-min
-/// steps) maximising the correlation between observed power and plane-of-array clear-sky
-/// irradiance at the shifted interval midpoint, over observed steps with the sun above −15°
-/// (thinned evenly to at most 20,000, for speed). Clouds lower the correlation at every shift alike, so the
-/// best shift is still the one that lines up dawn, noon and dusk. `None` without enough observed daylight.
+/// steps) at which plane-of-array clear-sky irradiance at the shifted interval midpoint best
+/// explains observed power, each day with its own scale, over the observed steps with the sun above −15°
+/// of the block's clearest days (thinned evenly to at most 20,000, for speed). `None` without enough observed daylight.
 pub fn label_offset(series: &PvSeries, config: &ExampleConfig) -> Option<LabelOffset> {
     let b = block(series, Split::Train, &config.split, config.example_steps())?;
-    let m = &series.meta;
+    let clear = clear_days(series, config);
     let mut points: Vec<(f64, UnixTime)> = Vec::new();
     let mut t = b.first.0;
     while t <= b.last.0 {
         if let Some(p) = series.normalised_at(UnixTime(t)) {
             // Night far from any shift's reach adds nothing but agreement on zero.
-            if sun_elevation_deg(series, UnixTime(t)) > -15.0 {
+            if clear.contains(&local_day(series, t))
+                && sun_elevation_deg(series, UnixTime(t)) > -15.0
+            {
                 points.push((p as f64, UnixTime(t - series.step_s / 2)));
             }
         }
         t += series.step_s;
     }
-    if points.len() < 100 {
+    if points.len() < 50 {
         return None;
     }
     // At most ~20,000 points: plenty for a correlation, and fast on years of data.
@@ -119,31 +186,10 @@ pub fn label_offset(series: &PvSeries, config: &ExampleConfig) -> Option<LabelOf
     let points: Vec<(f64, UnixTime)> = points.into_iter().step_by(stride).collect();
     let correlation_at = |shift_min: f64| {
         let shift_s = (shift_min * 60.0) as i64;
-        let (mut sx, mut sy, mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for &(p, mid) in &points {
-            let c = solar_state(
-                UnixTime(mid.0 + shift_s),
-                m.latitude_deg,
-                m.longitude_deg,
-                m.tilt_deg,
-                m.orientation_deg,
-                &config.clear_sky,
-            )
-            .clear_sky_poa;
-            sx += p;
-            sy += c;
-            sxx += p * p;
-            syy += c * c;
-            sxy += p * c;
-        }
-        let n = points.len() as f64;
-        let cov = sxy / n - sx / n * sy / n;
-        let var = (sxx / n - (sx / n).powi(2)) * (syy / n - (sy / n).powi(2));
-        if var > 0.0 {
-            cov / var.sqrt()
-        } else {
-            f64::NAN
-        }
+        daily_fit(points.iter().map(|&(p, mid)| {
+            let c = solar_of(series, UnixTime(mid.0 + shift_s), &config.clear_sky).clear_sky_poa;
+            (local_day(series, mid.0), p, c / 1000.0)
+        }))
     };
     let (minutes, correlation) = SHIFTS
         .map(|k| k as f64 * SHIFT_STEP_MIN)

@@ -210,15 +210,21 @@ fn sun_features(s: &SolarState) -> [f32; 3] {
     ]
 }
 
-fn solar_of(series: &PvSeries, t: UnixTime, config: &ClearSkyConfig) -> SolarState {
+/// Sun and clear sky of a system at an instant: its own place and panel geometry, and its own
+/// altitude where the metadata give one.
+pub(crate) fn solar_of(series: &PvSeries, t: UnixTime, config: &ClearSkyConfig) -> SolarState {
     let m = &series.meta;
+    let config = ClearSkyConfig {
+        altitude_m: m.altitude_m.unwrap_or(config.altitude_m),
+        ..*config
+    };
     solar_state(
         t,
         m.latitude_deg,
         m.longitude_deg,
         m.tilt_deg,
         m.orientation_deg,
-        config,
+        &config,
     )
 }
 

@@ -49,7 +49,7 @@ pub use example::{
     build_example, collate, example_keys,
 };
 pub use generation::{BadValuePolicy, Generation, LoadReport, load_generation};
-pub use metadata::{Metadata, SystemMetadata};
+pub use metadata::{Metadata, SystemMetadata, TimeLabel};
 pub use series::PvSeries;
 pub use split::{Split, SplitConfig};
 pub use time::UnixTime;

@@ -22,6 +22,53 @@ pub struct SystemMetadata {
     pub tilt_deg: f64,
     /// Peak capacity, kW.
     pub capacity_kwp: f64,
+    /// How this system's generation labels relate to the interval each value covers (optional
+    /// column `time_label`; default the uk_pv convention, the interval's end).
+    pub time_label: TimeLabel,
+    /// Site altitude above sea level, metres (optional column `altitude_m`); without it the
+    /// clear-sky model uses `ClearSkyConfig::altitude_m`.
+    pub altitude_m: Option<f64>,
+}
+
+/// How a generation value's time label relates to the interval it covers. Clear-sky and sun
+/// features are computed at the middle of the covered interval, so a wrong convention shifts every
+/// one of them (`pv_data::diagnostics::label_offset` measures the shift the data imply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeLabel {
+    /// The label is the end of the interval (uk_pv's `datetime_GMT`).
+    #[default]
+    IntervalEnd,
+    /// The label is the start of the interval.
+    IntervalStart,
+    /// The value is an instantaneous reading at the label; it stands for the interval of the
+    /// source's spacing centred on the label.
+    Instant,
+}
+
+impl TimeLabel {
+    /// The spellings accepted in a metadata file (case-insensitive).
+    pub const NAMES: &str = "interval_end, interval_start or instant";
+
+    /// Parses a metadata cell.
+    pub fn parse(text: &str) -> Option<TimeLabel> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "interval_end" | "end" => Some(TimeLabel::IntervalEnd),
+            "interval_start" | "start" => Some(TimeLabel::IntervalStart),
+            "instant" | "instantaneous" => Some(TimeLabel::Instant),
+            _ => None,
+        }
+    }
+
+    /// Seconds from a label to the end of the interval its value covers, for readings `native_s`
+    /// apart.
+    pub fn to_interval_end_s(self, native_s: i64) -> i64 {
+        match self {
+            TimeLabel::IntervalEnd => 0,
+            TimeLabel::IntervalStart => native_s,
+            TimeLabel::Instant => native_s / 2,
+        }
+    }
 }
 
 /// All systems' metadata, keyed by ss_id.
@@ -95,7 +142,7 @@ impl Metadata {
         }
         let mut systems = BTreeMap::new();
         let mut first_row = BTreeMap::new();
-        for (row, (ss_id, values)) in rows.into_iter().enumerate() {
+        for (row, (ss_id, values, extras)) in rows.into_iter().enumerate() {
             for (field, &(value, ref column)) in FIELDS.iter().zip(values.iter()) {
                 let bad = if !value.is_finite() {
                     Some(BadValueKind::NonFinite)
@@ -121,6 +168,33 @@ impl Metadata {
                     ss_id,
                 });
             }
+            let time_label = match &extras.time_label {
+                None => TimeLabel::default(),
+                Some((text, column)) => {
+                    TimeLabel::parse(text).ok_or_else(|| DataError::WrongType {
+                        at: Location::cell(path, column.clone(), row),
+                        expected: TimeLabel::NAMES,
+                        found: format!("`{text}`"),
+                    })?
+                }
+            };
+            let altitude_m = match &extras.altitude_m {
+                None => None,
+                Some((value, column)) => {
+                    if !(-500.0..=9000.0).contains(value) {
+                        return Err(DataError::BadValue {
+                            at: Location::cell(path, column.clone(), row),
+                            value: *value,
+                            kind: if value.is_finite() {
+                                BadValueKind::OutOfRange
+                            } else {
+                                BadValueKind::NonFinite
+                            },
+                        });
+                    }
+                    Some(*value)
+                }
+            };
             systems.insert(
                 ss_id,
                 SystemMetadata {
@@ -130,6 +204,8 @@ impl Metadata {
                     orientation_deg: values[2].0,
                     tilt_deg: values[3].0,
                     capacity_kwp: values[4].0,
+                    time_label,
+                    altitude_m,
                 },
             );
         }
@@ -140,7 +216,17 @@ impl Metadata {
     }
 }
 
-type Row = (i64, Vec<(f64, String)>);
+/// Optional columns of one row: the cell (empty cells are absent) and its column's name.
+#[derive(Default)]
+struct Extras {
+    time_label: Option<(String, String)>,
+    altitude_m: Option<(f64, String)>,
+}
+
+type Row = (i64, Vec<(f64, String)>, Extras);
+
+const TIME_LABEL: &[&str] = &["time_label"];
+const ALTITUDE: &[&str] = &["altitude_m", "altitude"];
 
 fn read_csv(path: &Path) -> Result<Vec<Row>> {
     let csv_error = |at: Location, e: &dyn std::fmt::Display| DataError::Csv {
@@ -171,6 +257,8 @@ fn read_csv(path: &Path) -> Result<Vec<Row>> {
         .iter()
         .map(|f| find(f.names))
         .collect::<Result<Vec<_>>>()?;
+    let label_column = find(TIME_LABEL).ok();
+    let altitude_column = find(ALTITUDE).ok();
     let mut rows = Vec::new();
     for (row, record) in reader.records().enumerate() {
         let record = record.map_err(|e| csv_error(Location::file(path), &e))?;
@@ -198,7 +286,24 @@ fn read_csv(path: &Path) -> Result<Vec<Row>> {
             })?;
             values.push((value, name.clone()));
         }
-        rows.push((ss_id, values));
+        let mut extras = Extras::default();
+        if let Some((index, name)) = &label_column {
+            extras.time_label = record
+                .get(*index)
+                .filter(|t| !t.is_empty())
+                .map(|t| (t.to_owned(), name.clone()));
+        }
+        if let Some((index, name)) = &altitude_column {
+            if let Some(text) = record.get(*index).filter(|t| !t.is_empty()) {
+                let value = text.parse::<f64>().map_err(|_| DataError::WrongType {
+                    at: Location::cell(path, name.clone(), row),
+                    expected: "a number",
+                    found: format!("`{text}`"),
+                })?;
+                extras.altitude_m = Some((value, name.clone()));
+            }
+        }
+        rows.push((ss_id, values, extras));
     }
     Ok(rows)
 }
@@ -212,6 +317,14 @@ fn read_table(path: &Path) -> Result<Vec<Row>> {
         let column = table.require(field.names)?;
         columns.push((column.floats()?, column));
     }
+    let labels = match table.find(TIME_LABEL) {
+        Some(c) => Some((c.strings()?, c.name().to_owned())),
+        None => None,
+    };
+    let altitudes = match table.find(ALTITUDE) {
+        Some(c) => Some((c.floats()?, c.name().to_owned())),
+        None => None,
+    };
     (0..table.num_rows())
         .map(|row| {
             let ss_id = ss_ids[row].ok_or_else(|| DataError::NullValue { at: ss.cell(row) })?;
@@ -225,7 +338,15 @@ fn read_table(path: &Path) -> Result<Vec<Row>> {
                         })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Ok((ss_id, values))
+            let extras = Extras {
+                time_label: labels
+                    .as_ref()
+                    .and_then(|(v, name)| v[row].clone().map(|t| (t, name.clone()))),
+                altitude_m: altitudes
+                    .as_ref()
+                    .and_then(|(v, name)| v[row].map(|a| (a, name.clone()))),
+            };
+            Ok((ss_id, values, extras))
         })
         .collect()
 }

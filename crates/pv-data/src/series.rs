@@ -92,7 +92,9 @@ pub fn native_interval(times: &[UnixTime], fallback_s: i64) -> i64 {
     best
 }
 
-/// Resamples `raw` onto a grid of `step_s`, converting Wh to mean kW.
+/// Resamples `raw` onto a grid of `step_s`, converting Wh to mean kW. Each label is first moved
+/// to the end of the interval its value covers (`meta.time_label`): by the source spacing for
+/// interval-start labels, by half of it for instantaneous readings.
 ///
 /// Readings above twice what the system's capacity allows in their interval are bad values,
 /// handled by `policy` and counted in `report`.
@@ -131,8 +133,10 @@ pub fn resample(
             what: format!("ss_id {}", raw.ss_id),
         });
     };
-    let start = ceil_to(first.0, step_s);
-    let n = ((ceil_to(last.0, step_s) - start) / step_s + 1) as usize;
+    // Labels become interval ends (the grid's convention) by the system's time-label rule.
+    let to_end = meta.time_label.to_interval_end_s(native);
+    let start = ceil_to(first.0 + to_end, step_s);
+    let n = ((ceil_to(last.0 + to_end, step_s) - start) / step_s + 1) as usize;
     let mut energy = vec![0.0f64; n];
     let mut count = vec![0u32; n];
     for (i, (&t, &wh)) in raw.times.iter().zip(&raw.energy_wh).enumerate() {
@@ -154,7 +158,7 @@ pub fn resample(
         }
         // Readings that fall between native ticks still count once; negative zero becomes zero.
         wh = wh.max(0.0);
-        let bin = ((ceil_to(t.0, step_s) - start) / step_s) as usize;
+        let bin = ((ceil_to(t.0 + to_end, step_s) - start) / step_s) as usize;
         energy[bin] += wh;
         count[bin] += 1;
     }
@@ -191,6 +195,8 @@ mod tests {
             orientation_deg: 180.0,
             tilt_deg: 30.0,
             capacity_kwp: 4.0,
+            time_label: Default::default(),
+            altitude_m: None,
         }
     }
 
@@ -236,6 +242,45 @@ mod tests {
             "a partly missing interval is missing"
         );
         assert_eq!(s.normalised_at(UnixTime(900)), Some(0.6));
+    }
+
+    /// The same 5-min readings under each label convention: interval-start labels move one
+    /// reading later (the value labelled 00:10 covers 00:10–00:15), instantaneous ones half a
+    /// reading (it stands for 00:07:30–00:12:30).
+    #[test]
+    fn time_labels_move_readings_to_their_interval_ends() {
+        let r = raw(
+            &[300, 600, 900, 1200],
+            &[Some(100.0), Some(200.0), Some(300.0), Some(400.0)],
+        );
+        let at = |label: crate::metadata::TimeLabel| {
+            let meta = SystemMetadata {
+                time_label: label,
+                ..meta()
+            };
+            resample(
+                &r,
+                &meta,
+                900,
+                BadValuePolicy::Error,
+                &[],
+                &mut LoadReport::default(),
+            )
+            .expect("resample")
+        };
+        use crate::metadata::TimeLabel::*;
+        // End: 00:05..00:15 fill the interval ending 00:15 (600 Wh = 2.4 kW).
+        let end = at(IntervalEnd);
+        assert_eq!((end.start, end.power_kw[0]), (UnixTime(900), 2.4));
+        // Start: ends 00:10, 00:15, 00:20, 00:25: the interval ending 00:15 has two of three.
+        let start = at(IntervalStart);
+        assert_eq!(start.start, UnixTime(900));
+        assert!(start.power_kw[0].is_nan());
+        assert_eq!(start.len(), 2);
+        // Instant: ends 00:07:30 .. 00:22:30: 00:15 holds the first two, 00:30 the last two.
+        let instant = at(Instant);
+        assert_eq!((instant.start, instant.len()), (UnixTime(900), 2));
+        assert!(instant.power_kw.iter().all(|p| p.is_nan()));
     }
 
     #[test]

@@ -204,7 +204,8 @@ pub fn plane_of_array(
 pub struct ClearSkyConfig {
     /// Linke turbidity (2 very clean, 3 typical rural, 4–5 hazy or urban).
     pub linke_turbidity: f64,
-    /// Site altitude above sea level, metres (the metadata has none).
+    /// Site altitude above sea level, metres, for systems whose metadata give none (column
+    /// `altitude_m`).
     pub altitude_m: f64,
     /// Ground reflectance for the transposition.
     pub albedo: f64,

@@ -10,7 +10,7 @@ use arrow_array::{ArrayRef, Float64Array, Int64Array};
 use common::*;
 use pv_data::{
     BadValueKind, BadValuePolicy, DataError, DataPaths, Dataset, ExampleConfig, LoadConfig,
-    Metadata, Split, example_keys, load_generation,
+    Metadata, Split, TimeLabel, example_keys, load_generation,
 };
 
 fn write_gen(dir: &Path, ss: &[i64], t: &[i64], wh: &[Option<f64>]) -> std::path::PathBuf {
@@ -606,6 +606,47 @@ fn metadata_accepts_lowercase_kwp_and_extra_columns() {
     let m = Metadata::load(&path).expect("load");
     assert_eq!(m.systems[&5].capacity_kwp, 3.2);
     assert_eq!(m.systems[&5].orientation_deg, 170.0);
+}
+
+#[test]
+fn metadata_time_labels_and_altitudes_are_optional_and_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("metadata.csv");
+    std::fs::write(
+        &path,
+        "ss_id,latitude_rounded,longitude_rounded,orientation,tilt,kWp,time_label,altitude_m\n\
+         1,52,0,180,30,4,interval_start,1730\n2,52,0,180,30,4,,\n3,52,0,180,30,4,Instant,12\n",
+    )
+    .expect("write");
+    let m = Metadata::load(&path).expect("load");
+    assert_eq!(m.systems[&1].time_label, TimeLabel::IntervalStart);
+    assert_eq!(m.systems[&1].altitude_m, Some(1730.0));
+    assert_eq!(
+        m.systems[&2].time_label,
+        TimeLabel::IntervalEnd,
+        "empty: uk_pv's default"
+    );
+    assert_eq!(m.systems[&2].altitude_m, None);
+    assert_eq!(m.systems[&3].time_label, TimeLabel::Instant);
+
+    let header =
+        "ss_id,latitude_rounded,longitude_rounded,orientation,tilt,kWp,time_label,altitude_m\n";
+    let err = metadata_err(&format!(
+        "{header}1,52,0,180,30,4,end,0\n2,52,0,180,30,4,midpoint,0\n"
+    ));
+    assert!(matches!(err, DataError::WrongType { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("column `time_label`, row 1")
+            && err
+                .to_string()
+                .contains("interval_end, interval_start or instant"),
+        "{err}"
+    );
+    let err = metadata_err(&format!("{header}1,52,0,180,30,4,end,12000\n"));
+    assert!(
+        err.to_string().contains("column `altitude_m`, row 0"),
+        "{err}"
+    );
 }
 
 /// A file from `tests/fuzz-regressions/`: inputs the fuzzers (`fuzz/`) broke the parquet crate with.

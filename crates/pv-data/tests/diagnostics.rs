@@ -16,6 +16,8 @@ fn meta() -> SystemMetadata {
         orientation_deg: 180.0,
         tilt_deg: 30.0,
         capacity_kwp: 1.0,
+        time_label: Default::default(),
+        altitude_m: None,
     }
 }
 

@@ -13,6 +13,8 @@ fn series(n: usize) -> PvSeries {
             orientation_deg: 180.0,
             tilt_deg: 0.0,
             capacity_kwp: 1.0,
+            time_label: Default::default(),
+            altitude_m: None,
         },
         start: UnixTime(1_000_000 * 900),
         step_s: 900,

@@ -2,7 +2,7 @@
 
 use pv_data::example::features;
 use pv_data::{Array, Batch, BatchTokens, ExampleKey, UnixTime};
-use trainer::baselines::{ClearSkyScale, forecasts};
+use trainer::baselines::{ClearSkyScale, DEFAULT_CLIMATOLOGICAL_INDEX, MIN_CLEAR_SKY, forecasts};
 use trainer::metrics::Metrics;
 
 fn index(names: &[&str], name: &str) -> usize {
@@ -80,13 +80,28 @@ fn baselines_follow_their_definitions() {
     };
     let [_, smart, _] = forecasts(&b, &scale);
     close(smart[0], 0.50);
-    // ...until the index hits its clip: with a scale of 0.2 the index 0.4 / 0.16 = 2.5 is clipped to 1.5.
+    // Below the threshold after scaling (0.80 × 0.3 = 0.24 < MIN_CLEAR_SKY) k(t0) is undefined
+    // and the climatological index (here the default) is used.
     let scale = ClearSkyScale {
-        by_system: [(7, 0.2)].into_iter().collect(),
+        by_system: [(7, 0.3)].into_iter().collect(),
+        ..ClearSkyScale::default()
+    };
+    assert!(0.80 * 0.3 < MIN_CLEAR_SKY);
+    let [_, smart, _] = forecasts(&b, &scale);
+    close(smart[0], DEFAULT_CLIMATOLOGICAL_INDEX * 1.0 * 0.3);
+    // The index is clipped: last power 0.9 under 0.80 × 0.45 = 0.36 is an index of 2.5, clipped
+    // to 1.5.
+    let mut b = batch();
+    let fq = features::QUERY.len();
+    for lead in 0..2 {
+        b.queries.data[lead * fq + features::QUERY_LAST_POWER] = 0.9;
+    }
+    let scale = ClearSkyScale {
+        by_system: [(7, 0.45)].into_iter().collect(),
         ..ClearSkyScale::default()
     };
     let [_, smart, _] = forecasts(&b, &scale);
-    close(smart[0], 1.5 * 0.2);
+    close(smart[0], 1.5 * 0.45);
 }
 
 /// At dawn the last observation's clear-sky power is tiny, so k(t0) is undefined: smart
@@ -115,18 +130,16 @@ fn smart_persistence_uses_the_climatological_index_at_dawn() {
     close(smart[0], 0.63);
     close(smart[1], 0.378);
     close(ratio[0], 0.63);
-    // Just above the threshold (0.056 × 0.9 = 0.05) k(t0) is defined and persisted.
+    // Just above the threshold (0.34 × 0.9 = 0.306) k(t0) is defined and persisted.
+    assert!(0.34 * 0.9 >= MIN_CLEAR_SKY && 0.33 * 0.9 < MIN_CLEAR_SKY);
     for lead in 0..2 {
-        b.queries.data[lead * fq + features::QUERY_LAST_CLEAR_SKY] = 0.056;
+        b.queries.data[lead * fq + features::QUERY_LAST_CLEAR_SKY] = 0.34;
     }
     let [_, smart, _] = forecasts(&b, &scale);
-    close(smart[0], 0.001 / (0.056 * 0.9) * 0.9);
+    close(smart[0], 0.001 / (0.34 * 0.9) * 0.9);
     // A system without a fitted index uses the documented default.
     let [_, smart, _] = forecasts(&batch_with_dawn_history(), &ClearSkyScale::default());
-    close(
-        smart[0],
-        trainer::baselines::DEFAULT_CLIMATOLOGICAL_INDEX * 1.0,
-    );
+    close(smart[0], DEFAULT_CLIMATOLOGICAL_INDEX * 1.0);
 }
 
 fn batch_with_dawn_history() -> Batch {
@@ -168,7 +181,7 @@ fn the_climatological_index_is_energy_over_clear_sky_energy_of_the_training_step
     };
     let fitted = ClearSkyScale::fit([&b]);
     // Scale: 95th percentile of ratios 0.05..1.00 = 0.95. Energy: 0.025 × (1 + … + 20) = 5.25;
-    // clear-sky energy: 20 × 0.5 × 0.95 = 9.5 (the dawn steps' 0.01 × 0.95 is under 0.05).
+    // clear-sky energy: 20 × 0.5 × 0.95 = 9.5 (the dawn steps' 0.01 × 0.95 is under the threshold).
     close(fitted.by_system[&7], 0.95);
     close(fitted.climatological_index[&7], 5.25 / 9.5);
 }
