@@ -293,15 +293,15 @@ fn read_csv(path: &Path) -> Result<Vec<Row>> {
                 .filter(|t| !t.is_empty())
                 .map(|t| (t.to_owned(), name.clone()));
         }
-        if let Some((index, name)) = &altitude_column {
-            if let Some(text) = record.get(*index).filter(|t| !t.is_empty()) {
-                let value = text.parse::<f64>().map_err(|_| DataError::WrongType {
-                    at: Location::cell(path, name.clone(), row),
-                    expected: "a number",
-                    found: format!("`{text}`"),
-                })?;
-                extras.altitude_m = Some((value, name.clone()));
-            }
+        if let Some((index, name)) = &altitude_column
+            && let Some(text) = record.get(*index).filter(|t| !t.is_empty())
+        {
+            let value = text.parse::<f64>().map_err(|_| DataError::WrongType {
+                at: Location::cell(path, name.clone(), row),
+                expected: "a number",
+                found: format!("`{text}`"),
+            })?;
+            extras.altitude_m = Some((value, name.clone()));
         }
         rows.push((ss_id, values, extras));
     }
