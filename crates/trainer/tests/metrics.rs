@@ -86,7 +86,7 @@ fn baselines_follow_their_definitions() {
         by_system: [(7, 0.3)].into_iter().collect(),
         ..ClearSkyScale::default()
     };
-    assert!(0.80 * 0.3 < MIN_CLEAR_SKY);
+    const { assert!(0.80 * 0.3 < MIN_CLEAR_SKY) };
     let [_, smart, _] = forecasts(&b, &scale);
     close(smart[0], DEFAULT_CLIMATOLOGICAL_INDEX * 1.0 * 0.3);
     // The index is clipped: last power 0.9 under 0.80 × 0.45 = 0.36 is an index of 2.5, clipped
@@ -131,7 +131,7 @@ fn smart_persistence_uses_the_climatological_index_at_dawn() {
     close(smart[1], 0.378);
     close(ratio[0], 0.63);
     // Just above the threshold (0.34 × 0.9 = 0.306) k(t0) is defined and persisted.
-    assert!(0.34 * 0.9 >= MIN_CLEAR_SKY && 0.33 * 0.9 < MIN_CLEAR_SKY);
+    const { assert!(0.34 * 0.9 >= MIN_CLEAR_SKY && 0.33 * 0.9 < MIN_CLEAR_SKY) };
     for lead in 0..2 {
         b.queries.data[lead * fq + features::QUERY_LAST_CLEAR_SKY] = 0.34;
     }
