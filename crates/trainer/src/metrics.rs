@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 
 use pv_data::Batch;
 
+use crate::training::SplitMix64;
+
 #[derive(Debug, Clone, Default)]
 struct Sums {
     abs_norm: f64,
@@ -168,24 +170,6 @@ impl Default for Bootstrap {
     }
 }
 
-/// SplitMix64: a small, well-mixed generator; enough to draw day indices reproducibly.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        // Multiply-shift: unbiased enough for n far below 2^32.
-        (((self.next() >> 32) * n as u64) >> 32) as usize
-    }
-}
-
 /// 95 % interval of the skill 1 − MAE / MAE(reference) by a day-block bootstrap: the days both
 /// forecasters share are drawn with replacement, as many as there are, and the skill of each
 /// resample is computed from its pooled absolute errors. `None` with fewer than two shared days.
@@ -201,7 +185,7 @@ pub fn day_block_skill_interval(
     if days.len() < 2 || bootstrap.draws == 0 {
         return None;
     }
-    let mut rng = SplitMix64(bootstrap.seed);
+    let mut rng = SplitMix64::new(bootstrap.seed);
     let mut skills = Vec::with_capacity(bootstrap.draws);
     for _ in 0..bootstrap.draws {
         let (mut fa, mut fn_, mut ra, mut rn) = (0.0, 0usize, 0.0, 0usize);

@@ -61,6 +61,11 @@ pub struct ModelConfig {
     pub widening: usize,
     /// Quantile levels predicted.
     pub quantiles: Vec<f64>,
+    /// Predict a correction to clear-sky-index persistence instead of power from scratch: every
+    /// quantile is k(t0) × clear-sky irradiance at the target time (from the query's features;
+    /// k clipped to [0, 1.5], and a learned climatological index where the clear sky at the last
+    /// observation is under 0.3 kW/kWp or there is none) plus the decoder's output.
+    pub smart_persistence_prior: bool,
 }
 
 impl Default for ModelConfig {
@@ -109,9 +114,16 @@ impl ModelConfig {
             decoder_heads: 4,
             widening: 2,
             quantiles: vec![0.1, 0.5, 0.9],
+            smart_persistence_prior: false,
         }
     }
 }
+
+/// Clear-sky irradiance (kW/kWp at 1000 W/m²) at the last observation below which the prior's
+/// k(t0) is undefined; the same value as the smart-persistence baseline's threshold.
+const PRIOR_MIN_CLEAR_SKY: f64 = 0.3;
+/// The prior's clear-sky index is clipped to this.
+const PRIOR_MAX_INDEX: f64 = 1.5;
 
 /// One modality's embedder. Names `embed.<modality>.{linear,type}`.
 struct Embedder {
@@ -211,6 +223,9 @@ pub struct PvForecaster {
     decoder: MetNetDecoder,
     quantiles: Vec<f64>,
     step_hours: f64,
+    /// The learned climatological clear-sky index of the prior (`prior.climatological_index`),
+    /// when the model predicts a correction to it.
+    prior_index: Option<Tensor>,
 }
 
 /// A batch as tensors on one device.
@@ -292,12 +307,20 @@ impl PvForecaster {
             quantiles: config.quantiles.clone(),
             ..DecoderConfig::new(widths.query, config.decoder_channels, context_dim)
         };
+        let prior_index = config
+            .smart_persistence_prior
+            .then(|| {
+                vb.pp("prior")
+                    .get_with_hints(1, "climatological_index", Init::Const(0.6))
+            })
+            .transpose()?;
         Ok(PvForecaster {
             embedders,
             encoder: HipEncoder::new(&hip, vb.pp("encoder"))?,
             decoder: MetNetDecoder::new(&decoder, vb.pp("decoder"))?,
             quantiles: config.quantiles.clone(),
             step_hours: step_minutes as f64 / 60.0,
+            prior_index,
         })
     }
 
@@ -321,8 +344,15 @@ impl PvForecaster {
             .map(|i| (i as f64 * self.step_hours) as f32)
             .collect();
         let lead_hours = Tensor::from_vec(lead_hours, k, batch.queries.device())?;
-        self.decoder
-            .forward(&batch.queries, &batch.query_mask, &lead_hours, &bottleneck)
+        let out =
+            self.decoder
+                .forward(&batch.queries, &batch.query_mask, &lead_hours, &bottleneck)?;
+        match &self.prior_index {
+            Some(index) => out.broadcast_add(
+                &smart_persistence_prior(&batch.queries, index)?.unsqueeze(D::Minus1)?,
+            ),
+            None => Ok(out),
+        }
     }
 
     /// Masked pinball loss of a forward pass.
@@ -351,9 +381,66 @@ impl PvForecaster {
     }
 }
 
+/// Clear-sky-index persistence from the query features `[B, S, K, F]`: k(t0) × clear sky at each
+/// target time, `[B, S, K]`; `climatological_index` (`[1]`) where k(t0) is undefined.
+fn smart_persistence_prior(queries: &Tensor, climatological_index: &Tensor) -> Result<Tensor> {
+    let column = |i: usize| queries.narrow(D::Minus1, i, 1)?.squeeze(D::Minus1);
+    let last_power = column(features::QUERY_LAST_POWER)?;
+    let last_clear = column(features::QUERY_LAST_CLEAR_SKY)?;
+    let observed = column(features::QUERY_LAST_OBSERVED)?;
+    let clear = column(features::QUERY_CLEAR_SKY)?;
+    let defined = last_clear
+        .ge(PRIOR_MIN_CLEAR_SKY)?
+        .to_dtype(queries.dtype())?
+        .mul(&observed)?;
+    let index = last_power
+        .div(&last_clear.maximum(PRIOR_MIN_CLEAR_SKY)?)?
+        .clamp(0.0, PRIOR_MAX_INDEX)?;
+    let undefined = defined.affine(-1.0, 1.0)?;
+    let k = defined
+        .mul(&index)?
+        .add(&undefined.broadcast_mul(climatological_index)?)?;
+    k.mul(&clear)
+}
+
 /// Targets that count: observed, of a real (not padding) query.
 fn loss_mask(batch: &BatchTensors) -> Result<Tensor> {
     batch
         .target_mask
         .broadcast_mul(&batch.query_mask.unsqueeze(D::Minus1)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three queries by hand: k(t0) defined (0.3 / 0.6 = 0.5, times clear sky 0.8), undefined
+    /// because the last observation's clear sky is under the threshold (0.2), and undefined
+    /// because there is no observation; the last two use the climatological index 0.7.
+    #[test]
+    fn the_prior_is_clear_sky_index_persistence_with_a_climatological_fallback() {
+        let f = features::QUERY.len();
+        let mut q = vec![0.0f32; 4 * f];
+        let mut set = |row: usize, power: f32, observed: f32, last_clear: f32, clear: f32| {
+            q[row * f + features::QUERY_LAST_POWER] = power;
+            q[row * f + features::QUERY_LAST_OBSERVED] = observed;
+            q[row * f + features::QUERY_LAST_CLEAR_SKY] = last_clear;
+            q[row * f + features::QUERY_CLEAR_SKY] = clear;
+        };
+        set(0, 0.3, 1.0, 0.6, 0.8);
+        set(1, 0.01, 1.0, 0.2, 0.5);
+        set(2, 0.0, 0.0, 0.0, 0.5);
+        // An index of 3 is clipped to 1.5.
+        set(3, 0.9, 1.0, 0.3, 1.0);
+        let queries = Tensor::from_vec(q, (1, 1, 4, f), &Device::Cpu).expect("queries");
+        let index = Tensor::new(&[0.7f32], &Device::Cpu).expect("index");
+        let prior = smart_persistence_prior(&queries, &index)
+            .and_then(|p| p.flatten_all())
+            .and_then(|p| p.to_vec1::<f32>())
+            .expect("prior");
+        let expected = [0.5 * 0.8, 0.7 * 0.5, 0.7 * 0.5, 1.5 * 1.0];
+        for (p, e) in prior.iter().zip(expected) {
+            assert!((p - e).abs() < 1e-6, "{prior:?} vs {expected:?}");
+        }
+    }
 }

@@ -120,6 +120,12 @@ impl SplitMix64 {
         (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
     }
 
+    /// Uniform in `0..n` (multiply-shift on the high 32 bits; unbiased enough for n far below
+    /// 2^32).
+    pub fn below(&mut self, n: usize) -> usize {
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
+    }
+
     /// Shuffles in place (Fisher–Yates).
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
@@ -138,7 +144,8 @@ fn name_seed(seed: u64, name: &str) -> u64 {
 
 /// Re-initialises every parameter from `seed`, by name, independent of creation order:
 /// LayerNorm weights 1 and biases 0; FiLM output layers 0 (identity); latents and modality vectors
-/// N(0, 0.02²); other weights and biases U(±1/√fan_in), as PyTorch's `nn.Linear`.
+/// N(0, 0.02²); the smart-persistence prior's climatological index 0.6; other weights and biases
+/// U(±1/√fan_in), as PyTorch's `nn.Linear`.
 pub fn initialise(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
     let vars = varmap
         .data()
@@ -154,7 +161,10 @@ pub fn initialise(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
         let n = var.elem_count();
         let mut rng = SplitMix64::new(name_seed(seed, name));
         let is_norm = name.split('.').any(|part| part.starts_with("norm"));
-        let values: Vec<f32> = if is_norm && name.ends_with("weight") {
+        let values: Vec<f32> = if name == "prior.climatological_index" {
+            // A typical clear-sky index: the prior starts as a plausible forecast.
+            vec![0.6; n]
+        } else if is_norm && name.ends_with("weight") {
             vec![1.0; n]
         } else if is_norm || (name.contains("film") && name.contains(".out.")) {
             vec![0.0; n]

@@ -43,11 +43,26 @@ fn small_batch() -> (pv_data::Batch, FeatureWidths) {
 
 #[test]
 fn the_model_overfits_one_batch_and_every_parameter_learns() {
+    overfit(&ModelConfig::small(8));
+}
+
+/// The same with the model predicting a correction to smart persistence: the prior's learned
+/// climatological index must learn too (the batch's system-50 examples are before dawn, where
+/// k(t0) is undefined).
+#[test]
+fn the_model_with_a_smart_persistence_prior_overfits_and_every_parameter_learns() {
+    overfit(&ModelConfig {
+        smart_persistence_prior: true,
+        ..ModelConfig::small(8)
+    });
+}
+
+fn overfit(config: &ModelConfig) {
     let (batch, widths) = small_batch();
     let device = Device::Cpu;
     let varmap = VarMap::new();
     let model = PvForecaster::new(
-        &ModelConfig::small(8),
+        config,
         widths,
         15,
         VarBuilder::from_varmap(&varmap, DType::F32, &device),
