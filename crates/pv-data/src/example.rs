@@ -449,12 +449,16 @@ pub fn build_example(
     let mut contexts = Vec::new();
     for &(_, i) in &neighbours {
         let s = &dataset.systems[i];
-        let in_split = block(s, split, &config.split, config.example_steps())
-            .is_some_and(|b| b.first <= window_first && window_last <= b.last);
+        let own_block = block(s, split, &config.split, config.example_steps());
+        // A target needs the whole window in its own block of this split; a context system only
+        // its history (it is never scored), but that too from the same split: a training example
+        // never reads another system's validation or test values.
+        let in_split = own_block.is_some_and(|b| b.first <= window_first && window_last <= b.last);
+        let history_in_split = own_block.is_some_and(|b| b.first <= window_first && t0 <= b.last);
         let has_history = (0..h).any(|j| s.normalised_at(history_time(j)).is_some());
         if targets.len() < config.max_target_systems && in_split && has_history {
             targets.push(i);
-        } else if contexts.len() < config.max_context_systems && has_history {
+        } else if contexts.len() < config.max_context_systems && history_in_split && has_history {
             contexts.push(i);
         }
     }
