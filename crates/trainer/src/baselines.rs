@@ -127,7 +127,8 @@ impl ClearSkyScale {
     }
 }
 
-fn feature_index(names: &[&str], name: &str) -> usize {
+/// Where `name` is in a pv-data feature list (the names are pv-data's, fixed at compile time).
+pub(crate) fn feature_index(names: &[&str], name: &str) -> usize {
     names
         .iter()
         .position(|n| *n == name)

@@ -30,7 +30,9 @@ use forust_ml::{GradientBooster, Matrix};
 use pv_data::example::features;
 use pv_data::{Batch, Dataset, ExampleConfig, Split, build_batch, example_keys};
 
-use crate::baselines::{ClearSkyScale, MAX_CLEAR_SKY_INDEX, MIN_CLEAR_SKY, forecasts};
+use crate::baselines::{
+    ClearSkyScale, MAX_CLEAR_SKY_INDEX, MIN_CLEAR_SKY, feature_index, forecasts,
+};
 use crate::run::evenly_spaced;
 
 /// How the gradient-boosted baseline is trained.
@@ -97,9 +99,9 @@ impl GbtFeatures {
         let [_, h, n, fp] = batch.pv.values.shape[..] else {
             return GbtFeatures::default();
         };
-        let power = position(features::PV, "power");
-        let observed = position(features::PV, "observed");
-        let clear = position(features::PV, "clear_sky");
+        let power = feature_index(features::PV, "power");
+        let observed = feature_index(features::PV, "observed");
+        let clear = feature_index(features::PV, "clear_sky");
         let place_time = features::PLACE_TIME.len();
         let own_values = |tokens: &pv_data::BatchTokens| {
             let f = tokens.values.shape.get(3).copied().unwrap_or(0);
@@ -253,13 +255,6 @@ impl GbtFeatures {
         self.sun_elevation_deg.extend(other.sun_elevation_deg);
         self.index.extend(other.index);
     }
-}
-
-fn position(names: &[&str], name: &str) -> usize {
-    names
-        .iter()
-        .position(|n| *n == name)
-        .unwrap_or_else(|| unreachable!("pv-data has no feature {name}"))
 }
 
 /// A fitted gradient-boosted baseline.

@@ -56,6 +56,29 @@ fn batch() -> Batch {
     }
 }
 
+/// `batch()` with its history replaced by observed steps of (power, clear sky).
+fn batch_with_history(steps: &[(f32, f32)]) -> Batch {
+    let (h, fp) = (steps.len(), features::PV.len());
+    let mut pv = vec![0.0; h * fp];
+    for (step, &(p, c)) in steps.iter().enumerate() {
+        pv[step * fp + index(features::PV, "power")] = p;
+        pv[step * fp + index(features::PV, "observed")] = 1.0;
+        pv[step * fp + index(features::PV, "clear_sky")] = c;
+    }
+    let mut b = batch();
+    b.pv = BatchTokens {
+        values: Array {
+            shape: vec![1, h, 1, fp],
+            data: pv,
+        },
+        mask: Array {
+            shape: vec![1, h, 1],
+            data: vec![1.0; h],
+        },
+    };
+    b
+}
+
 fn close(a: f32, b: f32) {
     assert!((a - b).abs() < 1e-6, "{a} vs {b}");
 }
@@ -155,30 +178,16 @@ fn batch_with_dawn_history() -> Batch {
 fn the_climatological_index_is_energy_over_clear_sky_energy_of_the_training_steps() {
     // 20 observed steps with clear-sky 0.5 and power 0.025, 0.05, ..., 0.5, plus 5 dawn steps
     // (clear-sky 0.01) that must not count.
-    let h = 25;
-    let fp = features::PV.len();
-    let mut pv = vec![0.0; h * fp];
-    for step in 0..h {
-        let (p, c) = if step < 20 {
-            (0.025 * (step + 1) as f32, 0.5)
-        } else {
-            (0.009, 0.01)
-        };
-        pv[step * fp + index(features::PV, "power")] = p;
-        pv[step * fp + index(features::PV, "observed")] = 1.0;
-        pv[step * fp + index(features::PV, "clear_sky")] = c;
-    }
-    let mut b = batch();
-    b.pv = BatchTokens {
-        values: Array {
-            shape: vec![1, h, 1, fp],
-            data: pv,
-        },
-        mask: Array {
-            shape: vec![1, h, 1],
-            data: vec![1.0; h],
-        },
-    };
+    let steps: Vec<(f32, f32)> = (0..25)
+        .map(|step| {
+            if step < 20 {
+                (0.025 * (step + 1) as f32, 0.5)
+            } else {
+                (0.009, 0.01)
+            }
+        })
+        .collect();
+    let b = batch_with_history(&steps);
     let fitted = ClearSkyScale::fit([&b]);
     // Scale: 95th percentile of ratios 0.05..1.00 = 0.95. Energy: 0.025 × (1 + … + 20) = 5.25;
     // clear-sky energy: 20 × 0.5 × 0.95 = 9.5 (the dawn steps' 0.01 × 0.95 is under the threshold).
@@ -228,25 +237,10 @@ fn metrics_split_daylight_from_all_steps_and_compute_skill() {
 #[test]
 fn the_clear_sky_scale_is_a_high_percentile_of_the_ratio() {
     // 20 history steps of one system with ratios 0.05, 0.10, ..., 1.00: the 95th percentile is 0.95.
-    let h = 20;
-    let fp = features::PV.len();
-    let mut pv = vec![0.0; h * fp];
-    for step in 0..h {
-        pv[step * fp + index(features::PV, "power")] = 0.05 * (step + 1) as f32 * 0.5;
-        pv[step * fp + index(features::PV, "observed")] = 1.0;
-        pv[step * fp + index(features::PV, "clear_sky")] = 0.5;
-    }
-    let mut b = batch();
-    b.pv = BatchTokens {
-        values: Array {
-            shape: vec![1, h, 1, fp],
-            data: pv,
-        },
-        mask: Array {
-            shape: vec![1, h, 1],
-            data: vec![1.0; h],
-        },
-    };
+    let steps: Vec<(f32, f32)> = (0..20)
+        .map(|step| (0.05 * (step + 1) as f32 * 0.5, 0.5))
+        .collect();
+    let b = batch_with_history(&steps);
     let scale = ClearSkyScale::fit([&b]);
     close(scale.by_system[&7], 0.95);
 }
