@@ -46,7 +46,7 @@ impl Default for TrainConfig {
         TrainConfig {
             seed: 42,
             batch_size: 64,
-            steps: 800,
+            steps: 1600,
             learning_rate: 1e-3,
             weight_decay: 1e-4,
             warmup_steps: 50,
