@@ -132,11 +132,19 @@ pub fn fit_baselines(
     config: &RunConfig,
 ) -> Result<(ClearSkyScale, Option<Gbt>)> {
     let scale = fit_clear_sky_scale(dataset, config)?;
-    let gbt = config
-        .gbt
-        .enabled
-        .then(|| Gbt::fit(dataset, &config.examples, &config.gbt, &scale))
-        .transpose()?;
+    let gbt = if config.gbt.enabled {
+        // The trees are a reference, not the product: data they cannot be fitted on (no observed
+        // training target) still get the other rows, and the reason is said.
+        match Gbt::fit(dataset, &config.examples, &config.gbt, &scale) {
+            Ok(gbt) => Some(gbt),
+            Err(e) => {
+                eprintln!("warning: no gbt row: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     Ok((scale, gbt))
 }
 
