@@ -278,6 +278,14 @@ fn a_saved_model_evaluates_and_forecasts_on_two_folders() {
     common::other_folder(&other, 1001);
     let mut other_data = common::load(&other);
     assert_eq!(other_data.systems.len(), data.systems.len() - 1);
+    // The Parquet metadata carry the optional columns through: PVDAQ 50 is labelled by interval starts.
+    let fifty = other_data
+        .systems
+        .iter()
+        .find(|s| s.meta.ss_id == 50)
+        .expect("system 50");
+    assert_eq!(fifty.meta.time_label, pv_data::TimeLabel::IntervalStart);
+    assert_eq!(fifty.meta.altitude_m, Some(1800.0));
     saved.adapt(&mut other_data).expect("adapt");
     let report = trainer::run::evaluate_saved(&saved, &other_data, Split::Test, &Device::Cpu)
         .expect("evaluate other");

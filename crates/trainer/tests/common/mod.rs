@@ -162,14 +162,26 @@ pub fn other_folder(dir: &Path, drop_ss_id: i64) {
             columns.push(Arc::new(Int64Array::from_iter_values(
                 rows.iter().map(|r| r[c].parse::<i64>().expect("id")),
             )));
+        } else if name == "time_label" {
+            // Optional text column: empty cells become nulls.
+            fields.push(arrow_schema::Field::new(
+                name,
+                arrow_schema::DataType::Utf8,
+                true,
+            ));
+            columns.push(Arc::new(arrow_array::StringArray::from_iter(
+                rows.iter()
+                    .map(|r| (!r[c].is_empty()).then(|| r[c].clone())),
+            )));
         } else {
             fields.push(arrow_schema::Field::new(
                 name,
                 arrow_schema::DataType::Float64,
-                false,
+                true,
             ));
-            columns.push(Arc::new(arrow_array::Float64Array::from_iter_values(
-                rows.iter().map(|r| r[c].parse::<f64>().expect("number")),
+            columns.push(Arc::new(arrow_array::Float64Array::from_iter(
+                rows.iter()
+                    .map(|r| (!r[c].is_empty()).then(|| r[c].parse::<f64>().expect("number"))),
             )));
         }
     }
