@@ -151,7 +151,7 @@ fn daily_fit(points: impl Iterator<Item = (i64, f64, f64)>) -> f64 {
 }
 
 fn local_day(series: &PvSeries, t: i64) -> i64 {
-    (t as f64 + series.meta.longitude_deg * 240.0).div_euclid(86_400.0) as i64
+    UnixTime(t).local_solar_day(series.meta.longitude_deg)
 }
 
 /// Shifts tried, minutes: −60 to +60 in steps of 2.5.

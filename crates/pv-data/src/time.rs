@@ -48,6 +48,13 @@ impl UnixTime {
         self.to_chrono().map_or(1, |t| t.ordinal())
     }
 
+    /// The local solar day this instant falls on at `longitude_deg` (days since 1970, with the
+    /// day boundary at local mean solar midnight: UTC shifted by 4 minutes per degree east), so a
+    /// day's daylight is never cut in two, as UTC midnight cuts it in the Americas.
+    pub fn local_solar_day(self, longitude_deg: f64) -> i64 {
+        (self.0 as f64 + longitude_deg * 240.0).div_euclid(86_400.0) as i64
+    }
+
     fn to_chrono(self) -> Option<chrono::DateTime<chrono::Utc>> {
         chrono::DateTime::from_timestamp(self.0, 0)
     }

@@ -14,8 +14,8 @@
 //!
 //! **The dawn rule.** k(t0) is defined only where the clear-sky power at the last observation is
 //! at least [`MIN_CLEAR_SKY`] (0.3 kW/kWp, chosen on validation): near sunrise and sunset it is a
-//! ratio of two small numbers, and before sunrise there is nothing to persist. There (and where the history holds no observation
-//! at all) both index baselines use the system's **climatological clear-sky index**, fitted on its
+//! ratio of two small numbers, and before sunrise there is nothing to persist. There (and where
+//! the history holds no observation at all) both index baselines use the system's **climatological clear-sky index**, fitted on its
 //! training block ([`ClearSkyScale::climatological_index`]). Persisting a dawn value of ≈ 0 for
 //! four hours of morning ramp, as plain persistence does, is not smart persistence.
 
@@ -135,6 +135,15 @@ pub(crate) fn feature_index(names: &[&str], name: &str) -> usize {
         .unwrap_or_else(|| unreachable!("pv-data has no feature {name}"))
 }
 
+/// k(t0) of one decoder query for a system with clear-sky scale `scale`: the last observed power
+/// over its clear-sky power, clipped to `[0, MAX_CLEAR_SKY_INDEX]`; `None` where the dawn rule
+/// says it is undefined (no observation, or clear-sky power under [`MIN_CLEAR_SKY`]).
+pub fn clear_sky_index_at_t0(query: &[f32], scale: f32) -> Option<f32> {
+    let last_clear = query[features::QUERY_LAST_CLEAR_SKY] * scale;
+    (query[features::QUERY_LAST_OBSERVED] == 1.0 && last_clear >= MIN_CLEAR_SKY)
+        .then(|| (query[features::QUERY_LAST_POWER] / last_clear).clamp(0.0, MAX_CLEAR_SKY_INDEX))
+}
+
 /// Baseline forecasts of power / kWp, `[B, S, K]` each, in the order of [`BASELINES`].
 pub fn forecasts(batch: &Batch, scale: &ClearSkyScale) -> [Vec<f32>; 3] {
     let [b, s, k, fq] = batch.queries.shape[..] else {
@@ -158,10 +167,7 @@ pub fn forecasts(batch: &Batch, scale: &ClearSkyScale) -> [Vec<f32>; 3] {
             let q0 = ((bi * s + si) * k) * fq;
             let query = &batch.queries.data[q0..q0 + fq];
             let last_power = query[features::QUERY_LAST_POWER];
-            let last_clear = query[features::QUERY_LAST_CLEAR_SKY] * c;
-            let has_last = query[features::QUERY_LAST_OBSERVED] == 1.0;
-            let last_index = (has_last && last_clear >= MIN_CLEAR_SKY)
-                .then(|| (last_power / last_clear).clamp(0.0, MAX_CLEAR_SKY_INDEX));
+            let last_index = clear_sky_index_at_t0(query, c);
             let climatology = scale.climatology_of(ss_id);
             // Mean clear-sky index of this target's own PV tokens (token si) over the history.
             let (mut sum, mut count) = (0.0f32, 0usize);

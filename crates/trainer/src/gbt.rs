@@ -30,9 +30,7 @@ use forust_ml::{GradientBooster, Matrix};
 use pv_data::example::features;
 use pv_data::{Batch, Dataset, ExampleConfig, Split, build_batch, example_keys};
 
-use crate::baselines::{
-    ClearSkyScale, MAX_CLEAR_SKY_INDEX, MIN_CLEAR_SKY, feature_index, forecasts,
-};
+use crate::baselines::{ClearSkyScale, clear_sky_index_at_t0, feature_index, forecasts};
 use crate::run::evenly_spaced;
 
 /// How the gradient-boosted baseline is trained.
@@ -73,7 +71,7 @@ impl Default for GbtConfig {
     }
 }
 
-/// Flattened rows of a batch, column-major (perpetual's layout), with their targets.
+/// Flattened rows, column-major (forust-ml's layout), with their targets.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GbtFeatures {
     /// Columns.
@@ -91,13 +89,33 @@ pub struct GbtFeatures {
 }
 
 impl GbtFeatures {
-    /// The rows of `batch`; `scale` is the baselines' fit on the training split.
+    /// Every real (target, lead time) row of `batch`; `scale` is the baselines' fit on the
+    /// training split.
     pub fn of(batch: &Batch, scale: &ClearSkyScale) -> GbtFeatures {
+        let mut rows = Rows::default();
+        rows.push(batch, scale, false);
+        rows.into_features()
+    }
+}
+
+/// Rows gathered row by row (as batches come), turned column-major once at the end.
+#[derive(Default)]
+struct Rows {
+    columns: usize,
+    values: Vec<f64>,
+    targets: Vec<f64>,
+    sun_elevation_deg: Vec<f64>,
+    index: Vec<usize>,
+}
+
+impl Rows {
+    /// Appends the rows of `batch`; only those with an observed target when `observed_only`.
+    fn push(&mut self, batch: &Batch, scale: &ClearSkyScale, observed_only: bool) {
         let [b, s, k, fq] = batch.queries.shape[..] else {
-            return GbtFeatures::default();
+            return;
         };
         let [_, h, n, fp] = batch.pv.values.shape[..] else {
-            return GbtFeatures::default();
+            return;
         };
         let power = feature_index(features::PV, "power");
         let observed = feature_index(features::PV, "observed");
@@ -114,8 +132,7 @@ impl GbtFeatures {
         let (obs_vars, obs_tokens, fo) = own_values(&batch.observations);
         let (channels, pixels, fs) = own_values(&batch.satellite);
         let baselines = forecasts(batch, scale);
-        let mut rows: Vec<Vec<f64>> = Vec::new();
-        let mut out = GbtFeatures::default();
+        let mut row = Vec::new();
         for bi in 0..b {
             let day = batch.keys[bi].t0.day_of_year() as f64 * std::f64::consts::TAU / 365.25;
             // Latest observation and satellite at t0 (the last history step).
@@ -160,8 +177,13 @@ impl GbtFeatures {
                 let c = scale.of(ss_id);
                 for ki in 0..k {
                     let i = (bi * s + si) * k + ki;
+                    let target_observed = batch.target_mask.data[i] != 0.0;
+                    if observed_only && !target_observed {
+                        continue;
+                    }
                     let q = &batch.queries.data[i * fq..(i + 1) * fq];
-                    let mut row: Vec<f64> = q.iter().map(|&x| x as f64).collect();
+                    row.clear();
+                    row.extend(q.iter().map(|&x| x as f64));
                     for hi in 0..h {
                         let at = ((bi * h + hi) * n + si) * fp;
                         let token = &batch.pv.values.data[at..at + fp];
@@ -173,14 +195,7 @@ impl GbtFeatures {
                         row.push(p);
                         row.push((token[clear] * c) as f64);
                     }
-                    let last_clear = q[features::QUERY_LAST_CLEAR_SKY] * c;
-                    let k_t0 =
-                        if q[features::QUERY_LAST_OBSERVED] == 1.0 && last_clear >= MIN_CLEAR_SKY {
-                            (q[features::QUERY_LAST_POWER] / last_clear)
-                                .clamp(0.0, MAX_CLEAR_SKY_INDEX) as f64
-                        } else {
-                            f64::NAN
-                        };
+                    let k_t0 = clear_sky_index_at_t0(q, c).map_or(f64::NAN, f64::from);
                     let clear_then = (q[features::QUERY_CLEAR_SKY] * c) as f64;
                     row.extend([
                         c as f64,
@@ -193,67 +208,37 @@ impl GbtFeatures {
                         day.cos(),
                     ]);
                     row.extend(&context);
-                    out.targets.push(if batch.target_mask.data[i] != 0.0 {
+                    self.columns = row.len();
+                    self.values.extend_from_slice(&row);
+                    self.targets.push(if target_observed {
                         batch.targets.data[i] as f64
                     } else {
                         f64::NAN
                     });
-                    out.sun_elevation_deg
+                    self.sun_elevation_deg
                         .push(batch.sun_elevation_deg.data[i] as f64);
-                    out.index.push(i);
-                    rows.push(row);
+                    self.index.push(i);
                 }
             }
         }
-        out.rows = rows.len();
-        out.columns = rows.first().map_or(0, Vec::len);
-        out.values = vec![0.0; out.rows * out.columns];
-        for (r, row) in rows.iter().enumerate() {
-            for (c, &v) in row.iter().enumerate() {
-                out.values[c * out.rows + r] = v;
-            }
-        }
-        out
     }
 
-    /// Keeps only rows whose target was observed (for fitting).
-    fn observed(self) -> GbtFeatures {
-        let keep: Vec<usize> = (0..self.rows)
-            .filter(|&r| !self.targets[r].is_nan())
-            .collect();
-        let rows = keep.len();
-        let mut values = vec![0.0; rows * self.columns];
-        for c in 0..self.columns {
-            for (to, &from) in keep.iter().enumerate() {
-                values[c * rows + to] = self.values[c * self.rows + from];
+    fn into_features(self) -> GbtFeatures {
+        let rows = self.targets.len();
+        let mut values = vec![0.0; self.values.len()];
+        for (r, row) in self.values.chunks_exact(self.columns.max(1)).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                values[c * rows + r] = v;
             }
         }
         GbtFeatures {
             columns: self.columns,
             rows,
             values,
-            targets: keep.iter().map(|&r| self.targets[r]).collect(),
-            sun_elevation_deg: keep.iter().map(|&r| self.sun_elevation_deg[r]).collect(),
-            index: keep.iter().map(|&r| self.index[r]).collect(),
+            targets: self.targets,
+            sun_elevation_deg: self.sun_elevation_deg,
+            index: self.index,
         }
-    }
-
-    fn append(&mut self, other: GbtFeatures) {
-        if self.rows == 0 {
-            *self = other;
-            return;
-        }
-        let rows = self.rows + other.rows;
-        let mut values = Vec::with_capacity(rows * self.columns);
-        for c in 0..self.columns {
-            values.extend_from_slice(&self.values[c * self.rows..(c + 1) * self.rows]);
-            values.extend_from_slice(&other.values[c * other.rows..(c + 1) * other.rows]);
-        }
-        self.values = values;
-        self.rows = rows;
-        self.targets.extend(other.targets);
-        self.sun_elevation_deg.extend(other.sun_elevation_deg);
-        self.index.extend(other.index);
     }
 }
 
@@ -281,12 +266,11 @@ fn rows_of(
     let keys = example_keys(dataset, examples, split)?;
     let per_example = examples.lead_times * examples.max_target_systems;
     let keys = evenly_spaced(&keys, (max_rows / per_example.max(1)).max(1));
-    let mut all = GbtFeatures::default();
+    let mut rows = Rows::default();
     for chunk in keys.chunks(2048) {
-        let batch = build_batch(dataset, examples, chunk, split);
-        all.append(GbtFeatures::of(&batch, scale).observed());
+        rows.push(&build_batch(dataset, examples, chunk, split), scale, true);
     }
-    Ok(all)
+    Ok(rows.into_features())
 }
 
 /// Mean absolute error over daylight rows.

@@ -380,17 +380,18 @@ fn warn_starved_blocks(dataset: &Dataset, examples: &ExampleConfig) {
     for series in &dataset.systems {
         for c in pv_data::diagnostics::block_coverage(series, examples) {
             if c.is_starved() {
-                eprintln!(
-                    "warning: ss_id {}: the {} block holds {} observed daylight steps of {}; its {} scores will not be meaningful",
-                    series.meta.ss_id,
-                    c.split,
-                    c.observed_daylight_steps,
-                    c.daylight_steps,
-                    c.split
-                );
+                eprintln!("warning: ss_id {}: {}", series.meta.ss_id, starved(&c));
             }
         }
     }
+}
+
+/// What a block with too little observed daylight means for its scores.
+fn starved(c: &pv_data::diagnostics::BlockCoverage) -> String {
+    format!(
+        "the {} block holds {} observed daylight steps of {}: its scores are not meaningful (a long gap in the data?)",
+        c.split, c.observed_daylight_steps, c.daylight_steps
+    )
 }
 
 /// Per system: observed daylight in each block of the split, and the label offset fitted on the
@@ -433,11 +434,7 @@ fn diagnostics_table(dataset: &Dataset, examples: &ExampleConfig) -> String {
             r
         );
         for c in coverage.iter().filter(|c| c.is_starved()) {
-            let _ = writeln!(
-                out,
-                "         ! the {} block holds {} observed daylight steps of {}: its scores are not meaningful (a long gap in the data?)",
-                c.split, c.observed_daylight_steps, c.daylight_steps
-            );
+            let _ = writeln!(out, "         ! {}", starved(c));
         }
         if let Some(o) = offset.filter(|o| o.is_suspect()) {
             let _ = writeln!(

@@ -259,8 +259,7 @@ impl Metrics {
     }
 
     fn day_of(&self, ss_id: i64, t0: pv_data::UnixTime) -> i64 {
-        let shift = self.longitude_deg.get(&ss_id).copied().unwrap_or(0.0) * 240.0;
-        (t0.0 as f64 + shift).div_euclid(86_400.0) as i64
+        t0.local_solar_day(self.longitude_deg.get(&ss_id).copied().unwrap_or(0.0))
     }
 
     fn entry(&mut self, name: &str, ss_id: i64) -> &mut Forecaster {

@@ -11,6 +11,8 @@ use perceiver_core::layers::Activation;
 use pv_data::example::features;
 use pv_data::{Batch, BatchTokens, FeatureWidths};
 
+use crate::baselines::{MAX_CLEAR_SKY_INDEX, MIN_CLEAR_SKY};
+
 /// One HiP level, as written in a config file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,12 +120,6 @@ impl ModelConfig {
         }
     }
 }
-
-/// Clear-sky irradiance (kW/kWp at 1000 W/m²) at the last observation below which the prior's
-/// k(t0) is undefined; the same value as the smart-persistence baseline's threshold.
-const PRIOR_MIN_CLEAR_SKY: f64 = 0.3;
-/// The prior's clear-sky index is clipped to this.
-const PRIOR_MAX_INDEX: f64 = 1.5;
 
 /// One modality's embedder. Names `embed.<modality>.{linear,type}`.
 struct Embedder {
@@ -382,7 +378,9 @@ impl PvForecaster {
 }
 
 /// Clear-sky-index persistence from the query features `[B, S, K, F]`: k(t0) × clear sky at each
-/// target time, `[B, S, K]`; `climatological_index` (`[1]`) where k(t0) is undefined.
+/// target time, `[B, S, K]`; `climatological_index` (`[1]`) where k(t0) is undefined. The dawn
+/// threshold and the clip are the smart-persistence baseline's, on unscaled clear sky (the
+/// baseline's per-system scale cancels in the ratio; the model learns its own).
 fn smart_persistence_prior(queries: &Tensor, climatological_index: &Tensor) -> Result<Tensor> {
     let column = |i: usize| queries.narrow(D::Minus1, i, 1)?.squeeze(D::Minus1);
     let last_power = column(features::QUERY_LAST_POWER)?;
@@ -390,12 +388,12 @@ fn smart_persistence_prior(queries: &Tensor, climatological_index: &Tensor) -> R
     let observed = column(features::QUERY_LAST_OBSERVED)?;
     let clear = column(features::QUERY_CLEAR_SKY)?;
     let defined = last_clear
-        .ge(PRIOR_MIN_CLEAR_SKY)?
+        .ge(MIN_CLEAR_SKY as f64)?
         .to_dtype(queries.dtype())?
         .mul(&observed)?;
     let index = last_power
-        .div(&last_clear.maximum(PRIOR_MIN_CLEAR_SKY)?)?
-        .clamp(0.0, PRIOR_MAX_INDEX)?;
+        .div(&last_clear.maximum(MIN_CLEAR_SKY as f64)?)?
+        .clamp(0.0, MAX_CLEAR_SKY_INDEX as f64)?;
     let undefined = defined.affine(-1.0, 1.0)?;
     let k = defined
         .mul(&index)?

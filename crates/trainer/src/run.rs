@@ -798,7 +798,7 @@ impl SavedModel {
 
 /// Evaluates a saved model and the baselines on one split of `dataset` (already adapted). The
 /// baselines' clear-sky scale and the gradient-boosted baseline are fitted on the same data's
-/// training split (the trees' budget chosen on its validation split).
+/// training split (the trees' rounds and depth chosen on its validation split).
 pub fn evaluate_saved(
     saved: &SavedModel,
     dataset: &Dataset,
