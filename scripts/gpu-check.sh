@@ -7,7 +7,9 @@
 #      `cargo build --release -p perceiver-core --features gpu-check --example gpu_check`);
 #   2. PyTorch's scaled_dot_product_attention on the same shapes (f32 and bf16) and the bf16
 #      matmul ceiling, and the ratios;
-#   3. a short training run on --device cuda, when a CUDA build of power-perceiver is present
+#   3. the FusedAttention op on CUDA against the same op on the CPU (`tests/cuda_op.rs`), when
+#      cargo and the CUDA toolkit are present (it builds perceiver-core with `--features cuda`);
+#   4. a short training run on --device cuda, when a CUDA build of power-perceiver is present
 #      (target/release/power-perceiver built with `--features cuda`).
 # Results go to ${OUT:-gpu-check-out}/. Exit status: non-zero if any kernel is wrong.
 set -uo pipefail
@@ -57,6 +59,12 @@ if ceiling:
         if r:
             print(f"  {shape} bf16 mma forward: {r['tflops']:.1f} TFLOP/s = {100 * r['tflops'] / ceiling:.0f} % of the ceiling")
 PY
+
+if command -v cargo >/dev/null && command -v nvcc >/dev/null; then
+    cargo test --release -p perceiver-core --features cuda --test cuda_op -- --nocapture \
+        2>&1 | tee "$out/cuda_op.txt"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+fi
 
 if [ -x target/release/power-perceiver ] && target/release/power-perceiver train --help | grep -q device; then
     target/release/power-perceiver train --device cuda --steps 50 --out "$out/train-cuda" \

@@ -24,9 +24,8 @@ use candle_core::{DType, Device, Tensor, Var};
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg, sys,
 };
-use cudarc::nvrtc::{CompileOptions, compile_ptx_with_opts};
 use perceiver_core::attention::composed_attention;
-use perceiver_core::cuda_source::{self, ATTENTION};
+use perceiver_core::cuda::source::{self as cuda_source, MMA_ROWS_PER_BLOCK, ROWS_PER_BLOCK};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -261,16 +260,7 @@ impl Gpu {
         }
         let ctx = CudaContext::new(0)?;
         let cc = ctx.compute_capability()?;
-        let arch: &'static str = Box::leak(format!("compute_{}{}", cc.0, cc.1).into_boxed_str());
-        let ptx = compile_ptx_with_opts(
-            ATTENTION,
-            CompileOptions {
-                arch: Some(arch),
-                options: vec!["--std=c++17".into()],
-                ..Default::default()
-            },
-        )
-        .map_err(|e| format!("NVRTC: {e:?}"))?;
+        let ptx = cuda_source::compile_ptx(cc).map_err(|e| format!("NVRTC: {e:?}"))?;
         let module = ctx.load_module(ptx)?;
         Ok(Gpu {
             stream: ctx.default_stream(),
@@ -303,10 +293,12 @@ impl Gpu {
     }
 }
 
-fn cfg(rows: usize, per_block: usize, bh: usize) -> LaunchConfig {
+/// The launch geometry the op uses (`cuda_source::launch_dims`).
+fn cfg(rows: usize, per_block: u32, bh: usize) -> LaunchConfig {
+    let (grid_dim, block_dim) = cuda_source::launch_dims(rows, per_block, bh);
     LaunchConfig {
-        grid_dim: (rows.div_ceil(per_block).max(1) as u32, bh as u32, 1),
-        block_dim: (128, 1, 1),
+        grid_dim,
+        block_dim,
         shared_mem_bytes: 0,
     }
 }
@@ -382,7 +374,7 @@ impl Problem {
             .arg(&d)
             .arg(&scale);
         // SAFETY: arguments as attn_fwd_f32 declares them; buffers sized by Problem::new.
-        unsafe { b.launch(cfg(self.s.nq, 4, self.s.b * self.s.h)) }?;
+        unsafe { b.launch(cfg(self.s.nq, ROWS_PER_BLOCK, self.s.b * self.s.h)) }?;
         Ok(())
     }
 
@@ -406,7 +398,7 @@ impl Problem {
         }
         b.arg(&mut self.lse).arg(&h).arg(&nq).arg(&nk).arg(&scale);
         // SAFETY: arguments as the attn_fwd_mma_* entry declares them.
-        unsafe { b.launch(cfg(self.s.nq, 64, self.s.b * self.s.h)) }?;
+        unsafe { b.launch(cfg(self.s.nq, MMA_ROWS_PER_BLOCK, self.s.b * self.s.h)) }?;
         Ok(())
     }
 
@@ -422,7 +414,7 @@ impl Problem {
             .arg(&rows)
             .arg(&d);
         // SAFETY: arguments as attn_bwd_delta_f32 declares them.
-        unsafe { b.launch(cfg(rows as usize, 4, 1)) }?;
+        unsafe { b.launch(cfg(rows as usize, ROWS_PER_BLOCK, 1)) }?;
         let f = gpu.f(cuda_source::BWD_DQ_F32)?;
         let mut b = gpu.stream.launch_builder(&f);
         b.arg(&self.q)
@@ -433,7 +425,7 @@ impl Problem {
         b.arg(&self.lse).arg(&self.delta).arg(&mut self.dq);
         b.arg(&h).arg(&nq).arg(&nk).arg(&d).arg(&scale);
         // SAFETY: arguments as attn_bwd_dq_f32 declares them.
-        unsafe { b.launch(cfg(s.nq, 4, s.b * s.h)) }?;
+        unsafe { b.launch(cfg(s.nq, ROWS_PER_BLOCK, s.b * s.h)) }?;
         let f = gpu.f(cuda_source::BWD_DKV_F32)?;
         let mut b = gpu.stream.launch_builder(&f);
         b.arg(&self.q)
@@ -447,7 +439,7 @@ impl Problem {
             .arg(&mut self.dv);
         b.arg(&h).arg(&nq).arg(&nk).arg(&d).arg(&scale);
         // SAFETY: arguments as attn_bwd_dkv_f32 declares them.
-        unsafe { b.launch(cfg(s.nk, 4, s.b * s.h)) }?;
+        unsafe { b.launch(cfg(s.nk, ROWS_PER_BLOCK, s.b * s.h)) }?;
         Ok(())
     }
 }

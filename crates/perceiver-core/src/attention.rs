@@ -14,9 +14,7 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp3, D, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_kernel::{
-    Dims, Head, HeadGrad, KernelFloat, Scratch, backward_one, forward_one, isa,
-};
+use crate::cpu::{Dims, Head, HeadGrad, KernelFloat, Scratch, backward_one, forward_one, isa};
 
 /// Which implementation computes attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -170,7 +168,7 @@ fn dims_of(q: &Layout, k: &Layout) -> Result<Dims> {
 }
 
 fn slice<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
-    crate::cpu_storage::typed(s, l, "fused attention")
+    crate::cpu::storage::typed(s, l, "fused attention")
 }
 
 impl FusedAttention {
@@ -356,7 +354,7 @@ impl FusedAttention {
         let [q, k, v, out, d_out] = [q, k, v, out, d_out].map(Tensor::contiguous);
         let (q, k, v, out, d_out) = (q?, k?, v?, out?, d_out?);
         // Read in place from their storage: no copies of the inputs.
-        let (dq, dk, dv) = crate::cpu_storage::with_slices(
+        let (dq, dk, dv) = crate::cpu::storage::with_slices(
             [&q, &k, &v, &out, &d_out],
             "fused attention backward",
             |inputs| self.backward_heads::<T>(inputs, lse, dims),

@@ -12,7 +12,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape
 use num_traits::Float;
 use rayon::prelude::*;
 
-use crate::cpu_storage::contiguous;
+use crate::cpu::storage::contiguous;
 
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 const CUBIC: f64 = 0.044_715;

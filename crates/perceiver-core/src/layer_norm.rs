@@ -16,7 +16,7 @@ use candle_core::{CpuStorage, CustomOp3, D, DType, Layout, Result, Shape, Tensor
 use num_traits::Float;
 use rayon::prelude::*;
 
-use crate::cpu_storage::{contiguous, with_slices};
+use crate::cpu::storage::{contiguous, with_slices};
 
 /// Rows per parallel task (and per partial sum of `dw`, `db`).
 const ROWS_PER_TASK: usize = 64;

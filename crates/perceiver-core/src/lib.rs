@@ -5,6 +5,7 @@
 //! - [`attention`]: scaled dot-product attention with key-padding masks as one custom op with a
 //!   fused CPU kernel (forward and backward, online softmax, only per-row statistics kept), and the
 //!   composed-op reference it is tested against. The CUDA kernels slot into the same op.
+//! - [`cpu`] and [`cuda`]: the op's kernels, one module per device (the candle layout).
 //! - [`fourier`]: Fourier position features.
 //! - [`gelu`] and [`layer_norm`]: GELU and LayerNorm as fused ops (one pass forward, one
 //!   backward), checked against the composed candle ops and finite differences.
@@ -33,18 +34,17 @@
 
 pub mod attention;
 
-mod cpu_blocked;
-mod cpu_kernel;
-mod cpu_storage;
-#[cfg(feature = "cuda")]
+pub mod cpu;
 pub mod cuda;
-pub mod cuda_source;
 pub mod fourier;
 pub mod gelu;
+/// Test support: comparing against golden values written by the PyTorch reference (the
+/// `test-support` feature, which only dev-dependencies enable).
+#[cfg(feature = "test-support")]
 pub mod golden;
 pub mod layer_norm;
 pub mod layers;
 
 pub use attention::{AttentionImpl, attention, composed_attention, fused_attention};
-pub use cpu_kernel::KernelFloat;
+pub use cpu::KernelFloat;
 pub use fourier::FourierFeatures;

@@ -5,21 +5,14 @@
 
 #![cfg(feature = "ptx-check")]
 
-use cudarc::nvrtc::{CompileOptions, compile_ptx_with_opts};
-use perceiver_core::cuda_source;
+use perceiver_core::cuda::source as cuda_source;
 
 #[test]
 fn every_kernel_compiles_to_ptx_for_sm80_and_sm90() {
-    for arch in ["compute_80", "compute_90"] {
-        let ptx = compile_ptx_with_opts(
-            cuda_source::ATTENTION,
-            CompileOptions {
-                arch: Some(arch),
-                options: vec!["--std=c++17".into()],
-                ..Default::default()
-            },
-        )
-        .unwrap_or_else(|e| panic!("NVRTC failed for {arch}: {e:?}"));
+    for cc in [(8, 0), (9, 0)] {
+        let arch = cuda_source::nvrtc_arch(cc);
+        let ptx = cuda_source::compile_ptx(cc)
+            .unwrap_or_else(|e| panic!("NVRTC failed for {arch}: {e:?}"));
         let text = ptx.to_src();
         for name in cuda_source::kernels() {
             assert!(
@@ -32,6 +25,18 @@ fn every_kernel_compiles_to_ptx_for_sm80_and_sm90() {
             text.contains("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"),
             "{arch}: no mma"
         );
+    }
+}
+
+#[test]
+fn launch_geometry_covers_every_row() {
+    assert_eq!(cuda_source::nvrtc_arch((9, 0)), "compute_90");
+    for rows in [0, 1, 4, 5, 63, 64, 65, 1000] {
+        let (grid, block) = cuda_source::launch_dims(rows, cuda_source::ROWS_PER_BLOCK, 6);
+        assert_eq!(block, (cuda_source::BLOCK_THREADS, 1, 1));
+        assert_eq!(grid.1, 6);
+        assert!(grid.0 >= 1 && grid.0 * cuda_source::ROWS_PER_BLOCK >= rows as u32);
+        assert!((grid.0 - 1) * cuda_source::ROWS_PER_BLOCK < rows.max(1) as u32);
     }
 }
 

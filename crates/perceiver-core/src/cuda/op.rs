@@ -12,20 +12,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use candle_core::cuda::cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
-use candle_core::cuda::cudarc::nvrtc::{CompileOptions, compile_ptx_with_opts};
 use candle_core::cuda::{CudaStorageSlice, WrapErr};
 use candle_core::{
     CudaDevice, CudaStorage, CustomOp1, DType, Device, Layout, Result, Shape, Storage, Tensor,
 };
 
-use crate::cpu_kernel::Dims;
-use crate::cuda_source::{
-    ATTENTION, BWD_DELTA_F32, BWD_DKV_F32, BWD_DQ_F32, FWD_F32, MODULE, fwd_mma,
+use crate::cpu::Dims;
+use crate::cuda::source::{
+    BWD_DELTA_F32, BWD_DKV_F32, BWD_DQ_F32, FWD_F32, MMA_ROWS_PER_BLOCK, MODULE, ROWS_PER_BLOCK,
+    compile_ptx, fwd_mma, launch_dims,
 };
-
-const BLOCK: u32 = 128; // 4 warps
-const ROWS_PER_BLOCK: u32 = 4;
-const MMA_ROWS_PER_BLOCK: u32 = 64;
 
 static TENSOR_CORES: AtomicBool = AtomicBool::new(false);
 
@@ -54,17 +50,7 @@ fn ptx(dev: &CudaDevice) -> Result<(Arc<str>, String)> {
     if let Some(ptx) = cache.get(&cc) {
         return Ok((ptx.clone(), module));
     }
-    // NVRTC wants a 'static architecture name; one small string per capability, once.
-    let arch: &'static str = Box::leak(format!("compute_{}{}", cc.0, cc.1).into_boxed_str());
-    let ptx = compile_ptx_with_opts(
-        ATTENTION,
-        CompileOptions {
-            arch: Some(arch),
-            options: vec!["--std=c++17".into()],
-            ..Default::default()
-        },
-    )
-    .map_err(|e| {
+    let ptx = compile_ptx(cc).map_err(|e| {
         candle_core::Error::Cuda(format!("compiling the attention kernels: {e:?}").into())
     })?;
     let text: Arc<str> = ptx.to_src().into();
@@ -88,9 +74,10 @@ macro_rules! launch {
 }
 
 fn grid(rows: usize, per_block: u32, bh: usize) -> LaunchConfig {
+    let (grid_dim, block_dim) = launch_dims(rows, per_block, bh);
     LaunchConfig {
-        grid_dim: ((rows as u32).div_ceil(per_block).max(1), bh as u32, 1),
-        block_dim: (BLOCK, 1, 1),
+        grid_dim,
+        block_dim,
         shared_mem_bytes: 0,
     }
 }
@@ -182,7 +169,7 @@ pub(crate) fn forward(
                     candle_core::Error::Cuda(
                         format!(
                             "fused attention: bf16 needs compute capability 8.0+ and a head dimension in {:?}, got {d}",
-                            crate::cuda_source::MMA_HEAD_DIMS
+                            crate::cuda::source::MMA_HEAD_DIMS
                         )
                         .into(),
                     )
@@ -278,11 +265,7 @@ impl CustomOp1 for DeltaOp {
         // SAFETY (allocation): one value per row, each written by the kernel.
         let mut delta = unsafe { dev.alloc::<f32>(rows)? };
         let (rows_i, d_i) = (rows as i64, d as i32);
-        let cfg = LaunchConfig {
-            grid_dim: ((rows as u32).div_ceil(ROWS_PER_BLOCK).max(1), 1, 1),
-            block_dim: (BLOCK, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = grid(rows, ROWS_PER_BLOCK, 1);
         with_f32(&self.d_out, |g| {
             launch!(
                 &dev,

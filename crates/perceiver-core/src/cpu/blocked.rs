@@ -12,10 +12,10 @@
 //! `dQ += dS K`, `dK += dSᵀ Q`: five GEMMs on the tile, transposes expressed as strides.
 //!
 //! The element-wise passes (exp, max, sum) are written so they vectorise; the caller compiles them
-//! per instruction set (`cpu_kernel`'s dispatch). Padding keys are dropped first (compaction);
+//! per instruction set (`cpu/mod.rs`'s dispatch). Padding keys are dropped first (compaction);
 //! without a mask the inputs are used in place.
 
-use crate::cpu_kernel::{Head, HeadGrad, KernelFloat};
+use super::head::{Head, HeadGrad, KernelFloat};
 
 /// Queries per block.
 pub const QUERY_BLOCK: usize = 64;
@@ -165,7 +165,7 @@ fn compact<'a, T: KernelFloat>(
 }
 
 /// Buffers one worker thread reuses across heads.
-pub struct Scratch<T> {
+pub(crate) struct Scratch<T> {
     index: Vec<usize>,
     k: Vec<T>,
     v: Vec<T>,

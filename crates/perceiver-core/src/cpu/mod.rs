@@ -1,0 +1,262 @@
+//! The fused CPU attention kernels, forward and backward, one (batch, head) at a time: the
+//! register-tile kernels of [`direct`] for small heads, the cache-blocked GEMM kernels of
+//! [`blocked`] for large ones ([`blocked::worth_blocking`]). Both are compiled three times — for
+//! AVX-512, AVX2+FMA and the baseline — and picked at run time here, so one binary is fast on any
+//! x86-64. [`storage`] reads candle's CPU storage as slices.
+//!
+//! Modules depend downwards only: `mod.rs` (dispatch) → `direct`, `blocked` → `head`.
+
+pub(crate) mod blocked;
+pub(crate) mod direct;
+pub(crate) mod head;
+pub(crate) mod storage;
+
+pub use head::{Dims, Head, HeadGrad, KernelFloat};
+
+/// Buffers one worker thread reuses across (batch, head) pairs, so small heads cost no allocation.
+pub struct Scratch<T> {
+    direct: direct::Scratch<T>,
+    blocked: blocked::Scratch<T>,
+}
+
+impl<T> Default for Scratch<T> {
+    fn default() -> Self {
+        Scratch {
+            direct: direct::Scratch::default(),
+            blocked: blocked::Scratch::default(),
+        }
+    }
+}
+
+#[inline(always)]
+fn forward_impl<T: KernelFloat, const FMA: bool>(
+    h: &Head<'_, T>,
+    scratch: &mut Scratch<T>,
+    out: &mut [T],
+    lse: &mut [T],
+) {
+    if blocked::worth_blocking(h.dims.queries, h.dims.keys, h.dims.head_dim) {
+        blocked::forward(h, &mut scratch.blocked, out, lse)
+    } else {
+        direct::forward::<T, FMA>(h, &mut scratch.direct, out, lse)
+    }
+}
+
+#[inline(always)]
+fn backward_impl<T: KernelFloat, const FMA: bool>(
+    h: &Head<'_, T>,
+    g: &HeadGrad<'_, T>,
+    scratch: &mut Scratch<T>,
+    dq: &mut [T],
+    dk: &mut [T],
+    dv: &mut [T],
+) {
+    if blocked::worth_blocking(h.dims.queries, h.dims.keys, h.dims.head_dim) {
+        blocked::backward(h, g, &mut scratch.blocked, dq, dk, dv)
+    } else {
+        direct::backward::<T, FMA>(h, g, &mut scratch.direct, dq, dk, dv)
+    }
+}
+
+/// The widest instruction set this CPU offers the kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512F (x86-64).
+    Avx512,
+    /// AVX2 with FMA (x86-64).
+    Avx2Fma,
+    /// Whatever the build targets (SSE2 on x86-64).
+    Baseline,
+}
+
+/// Detects the instruction set once per call site (the check is a cached CPUID read).
+pub fn isa() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Isa::Avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Isa::Avx2Fma;
+        }
+    }
+    Isa::Baseline
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn forward_avx512<T: KernelFloat>(
+    h: &Head<'_, T>,
+    scratch: &mut Scratch<T>,
+    out: &mut [T],
+    lse: &mut [T],
+) {
+    forward_impl::<T, true>(h, scratch, out, lse)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn forward_avx2<T: KernelFloat>(
+    h: &Head<'_, T>,
+    scratch: &mut Scratch<T>,
+    out: &mut [T],
+    lse: &mut [T],
+) {
+    forward_impl::<T, true>(h, scratch, out, lse)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn backward_avx512<T: KernelFloat>(
+    h: &Head<'_, T>,
+    g: &HeadGrad<'_, T>,
+    s: &mut Scratch<T>,
+    dq: &mut [T],
+    dk: &mut [T],
+    dv: &mut [T],
+) {
+    backward_impl::<T, true>(h, g, s, dq, dk, dv)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn backward_avx2<T: KernelFloat>(
+    h: &Head<'_, T>,
+    g: &HeadGrad<'_, T>,
+    s: &mut Scratch<T>,
+    dq: &mut [T],
+    dk: &mut [T],
+    dv: &mut [T],
+) {
+    backward_impl::<T, true>(h, g, s, dq, dk, dv)
+}
+
+/// Forward for one (batch, head): writes `out [Nq, D]` and `lse [Nq]`. A query with no unmasked
+/// key gets a zero output (and lse 0, unused by backward). Head dimensions up to 128.
+pub fn forward_one<T: KernelFloat>(
+    h: &Head<'_, T>,
+    isa: Isa,
+    scratch: &mut Scratch<T>,
+    out: &mut [T],
+    lse: &mut [T],
+) {
+    assert!(
+        h.dims.head_dim <= 128,
+        "head dimension {} > 128",
+        h.dims.head_dim
+    );
+    match isa {
+        // SAFETY: `isa` comes from `isa()`, which checked that the CPU has these features.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { forward_avx512(h, scratch, out, lse) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2Fma => unsafe { forward_avx2(h, scratch, out, lse) },
+        _ => forward_impl::<T, false>(h, scratch, out, lse),
+    }
+}
+
+/// Backward for one (batch, head): writes `dq [Nq, D]`, `dk, dv [Nk, D]` (zero for padding keys).
+pub fn backward_one<T: KernelFloat>(
+    h: &Head<'_, T>,
+    g: &HeadGrad<'_, T>,
+    isa: Isa,
+    scratch: &mut Scratch<T>,
+    dq: &mut [T],
+    dk: &mut [T],
+    dv: &mut [T],
+) {
+    assert!(
+        h.dims.head_dim <= 128,
+        "head dimension {} > 128",
+        h.dims.head_dim
+    );
+    match isa {
+        // SAFETY: `isa` comes from `isa()`, which checked that the CPU has these features.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { backward_avx512(h, g, scratch, dq, dk, dv) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2Fma => unsafe { backward_avx2(h, g, scratch, dq, dk, dv) },
+        _ => backward_impl::<T, false>(h, g, scratch, dq, dk, dv),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every instruction-set path gives the same result as the baseline, within rounding, for
+    /// the register-tile kernels (small heads) and the blocked ones (large heads).
+    #[test]
+    fn every_isa_path_agrees() {
+        for (nq, nk, d) in [(7, 45, 24), (70, 530, 16)] {
+            assert_eq!(
+                blocked::worth_blocking(nq, nk, d),
+                nq > 7,
+                "the shapes cover both kernels"
+            );
+            isa_paths_agree(nq, nk, d);
+        }
+    }
+
+    fn isa_paths_agree(nq: usize, nk: usize, d: usize) {
+        let values = |n: usize, s: u32| {
+            (0..n)
+                .map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ s) % 1000) as f32 / 500.0 - 1.0)
+                .collect::<Vec<f32>>()
+        };
+        let (q, k, v, d_out) = (
+            values(nq * d, 1),
+            values(nk * d, 2),
+            values(nk * d, 3),
+            values(nq * d, 4),
+        );
+        let keep: Vec<u8> = (0..nk).map(|j| (j % 5 != 0) as u8).collect();
+        let dims = Dims {
+            batch: 1,
+            heads: 1,
+            queries: nq,
+            keys: nk,
+            head_dim: d,
+        };
+        let head = Head {
+            q: &q,
+            k: &k,
+            v: &v,
+            keep: Some(&keep),
+            dims,
+            scale: 0.2,
+        };
+        let run = |isa: Isa| {
+            let (mut out, mut lse) = (vec![0.0; nq * d], vec![0.0; nq]);
+            forward_one(&head, isa, &mut Scratch::default(), &mut out, &mut lse);
+            let (mut dq, mut dk, mut dv) =
+                (vec![0.0; nq * d], vec![0.0; nk * d], vec![0.0; nk * d]);
+            backward_one(
+                &head,
+                &HeadGrad {
+                    out: &out,
+                    d_out: &d_out,
+                    lse: &lse,
+                },
+                isa,
+                &mut Scratch::default(),
+                &mut dq,
+                &mut dk,
+                &mut dv,
+            );
+            [out, lse, dq, dk, dv]
+        };
+        let base = run(Isa::Baseline);
+        let best = run(isa());
+        for (a, b) in base.iter().zip(&best) {
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+            }
+        }
+    }
+}
