@@ -3,7 +3,7 @@
 #![no_main]
 use candle_core::Device;
 use libfuzzer_sys::fuzz_target;
-use trainer::checkpoint::Checkpoint;
+use forecaster::checkpoint::Checkpoint;
 
 #[path = "common.rs"]
 mod common;

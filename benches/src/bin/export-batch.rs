@@ -10,9 +10,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
+use forecaster::model::{fourier_columns, modality_names};
 use power_perceiver_benches::{TrainStepFixture, default_batch};
 use pv_data::{Array, FeatureWidths};
-use trainer::model::{fourier_columns, modality_names};
 
 fn main() -> Result<()> {
     let stem = PathBuf::from(

@@ -14,67 +14,12 @@ use rayon::prelude::*;
 
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
+use crate::features::{Modality, NwpAge, PlaceTime, PvToken, Query};
 use crate::inputs::LatLon;
 use crate::series::PvSeries;
 use crate::solar::{ClearSkyConfig, SolarState, solar_state};
 use crate::split::{Split, SplitConfig, block};
 use crate::time::UnixTime;
-
-/// Feature names of each token and query kind, in order. The model crates size their embedders
-/// from the widths; documentation and plots use the names.
-pub mod features {
-    /// PV token features (one token per system per history step).
-    pub const PV: &[&str] = &[
-        "power",           // mean power / kWp over the interval (0 if missing)
-        "observed",        // 1 if the power was observed
-        "is_target",       // 1 for a target system, 0 for context
-        "east",            // offset east of the (first) target, / context radius
-        "north",           // offset north of the target, / context radius
-        "sin_orientation", // panel azimuth
-        "cos_orientation",
-        "tilt",          // tilt / 90°
-        "log_kwp",       // ln(capacity in kWp)
-        "hours_from_t0", // interval end − t0, hours (≤ 0)
-        "sun_up",        // sin(apparent elevation) at the interval midpoint
-        "sun_east",      // cos(elevation)·sin(azimuth)
-        "sun_north",     // cos(elevation)·cos(azimuth)
-        "clear_sky",     // clear-sky plane-of-array irradiance / 1000 W/m² (≈ kW/kWp)
-    ];
-    /// Features every satellite, observation and NWP token carries after its own values.
-    pub const PLACE_TIME: &[&str] = &[
-        "observed_fraction",
-        "east",
-        "north",
-        "hours_from_t0",
-        "sun_up",
-        "sun_east",
-        "sun_north",
-    ];
-    /// Decoder query features before any NWP values.
-    pub const QUERY: &[&str] = &[
-        "sin_orientation",
-        "cos_orientation",
-        "tilt",
-        "log_kwp",
-        "lead_hours", // τ, hours
-        "sun_up",     // at the midpoint of the interval ending at t0 + τ
-        "sun_east",
-        "sun_north",
-        "clear_sky",      // clear-sky POA / 1000 at t0 + τ
-        "last_power",     // last observed power / kWp at or before t0 (0 if none)
-        "last_observed",  // 1 if there is one in the history window
-        "last_age_hours", // t0 − its time, hours
-        "last_clear_sky", // clear-sky POA / 1000 at its time
-    ];
-    /// Index of `last_power` in a query.
-    pub const QUERY_LAST_POWER: usize = 9;
-    /// Index of `last_observed` in a query.
-    pub const QUERY_LAST_OBSERVED: usize = 10;
-    /// Index of `last_clear_sky` in a query.
-    pub const QUERY_LAST_CLEAR_SKY: usize = 12;
-    /// Index of `clear_sky` in a query.
-    pub const QUERY_CLEAR_SKY: usize = 8;
-}
 
 /// How examples are built.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -200,14 +145,22 @@ fn place(series: &PvSeries) -> LatLon {
     }
 }
 
-fn sun_features(s: &SolarState) -> [f32; 3] {
+/// The sun's direction as three features: `sun_up`, `sun_east`, `sun_north`.
+#[derive(Debug, Clone, Copy)]
+struct Sun {
+    up: f32,
+    east: f32,
+    north: f32,
+}
+
+fn sun_features(s: &SolarState) -> Sun {
     let elevation = s.sun.apparent_elevation_deg.to_radians();
     let azimuth = s.sun.azimuth_deg.to_radians();
-    [
-        elevation.sin() as f32,
-        (elevation.cos() * azimuth.sin()) as f32,
-        (elevation.cos() * azimuth.cos()) as f32,
-    ]
+    Sun {
+        up: elevation.sin() as f32,
+        east: (elevation.cos() * azimuth.sin()) as f32,
+        north: (elevation.cos() * azimuth.cos()) as f32,
+    }
 }
 
 /// Sun and clear sky of a system at an instant: its own place and panel geometry, and its own
@@ -378,22 +331,34 @@ pub struct FeatureWidths {
 }
 
 impl FeatureWidths {
+    /// The width of `modality`'s tokens.
+    pub fn of_modality(&self, modality: Modality) -> usize {
+        match modality {
+            Modality::Pv => self.pv,
+            Modality::Satellite => self.satellite,
+            Modality::Observations => self.observations,
+            Modality::Nwp => self.nwp,
+        }
+    }
+
     /// The widths for `dataset`.
     pub fn of(dataset: &Dataset) -> FeatureWidths {
-        let pt = features::PLACE_TIME.len();
-        let nwp_vars = dataset.nwp.as_ref().map_or(0, |n| n.variables.len());
+        let width = |m: Modality, values: Option<usize>| values.map_or(0, |v| v + m.tail().len());
+        let nwp_vars = dataset.nwp.as_ref().map(|n| n.variables.len());
         FeatureWidths {
-            pv: features::PV.len(),
-            satellite: dataset
-                .satellite
-                .as_ref()
-                .map_or(0, |s| s.channels.len() + pt),
-            observations: dataset
-                .observations
-                .as_ref()
-                .map_or(0, |o| o.variables.len() + pt),
-            nwp: if nwp_vars > 0 { nwp_vars + pt + 1 } else { 0 },
-            query: features::QUERY.len() + if nwp_vars > 0 { nwp_vars + 1 } else { 0 },
+            pv: PvToken::WIDTH,
+            satellite: width(
+                Modality::Satellite,
+                dataset.satellite.as_ref().map(|s| s.channels.len()),
+            ),
+            observations: width(
+                Modality::Observations,
+                dataset.observations.as_ref().map(|o| o.variables.len()),
+            ),
+            nwp: width(Modality::Nwp, nwp_vars.filter(|&v| v > 0)),
+            // With NWP, each query also carries the variables at its target time and their
+            // observed fraction.
+            query: Query::WIDTH + nwp_vars.filter(|&v| v > 0).map_or(0, |v| v + 1),
         }
     }
 }
@@ -465,7 +430,7 @@ pub fn build_example(
 
     // PV tokens: every target and context system at every history step.
     let pv_systems: Vec<usize> = targets.iter().chain(&contexts).copied().collect();
-    let mut pv = TokenSet::new(h, pv_systems.len(), features::PV.len());
+    let mut pv = TokenSet::new(h, pv_systems.len(), PvToken::WIDTH);
     for (token, &i) in pv_systems.iter().enumerate() {
         let s = &dataset.systems[i];
         let (east, north) = place(s).offset_km(origin);
@@ -476,31 +441,42 @@ pub fn build_example(
             let solar = solar_of(s, midpoint(t, step), &config.clear_sky);
             let power = s.normalised_at(t);
             let sun = sun_features(&solar);
-            pv.set(
-                step_i,
-                token,
-                &[
-                    power.unwrap_or(0.0),
-                    power.is_some() as u8 as f32,
-                    (token < targets.len()) as u8 as f32,
-                    (east / radius) as f32,
-                    (north / radius) as f32,
-                    orientation.sin() as f32,
-                    orientation.cos() as f32,
-                    (m.tilt_deg / 90.0) as f32,
-                    m.capacity_kwp.ln() as f32,
-                    hours(t),
-                    sun[0],
-                    sun[1],
-                    sun[2],
-                    (solar.clear_sky_poa / 1000.0) as f32,
-                ],
-            );
+            let row = PvToken {
+                power: power.unwrap_or(0.0),
+                observed: power.is_some() as u8 as f32,
+                is_target: (token < targets.len()) as u8 as f32,
+                east: (east / radius) as f32,
+                north: (north / radius) as f32,
+                sin_orientation: orientation.sin() as f32,
+                cos_orientation: orientation.cos() as f32,
+                tilt: (m.tilt_deg / 90.0) as f32,
+                log_kwp: m.capacity_kwp.ln() as f32,
+                hours_from_t0: hours(t),
+                sun_up: sun.up,
+                sun_east: sun.east,
+                sun_north: sun.north,
+                clear_sky: (solar.clear_sky_poa / 1000.0) as f32,
+            };
+            pv.set(step_i, token, &row.to_array());
         }
     }
 
     let widths = FeatureWidths::of(dataset);
     let anchor_sun = |t: UnixTime| sun_features(&solar_of(anchor, t, &config.clear_sky));
+    // A token's place and time, after its own values.
+    let place_time =
+        |observed_fraction: f32, (east, north): (f64, f64), hours_from_t0, sun: Sun| {
+            PlaceTime {
+                observed_fraction,
+                east: (east / radius) as f32,
+                north: (north / radius) as f32,
+                hours_from_t0,
+                sun_up: sun.up,
+                sun_east: sun.east,
+                sun_north: sun.north,
+            }
+            .to_array()
+        };
     let mut row = Vec::with_capacity(64);
 
     // Satellite: the pixels nearest the anchor, from the latest image in each history interval.
@@ -524,13 +500,7 @@ pub fn build_example(
                         continue;
                     }
                     let (east, north) = sat.pixels[p].offset_km(origin);
-                    row.extend([
-                        fraction,
-                        (east / radius) as f32,
-                        (north / radius) as f32,
-                        hours(image_time),
-                    ]);
-                    row.extend(sun);
+                    row.extend(place_time(fraction, (east, north), hours(image_time), sun));
                     set.set(step_i, token, &row);
                 }
             }
@@ -562,13 +532,8 @@ pub fn build_example(
                         continue;
                     }
                     let (east, north) = place(s).offset_km(origin);
-                    row.extend([
-                        fraction,
-                        (east / radius) as f32,
-                        (north / radius) as f32,
-                        hours(time),
-                    ]);
-                    row.extend(sun_features(&solar_of(s, time, &config.clear_sky)));
+                    let sun = sun_features(&solar_of(s, time, &config.clear_sky));
+                    row.extend(place_time(fraction, (east, north), hours(time), sun));
                     set.set(step_i, token, &row);
                 }
             }
@@ -596,14 +561,11 @@ pub fn build_example(
                         continue;
                     }
                     let (east, north) = nwp.points[p].offset_km(origin);
-                    row.extend([
-                        fraction,
-                        (east / radius) as f32,
-                        (north / radius) as f32,
-                        hours(t),
-                    ]);
-                    row.extend(sun);
-                    row.push((t.0 - forecast.init.0) as f32 / 3600.0);
+                    row.extend(place_time(fraction, (east, north), hours(t), sun));
+                    let age = NwpAge {
+                        hours_since_init: (t.0 - forecast.init.0) as f32 / 3600.0,
+                    };
+                    row.extend(age.to_array());
                     set.set(step_i, token, &row);
                 }
             }
@@ -644,21 +606,22 @@ pub fn build_example(
             let t = UnixTime(t0.0 + (lead as i64 + 1) * step);
             let solar = solar_of(s, midpoint(t, step), &config.clear_sky);
             let sun = sun_features(&solar);
-            queries.extend([
-                orientation.sin() as f32,
-                orientation.cos() as f32,
-                (m.tilt_deg / 90.0) as f32,
-                m.capacity_kwp.ln() as f32,
-                hours(t),
-                sun[0],
-                sun[1],
-                sun[2],
-                (solar.clear_sky_poa / 1000.0) as f32,
+            let query = Query {
+                sin_orientation: orientation.sin() as f32,
+                cos_orientation: orientation.cos() as f32,
+                tilt: (m.tilt_deg / 90.0) as f32,
+                log_kwp: m.capacity_kwp.ln() as f32,
+                lead_hours: hours(t),
+                sun_up: sun.up,
+                sun_east: sun.east,
+                sun_north: sun.north,
+                clear_sky: (solar.clear_sky_poa / 1000.0) as f32,
                 last_power,
                 last_observed,
-                last_age,
-                last_clear,
-            ]);
+                last_age_hours: last_age,
+                last_clear_sky: last_clear,
+            };
+            queries.extend(query.to_array());
             if let Some(n) = &dataset.nwp {
                 let forecast = nwp_point.and_then(|p| n.forecast(nwp_available_by, t, p));
                 match forecast {

@@ -33,6 +33,7 @@ pub mod dataset;
 pub mod diagnostics;
 pub mod error;
 pub mod example;
+pub mod features;
 pub mod generation;
 pub mod inputs;
 pub mod metadata;

@@ -14,8 +14,11 @@ fn main() -> anyhow::Result<()> {
     let mut dataset = Dataset::load(&DataPaths::in_folder(dir.as_ref())?, config.data)?;
     // Input scalers from the training blocks, as a training run fits them.
     dataset.fit_scalers(&config.examples);
-    let report = trainer::run::evaluate_baselines(&dataset, &config, Split::Validation)?;
+    let report = trainer::evaluate::evaluate_baselines(&dataset, &config, Split::Validation)?;
     println!("validation split of {dir}");
-    println!("{}", trainer::run::table(&report, config.data.step_minutes));
+    println!(
+        "{}",
+        trainer::report::table(&report, config.data.step_minutes)
+    );
     Ok(())
 }

@@ -1,10 +1,10 @@
 //! The run configuration: one TOML file with every value, defaults included
 //! (`power-perceiver train --print-config` writes it). Unknown keys are errors.
 
+use forecaster::{ModelConfig, ModelSetup};
 use pv_data::{ExampleConfig, LoadConfig};
 
 use crate::gbt::GbtConfig;
-use crate::model::ModelConfig;
 use crate::training::TrainConfig;
 
 /// How often to validate, and when to stop.
@@ -65,16 +65,18 @@ impl Default for RunConfig {
 }
 
 impl RunConfig {
+    /// The part a saved model keeps: loading, examples and the model's shape.
+    pub fn setup(&self) -> ModelSetup {
+        ModelSetup {
+            data: self.data,
+            examples: self.examples,
+            model: self.model.clone(),
+        }
+    }
+
     /// Checks values no type can: impossible lengths and sizes.
     pub fn validate(&self) -> Result<(), String> {
-        self.examples.validate().map_err(|e| e.to_string())?;
-        let first = self.model.levels.first().ok_or("model.levels is empty")?;
-        if first.groups != self.examples.history_steps {
-            return Err(format!(
-                "model.levels[0].groups is {} but examples.history_steps is {}: level 1 has one group per history step",
-                first.groups, self.examples.history_steps
-            ));
-        }
+        self.setup().validate()?;
         if self.train.batch_size == 0 || self.train.steps == 0 {
             return Err("train.batch_size and train.steps must be at least 1".into());
         }

@@ -27,11 +27,11 @@ use anyhow::{Context, Result, anyhow};
 use forust_ml::metric::Metric;
 use forust_ml::objective::ObjectiveType;
 use forust_ml::{GradientBooster, Matrix};
-use pv_data::example::features;
+use pv_data::features::{PlaceTime, PvToken, PvTokenIndex, Query};
 use pv_data::{Batch, Dataset, ExampleConfig, Split, build_batch, example_keys};
 
-use crate::baselines::{ClearSkyScale, clear_sky_index_at_t0, feature_index, forecasts};
-use crate::run::evenly_spaced;
+use crate::evaluate::evenly_spaced;
+use forecaster::baselines::{ClearSkyScale, clear_sky_index_at_t0, forecasts};
 
 /// How the gradient-boosted baseline is trained.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -117,10 +117,13 @@ impl Rows {
         let [_, h, n, fp] = batch.pv.values.shape[..] else {
             return;
         };
-        let power = feature_index(features::PV, "power");
-        let observed = feature_index(features::PV, "observed");
-        let clear = feature_index(features::PV, "clear_sky");
-        let place_time = features::PLACE_TIME.len();
+        let PvTokenIndex {
+            power,
+            observed,
+            clear_sky: clear,
+            ..
+        } = PvToken::INDEX;
+        let place_time = PlaceTime::WIDTH;
         let own_values = |tokens: &pv_data::BatchTokens| {
             let f = tokens.values.shape.get(3).copied().unwrap_or(0);
             (
@@ -196,7 +199,7 @@ impl Rows {
                         row.push((token[clear] * c) as f64);
                     }
                     let k_t0 = clear_sky_index_at_t0(q, c).map_or(f64::NAN, f64::from);
-                    let clear_then = (q[features::QUERY_CLEAR_SKY] * c) as f64;
+                    let clear_then = (q[Query::INDEX.clear_sky] * c) as f64;
                     row.extend([
                         c as f64,
                         clear_then,

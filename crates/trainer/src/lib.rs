@@ -1,30 +1,31 @@
 //! # trainer
 //!
-//! The top crate: it assembles the model from the library crates, trains, evaluates and
-//! forecasts, and is the `power-perceiver` CLI.
+//! Training, evaluation and the `power-perceiver` CLI around the model of the `forecaster`
+//! crate. In the order a run goes:
 //!
-//! - [`model::PvForecaster`]: pv-data batches → per-modality embedders → HiP encoder → MetNet
-//!   decoder → quantiles of power / kWp.
+//! - [`config`]: the run configuration (the forecaster's [`forecaster::ModelSetup`] plus
+//!   optimisation, validation and the trees' settings), one TOML file.
 //! - [`training`] and [`optim`]: the reproducible training step (seeded initialisation and
 //!   shuffling, AdamW whose state is saved, warm-up + cosine, clipping).
-//! - [`run`]: a run folder (config, metrics log, checkpoints, test metrics, plots), resume, and
-//!   evaluation of a saved model; [`checkpoint`]: the checksummed, self-describing file format.
-//! - [`baselines`] (persistence, smart persistence, clear-sky × recent ratio) and [`metrics`]
-//!   (MAE, nMAE, skill, pinball, coverage; daylight and all steps; per lead time), computed on
-//!   the same examples for every forecaster.
+//! - [`run`]: a run folder (config, metrics log, checkpoints, test metrics, plots), the loop
+//!   with validation and early stopping, and resume.
 //! - [`gbt`]: the gradient-boosted trees baseline on the same examples' flattened features.
-//! - [`forecast`]: quantiles per system and lead time from a saved model at any t0;
-//!   [`plots`]: PNG figures.
+//! - [`evaluate`]: the model and every baseline on one split, fitted on the training split;
+//!   [`metrics`]: MAE, nMAE, skill with day-block bootstrap intervals, pinball, coverage,
+//!   pooled and per system.
+//! - [`report`]: the printed tables and the plots of a report; [`plots`]: PNG drawing.
+//!
+//! What it is deliberately not: the model (the `forecaster` crate: a user who only forecasts
+//! depends on that alone), data loading (`pv-data`) or the attention kernels (`perceiver-core`).
 
-pub mod baselines;
-pub mod checkpoint;
 pub mod config;
-pub mod forecast;
+pub mod evaluate;
 pub mod gbt;
 pub mod metrics;
-pub mod model;
 pub mod optim;
 pub mod plots;
+mod progress;
+pub mod report;
 pub mod run;
 pub mod training;
 

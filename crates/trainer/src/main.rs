@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
 use clap::{Parser, Subcommand, ValueEnum};
+use forecaster::SavedModel;
 use pv_data::{DataPaths, Dataset, ExampleConfig, LoadConfig, Split, UnixTime, example_keys};
 use trainer::config::RunConfig;
-use trainer::run::{RunOptions, RunSummary, SavedModel};
+use trainer::run::{RunOptions, RunSummary};
 
 #[derive(Parser)]
 #[command(
@@ -172,7 +173,7 @@ fn load_data(dir: &Path, config: LoadConfig) -> Result<Dataset> {
 fn print_summary(summary: &RunSummary, step_minutes: i64) {
     match &summary.test {
         Some(test) => {
-            println!("{}", trainer::run::table(test, step_minutes));
+            println!("{}", trainer::report::table(test, step_minutes));
             println!(
                 "{} steps; this session {:.0} s; outputs in {} (config.toml, metrics.jsonl, model.safetensors, test_metrics.json, loss.png, nmae_by_lead.png, forecast_fans.png)",
                 summary.steps,
@@ -278,18 +279,18 @@ fn main() -> Result<()> {
                     out.display()
                 );
             }
-            let mut dataset = load_data(&data, saved.config.data)?;
+            let mut dataset = load_data(&data, saved.setup.data)?;
             saved.adapt(&mut dataset)?;
-            let report = trainer::run::evaluate_saved(&saved, &dataset, split, &device)?;
+            let report = trainer::evaluate::evaluate_saved(&saved, &dataset, split, &device)?;
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            trainer::run::draw_report_plots(&saved, &dataset, &report, split, &out, &device)?;
-            trainer::checkpoint::write_atomic(
+            trainer::report::draw_report_plots(&saved, &dataset, &report, split, &out, &device)?;
+            forecaster::checkpoint::write_atomic(
                 &out.join("metrics.json"),
                 serde_json::to_string_pretty(&report)?.as_bytes(),
             )?;
             println!(
                 "{}",
-                trainer::run::table(&report, saved.config.data.step_minutes)
+                trainer::report::table(&report, saved.setup.data.step_minutes)
             );
             println!(
                 "{split} split of {}; outputs in {} (metrics.json, nmae_by_lead.png, forecast_fans.png)",
@@ -319,9 +320,11 @@ fn main() -> Result<()> {
             }
             let device = device(device_arg)?;
             let saved = SavedModel::read(&model, &device)?;
-            let mut dataset = load_data(&data, saved.config.data)?;
+            let mut dataset = load_data(&data, saved.setup.data)?;
             saved.adapt(&mut dataset)?;
-            let (rows, skipped) = trainer::forecast::forecast_at(&saved, &dataset, t0, &device)?;
+            let batch_size = trainer::evaluate::run_config(&saved)?.eval.batch_size;
+            let (rows, skipped) =
+                forecaster::forecast_at(&saved, &dataset, t0, batch_size, &device)?;
             if !skipped.is_empty() {
                 eprintln!(
                     "no PV history before {t0} for ss_id {}: not forecast",
@@ -332,12 +335,12 @@ fn main() -> Result<()> {
                         .join(", ")
                 );
             }
-            trainer::forecast::write_forecast(&rows, &saved.config.model.quantiles, &out)?;
+            forecaster::write_forecast(&rows, &saved.setup.model.quantiles, &out)?;
             println!(
                 "{} rows ({} systems × {} lead times) in {}",
                 rows.len(),
-                rows.len() / saved.config.examples.lead_times.max(1),
-                saved.config.examples.lead_times,
+                rows.len() / saved.setup.examples.lead_times.max(1),
+                saved.setup.examples.lead_times,
                 out.display()
             );
         }
@@ -353,7 +356,7 @@ fn main() -> Result<()> {
                         .with_context(|| format!("{}: not a test report", path.display()))
                 })
                 .collect::<Result<Vec<trainer::metrics::Report>>>()?;
-            print!("{}", trainer::run::seed_table(&reports));
+            print!("{}", trainer::report::seed_table(&reports));
         }
         Command::Data {
             command: DataCommand::Inspect { dir },

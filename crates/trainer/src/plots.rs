@@ -9,8 +9,10 @@ use anyhow::{Context, Result, anyhow};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::forecast::Fan;
-use crate::run::Report;
+use forecaster::ForecastRow;
+use pv_data::UnixTime;
+
+use crate::metrics::Report;
 
 const FONT: &str = "sans-serif";
 
@@ -267,6 +269,23 @@ pub fn nmae_by_lead(report: &Report, step_minutes: i64, out: &Path) -> Result<()
     })
 }
 
+/// One forecast with its history and outcome, for a fan plot.
+#[derive(Debug, Clone)]
+pub struct Fan {
+    /// The system.
+    pub ss_id: i64,
+    /// Forecast time.
+    pub t0: UnixTime,
+    /// Grid step, minutes.
+    pub step_minutes: i64,
+    /// Observed power over the history steps, kW (NaN where missing), oldest first.
+    pub history_kw: Vec<f32>,
+    /// The forecast rows, one per lead time.
+    pub rows: Vec<ForecastRow>,
+    /// Quantile levels.
+    pub levels: Vec<f64>,
+}
+
 /// A grid of forecast fans: observed history and outcome (black), the median (blue) and the
 /// outer quantiles as a band, for several systems and days.
 pub fn forecast_fans(fans: &[Fan], out: &Path) -> Result<()> {
@@ -283,7 +302,7 @@ pub fn forecast_fans(fans: &[Fan], out: &Path) -> Result<()> {
                 .enumerate()
                 .map(|(i, &p)| (-((h - 1 - i) as f64) * step_h, p as f64))
                 .collect();
-            let lead = |r: &crate::forecast::ForecastRow| r.lead_minutes as f64 / 60.0;
+            let lead = |r: &ForecastRow| r.lead_minutes as f64 / 60.0;
             let observed: Vec<(f64, f64)> = fan
                 .rows
                 .iter()

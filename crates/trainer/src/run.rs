@@ -1,4 +1,4 @@
-//! A training run on disk, and evaluation of a saved model.
+//! A training run on disk: start, the training loop with validation and early stopping, resume.
 //!
 //! `runs/<name>/` holds:
 //!
@@ -11,7 +11,7 @@
 //! | `previous.safetensors` | the state before `last` | when `last` is replaced |
 //! | `test_metrics.json`, `*.png` | the best model on the test split, plots | at the end |
 //!
-//! Checkpoints are checksummed and published by rename ([`crate::checkpoint`]), so a crash at
+//! Checkpoints are checksummed and published by rename ([`forecaster::checkpoint`]), so a crash at
 //! any moment leaves the previous state readable. A resumed run truncates `metrics.jsonl` to
 //! what it held at the checkpoint and continues bit-identically.
 
@@ -22,172 +22,18 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pv_data::{
-    Batch, Dataset, ExampleConfig, ExampleKey, FeatureWidths, Scalers, Split, build_batch,
-    example_keys,
-};
-use rayon::prelude::*;
+use candle_core::Device;
+use forecaster::SavedModel;
+use forecaster::checkpoint::{Checkpoint, write_atomic};
+use forecaster::saved::{MODEL_FILE as MODEL, model_metadata};
+use pv_data::{Dataset, FeatureWidths, Scalers, Split, example_keys};
 
-use crate::baselines::{BASELINES, ClearSkyScale, forecasts};
-use crate::checkpoint::{Checkpoint, write_atomic};
 use crate::config::RunConfig;
-use crate::gbt::Gbt;
-pub use crate::metrics::Report;
-use crate::metrics::{ForecasterTable, Metrics};
-use crate::model::{BatchTensors, PvForecaster};
+use crate::evaluate::{evaluate, evaluate_saved, evenly_spaced, fit_clear_sky_scale};
+use crate::metrics::Report;
+use crate::progress::Bars;
+use crate::report::draw_report_plots;
 use crate::training::{Trainer, TrainerState};
-
-/// `n` keys evenly spaced over `keys` (all of them when `n` is 0 or larger).
-pub fn evenly_spaced(keys: &[ExampleKey], n: usize) -> Vec<ExampleKey> {
-    if n == 0 || n >= keys.len() {
-        return keys.to_vec();
-    }
-    (0..n).map(|i| keys[i * keys.len() / n]).collect()
-}
-
-/// Fits the baselines' clear-sky scale on (a sample of) the training split only.
-pub fn fit_clear_sky_scale(dataset: &Dataset, config: &RunConfig) -> Result<ClearSkyScale> {
-    let train_keys = example_keys(dataset, &config.examples, Split::Train)?;
-    let sample = evenly_spaced(&train_keys, 20_000);
-    Ok(ClearSkyScale::fit([&build_batch(
-        dataset,
-        &config.examples,
-        &sample,
-        Split::Train,
-    )]))
-}
-
-/// Evaluates the model, the baselines and (when given) the gradient-boosted baseline on `keys`,
-/// in batches.
-#[allow(clippy::too_many_arguments)]
-pub fn evaluate(
-    model: &PvForecaster,
-    dataset: &Dataset,
-    config: &RunConfig,
-    keys: &[ExampleKey],
-    split: Split,
-    scale: &ClearSkyScale,
-    gbt: Option<&Gbt>,
-    device: &Device,
-) -> Result<Report> {
-    let mut metrics = new_metrics(dataset, config);
-    predict_batches(
-        model,
-        dataset,
-        &config.examples,
-        keys,
-        config.eval.batch_size,
-        split,
-        device,
-        |_, batch, quantiles| {
-            metrics.add_quantiles("model", batch, quantiles, &config.model.quantiles);
-            add_baselines(&mut metrics, batch, scale, gbt);
-            Ok(())
-        },
-    )?;
-    Ok(metrics.report(REFERENCE))
-}
-
-/// The forecaster skill is measured against.
-pub const REFERENCE: &str = "smart_persistence";
-
-fn new_metrics(dataset: &Dataset, config: &RunConfig) -> Metrics {
-    Metrics::new(config.examples.lead_times).with_longitudes(
-        dataset
-            .systems
-            .iter()
-            .map(|s| (s.meta.ss_id, s.meta.longitude_deg)),
-    )
-}
-
-fn add_baselines(metrics: &mut Metrics, batch: &Batch, scale: &ClearSkyScale, gbt: Option<&Gbt>) {
-    for (name, forecast) in BASELINES.iter().zip(forecasts(batch, scale)) {
-        metrics.add_point(name, batch, &forecast);
-    }
-    if let Some(gbt) = gbt {
-        metrics.add_point("gbt", batch, &gbt.forecast(batch, scale));
-    }
-}
-
-/// The baselines alone (no model) on one split of `dataset`: the clear-sky scale and the
-/// gradient-boosted trees fitted on its training split, as [`evaluate_saved`] does.
-pub fn evaluate_baselines(dataset: &Dataset, config: &RunConfig, split: Split) -> Result<Report> {
-    let (scale, gbt) = fit_baselines(dataset, config)?;
-    let keys = example_keys(dataset, &config.examples, split)?;
-    let mut metrics = new_metrics(dataset, config);
-    for chunk in keys.chunks(config.eval.batch_size.max(1)) {
-        let batch = build_batch(dataset, &config.examples, chunk, split);
-        add_baselines(&mut metrics, &batch, &scale, gbt.as_ref());
-    }
-    Ok(metrics.report(REFERENCE))
-}
-
-/// Everything the baselines fit on the training split of `dataset` (the trees' depth and rounds
-/// on its validation split).
-pub fn fit_baselines(
-    dataset: &Dataset,
-    config: &RunConfig,
-) -> Result<(ClearSkyScale, Option<Gbt>)> {
-    let scale = fit_clear_sky_scale(dataset, config)?;
-    let gbt = if config.gbt.enabled {
-        // The trees are a reference, not the product: data they cannot be fitted on (no observed
-        // training target) still get the other rows, and the reason is said.
-        match Gbt::fit(dataset, &config.examples, &config.gbt, &scale) {
-            Ok(gbt) => Some(gbt),
-            Err(e) => {
-                eprintln!("warning: no gbt row: {e:#}");
-                None
-            }
-        }
-    } else {
-        None
-    };
-    Ok((scale, gbt))
-}
-
-/// Builds and predicts the batches of `keys` (`batch_size` each), as many at once as the rayon
-/// pool has threads (the model's ops run on the calling thread; see [`crate::configure_process`]),
-/// and hands each to `each` in key order, so results do not depend on the thread count.
-#[allow(clippy::too_many_arguments)]
-pub fn predict_batches(
-    model: &PvForecaster,
-    dataset: &Dataset,
-    examples: &ExampleConfig,
-    keys: &[ExampleKey],
-    batch_size: usize,
-    split: Split,
-    device: &Device,
-    mut each: impl FnMut(&[ExampleKey], &Batch, &[f32]) -> Result<()>,
-) -> Result<()> {
-    let batch_size = batch_size.max(1);
-    let group = batch_size * rayon::current_num_threads().max(1);
-    for keys in keys.chunks(group) {
-        let predicted = keys
-            .par_chunks(batch_size)
-            .map(|chunk| {
-                let batch = build_batch(dataset, examples, chunk, split);
-                let quantiles = predict(model, &batch, device)?;
-                Ok((chunk, batch, quantiles))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        for (chunk, batch, quantiles) in &predicted {
-            each(chunk, batch, quantiles)?;
-        }
-    }
-    Ok(())
-}
-
-/// The model's quantiles for `batch`, `[B, S, K, Q]` flattened, as power / kWp.
-pub fn predict(model: &PvForecaster, batch: &Batch, device: &Device) -> Result<Vec<f32>> {
-    Ok(model
-        .forward(&BatchTensors::new(batch, device)?)?
-        .to_dtype(DType::F32)?
-        .flatten_all()?
-        .to_vec1::<f32>()?)
-}
 
 /// How a training session behaves.
 #[derive(Debug, Clone, Copy, Default)]
@@ -223,23 +69,8 @@ struct LoopState {
     stopped_early: bool,
 }
 
-/// Metadata every checkpoint of a run carries: enough to rebuild the model and feed it data on
-/// the scale it learnt.
-fn model_metadata(
-    config: &RunConfig,
-    widths: FeatureWidths,
-    scalers: &Scalers,
-) -> Result<BTreeMap<String, String>> {
-    Ok(BTreeMap::from([
-        ("config".to_owned(), toml::to_string(config)?),
-        ("feature_widths".to_owned(), serde_json::to_string(&widths)?),
-        ("scalers".to_owned(), serde_json::to_string(scalers)?),
-    ]))
-}
-
 const LAST: &str = "last.safetensors";
 const PREVIOUS: &str = "previous.safetensors";
-const MODEL: &str = "model.safetensors";
 
 struct Session<'a> {
     dataset: &'a Dataset,
@@ -261,7 +92,7 @@ impl Session<'_> {
         meta.insert("state".into(), serde_json::to_string(&self.state)?);
         let last = self.out_dir.join(LAST);
         let tmp = self.out_dir.join("last.safetensors.new");
-        crate::checkpoint::write(&tmp, &self.trainer.tensors()?, meta)?;
+        forecaster::checkpoint::write(&tmp, &self.trainer.tensors()?, meta)?;
         // A crash between these renames leaves `previous` (and the new file) intact; resume
         // falls back to `previous` when `last` is absent.
         if last.exists() {
@@ -277,7 +108,7 @@ impl Session<'_> {
         meta.insert("kind".into(), "model".into());
         meta.insert("step".into(), step.to_string());
         meta.insert("validation_nmae".into(), nmae.to_string());
-        crate::checkpoint::write(&self.out_dir.join(MODEL), &self.trainer.weights()?, meta)?;
+        forecaster::checkpoint::write(&self.out_dir.join(MODEL), &self.trainer.weights()?, meta)?;
         Ok(())
     }
 
@@ -360,66 +191,6 @@ impl Session<'_> {
         }
         bars.finish();
         Ok(true)
-    }
-}
-
-/// Progress bars: epochs and steps, with the ETA; hidden when not wanted or not a terminal.
-struct Bars {
-    epochs: ProgressBar,
-    steps: ProgressBar,
-    per_epoch: f64,
-}
-
-impl Bars {
-    fn new(show: bool, total: usize, done: usize, batch: usize, examples: usize) -> Bars {
-        let multi = MultiProgress::with_draw_target(if show {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        });
-        let per_epoch = examples as f64 / batch as f64;
-        let style = |template: &str| {
-            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
-        };
-        // Epochs in hundredths, so a run shorter than one epoch still moves the bar.
-        let epochs = multi.add(ProgressBar::new(
-            ((total as f64 / per_epoch) * 100.0).ceil() as u64,
-        ));
-        epochs.set_style(style("epochs [{bar:30}] {msg}"));
-        let steps = multi.add(ProgressBar::new(total as u64));
-        steps.set_style(style(
-            "steps  [{bar:30}] {pos}/{len}, {elapsed} elapsed, ETA {eta} {msg}",
-        ));
-        steps.set_position(done as u64);
-        steps.reset_eta();
-        let bars = Bars {
-            epochs,
-            steps,
-            per_epoch,
-        };
-        bars.step(done, done as f64 / per_epoch, f64::NAN);
-        bars
-    }
-
-    fn step(&self, steps: usize, epochs_done: f64, loss: f64) {
-        self.steps.set_position(steps as u64);
-        if loss.is_finite() {
-            self.steps.set_message(format!("loss {loss:.4}"));
-        }
-        self.epochs.set_position((epochs_done * 100.0) as u64);
-        let total = self.steps.length().unwrap_or(0) as f64 / self.per_epoch;
-        self.epochs
-            .set_message(format!("{epochs_done:.2}/{total:.2} epochs"));
-    }
-
-    /// Prints a line whether or not the bars are drawn (they are hidden without a terminal).
-    fn println(&self, line: String) {
-        self.steps.suspend(|| eprintln!("{line}"));
-    }
-
-    fn finish(&self) {
-        self.steps.finish_and_clear();
-        self.epochs.finish_and_clear();
     }
 }
 
@@ -732,325 +503,9 @@ fn finish(mut session: Session<'_>, options: RunOptions, started: Instant) -> Re
     })
 }
 
-/// A model read back from a checkpoint, with what it needs to see data as in training.
-pub struct SavedModel {
-    /// The model.
-    pub model: PvForecaster,
-    /// Its parameters.
-    pub varmap: VarMap,
-    /// The configuration it was trained with.
-    pub config: RunConfig,
-    /// Input widths it expects.
-    pub widths: FeatureWidths,
-    /// Input standardisation it was trained with.
-    pub scalers: Scalers,
-    /// The file.
-    pub path: PathBuf,
-}
-
-impl SavedModel {
-    /// Reads a model from a checkpoint file, or from `model.safetensors` in a run folder.
-    pub fn read(path: &Path, device: &Device) -> Result<SavedModel> {
-        let path = if path.is_dir() {
-            path.join(MODEL)
-        } else {
-            path.to_owned()
-        };
-        let checkpoint = Checkpoint::read(&path, device)?;
-        let config: RunConfig = checkpoint.toml("config")?;
-        config
-            .validate()
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("{}: the stored configuration", path.display()))?;
-        let widths: FeatureWidths = checkpoint.json("feature_widths")?;
-        let scalers: Scalers = checkpoint.json("scalers")?;
-        let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-        let model = PvForecaster::new(&config.model, widths, config.data.step_minutes, vb)?;
-        checkpoint.load_into(&varmap)?;
-        Ok(SavedModel {
-            model,
-            varmap,
-            config,
-            widths,
-            scalers,
-            path,
-        })
-    }
-
-    /// Makes `dataset` look like the training data to this model: the same inputs and variables,
-    /// standardised with the training scalers. Loading must have used `self.config.data`.
-    pub fn adapt(&self, dataset: &mut Dataset) -> Result<()> {
-        dataset
-            .use_scalers(&self.scalers)
-            .with_context(|| format!("data for the model {}", self.path.display()))?;
-        let widths = FeatureWidths::of(dataset);
-        if widths != self.widths {
-            bail!(
-                "data for the model {}: input widths {widths:?} differ from training's {:?}",
-                self.path.display(),
-                self.widths
-            );
-        }
-        Ok(())
-    }
-}
-
-/// Evaluates a saved model and the baselines on one split of `dataset` (already adapted). The
-/// baselines' clear-sky scale and the gradient-boosted baseline are fitted on the same data's
-/// training split (the trees' rounds and depth chosen on its validation split).
-pub fn evaluate_saved(
-    saved: &SavedModel,
-    dataset: &Dataset,
-    split: Split,
-    device: &Device,
-) -> Result<Report> {
-    let config = &saved.config;
-    let (scale, gbt) = fit_baselines(dataset, config)?;
-    let keys = example_keys(dataset, &config.examples, split)?;
-    evaluate(
-        &saved.model,
-        dataset,
-        config,
-        &keys,
-        split,
-        &scale,
-        gbt.as_ref(),
-        device,
-    )
-}
-
-/// The plots of an evaluation: nMAE by lead time, and forecast fans on examples of `split`.
-pub fn draw_report_plots(
-    saved: &SavedModel,
-    dataset: &Dataset,
-    report: &Report,
-    split: Split,
-    out_dir: &Path,
-    device: &Device,
-) -> Result<()> {
-    crate::plots::nmae_by_lead(
-        report,
-        saved.config.data.step_minutes,
-        &out_dir.join("nmae_by_lead.png"),
-    )?;
-    let fans = crate::forecast::fan_examples(saved, dataset, split, device)?;
-    crate::plots::forecast_fans(&fans, &out_dir.join("forecast_fans.png"))?;
-    Ok(())
-}
-
-/// Forecasters in table order.
-const TABLE_ORDER: [&str; 5] = [
-    "model",
-    "gbt",
-    "persistence",
-    "smart_persistence",
-    "clear_sky_ratio",
-];
-
-/// The test tables: daylight nMAE overall and per lead time (the first and every fourth), skill
-/// against the reference with its 95 % day-block bootstrap interval; pooled, then per system.
-pub fn table(test: &Report, step_minutes: i64) -> String {
-    let mut out = forecaster_table("all systems", &test.pooled, step_minutes);
-    for (ss_id, group) in &test.systems {
-        out.push('\n');
-        out.push_str(&forecaster_table(
-            &format!("ss_id {ss_id}"),
-            group,
-            step_minutes,
-        ));
-    }
-    out
-}
-
-fn forecaster_table(title: &str, group: &ForecasterTable, step_minutes: i64) -> String {
-    let k = group
-        .values()
-        .map(|m| m.nmae_by_lead.len())
-        .max()
-        .unwrap_or(0);
-    let leads: Vec<usize> = (0..k).filter(|i| i % 4 == 3 || *i == 0).collect();
-    let (pairs, days) = group
-        .values()
-        .map(|m| (m.daylight_targets, m.days))
-        .max()
-        .unwrap_or_default();
-    let mut out = format!("{title}: {pairs} daylight pairs on {days} days\n");
-    out.push_str(&format!(
-        "{:<18} {:>8} {:>8} {:>17}",
-        "daylight nMAE", "overall", "skill", "95% interval"
-    ));
-    for &i in &leads {
-        out.push_str(&format!(
-            " {:>7}",
-            format!("+{}m", (i as i64 + 1) * step_minutes)
-        ));
-    }
-    out.push('\n');
-    let percent = |x: f64| format!("{:+.1}%", 100.0 * x);
-    for name in TABLE_ORDER {
-        let Some(m) = group.get(name) else { continue };
-        if m.daylight_targets == 0 {
-            out.push_str(&format!("{name:<18} no daylight pairs\n"));
-            continue;
-        }
-        out.push_str(&format!(
-            "{:<18} {:>8.4} {:>8} {:>17}",
-            name,
-            m.nmae,
-            m.skill.map_or("-".to_owned(), percent),
-            m.skill_interval.map_or("-".to_owned(), |[lo, hi]| format!(
-                "[{}, {}]",
-                percent(lo),
-                percent(hi)
-            )),
-        ));
-        for &i in &leads {
-            out.push_str(&format!(" {:>7.4}", m.nmae_by_lead[i]));
-        }
-        out.push('\n');
-    }
-    out
-}
-
-/// Mean and sample standard deviation (0 for one value).
-fn mean_sd(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = if values.len() > 1 {
-        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
-}
-
-/// Reports of runs that differ only in their seed, as one table per system and pooled: daylight
-/// nMAE and skill, mean ± standard deviation over the runs, and the skill interval's bounds
-/// averaged over the runs. Systems or forecasters missing from any run are left out.
-pub fn seed_table(reports: &[Report]) -> String {
-    use std::fmt::Write;
-    let Some(first) = reports.first() else {
-        return String::new();
-    };
-    let mut out = format!(
-        "{} runs; daylight test nMAE and skill against {}: mean ± sd over the runs\n",
-        reports.len(),
-        first.reference
-    );
-    let groups = std::iter::once(("all systems".to_owned(), None)).chain(
-        first
-            .systems
-            .keys()
-            .map(|id| (format!("ss_id {id}"), Some(*id))),
-    );
-    for (title, ss_id) in groups {
-        let table_of = |r: &'_ Report| -> Option<ForecasterTable> {
-            match ss_id {
-                None => Some(r.pooled.clone()),
-                Some(id) => r.systems.get(&id).cloned(),
-            }
-        };
-        let Some(tables) = reports.iter().map(table_of).collect::<Option<Vec<_>>>() else {
-            continue;
-        };
-        let pairs = tables[0]
-            .values()
-            .map(|m| m.daylight_targets)
-            .max()
-            .unwrap_or(0);
-        let days = tables[0].values().map(|m| m.days).max().unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "\n{title}: {pairs} daylight pairs on {days} days\n{:<18} {:>17} {:>17} {:>19}",
-            "forecaster", "nMAE", "skill", "mean 95% interval"
-        );
-        for name in TABLE_ORDER {
-            let Some(ms) = tables
-                .iter()
-                .map(|t| t.get(name))
-                .collect::<Option<Vec<_>>>()
-            else {
-                continue;
-            };
-            let (nmae, nmae_sd) = mean_sd(&ms.iter().map(|m| m.nmae).collect::<Vec<_>>());
-            let skill = ms.iter().map(|m| m.skill).collect::<Option<Vec<_>>>();
-            let interval = ms
-                .iter()
-                .map(|m| m.skill_interval)
-                .collect::<Option<Vec<_>>>();
-            let skill = skill.map_or("-".to_owned(), |s| {
-                let (m, sd) = mean_sd(&s);
-                format!("{:+.1} ± {:.1}%", 100.0 * m, 100.0 * sd)
-            });
-            let interval = interval.map_or("-".to_owned(), |i| {
-                let lo = mean_sd(&i.iter().map(|x| x[0]).collect::<Vec<_>>()).0;
-                let hi = mean_sd(&i.iter().map(|x| x[1]).collect::<Vec<_>>()).0;
-                format!("[{:+.1}%, {:+.1}%]", 100.0 * lo, 100.0 * hi)
-            });
-            let _ = writeln!(
-                out,
-                "{name:<18} {:>17} {skill:>17} {interval:>19}",
-                format!("{nmae:.4} ± {nmae_sd:.4}")
-            );
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn metrics(nmae: f64, skill: Option<f64>) -> crate::metrics::ForecasterMetrics {
-        crate::metrics::ForecasterMetrics {
-            nmae,
-            nmae_by_lead: vec![nmae],
-            mae_kw: nmae,
-            mae_kw_by_lead: vec![nmae],
-            nmae_all_steps: nmae,
-            nmae_all_steps_by_lead: vec![nmae],
-            skill,
-            skill_interval: skill.map(|s| [s - 0.1, s + 0.1]),
-            pinball: None,
-            coverage: None,
-            daylight_targets: 10,
-            days: 2,
-        }
-    }
-
-    /// Two seeds: nMAE 0.10 and 0.20 give 0.1500 ± 0.0707 (sample sd); skills 10 % and 30 %.
-    #[test]
-    fn the_seed_table_gives_mean_and_sample_sd() {
-        let report = |model: f64, skill: f64| {
-            let table: ForecasterTable = [
-                ("model".to_owned(), metrics(model, Some(skill))),
-                ("smart_persistence".to_owned(), metrics(0.3, None)),
-            ]
-            .into_iter()
-            .collect();
-            Report {
-                reference: "smart_persistence".into(),
-                pooled: table.clone(),
-                systems: [(50, table)].into_iter().collect(),
-            }
-        };
-        let text = seed_table(&[report(0.10, 0.10), report(0.20, 0.30)]);
-        assert!(text.starts_with("2 runs"), "{text}");
-        assert!(
-            text.contains("ss_id 50: 10 daylight pairs on 2 days"),
-            "{text}"
-        );
-        let model = text.lines().find(|l| l.starts_with("model")).expect("row");
-        assert!(model.contains("0.1500 ± 0.0707"), "{model}");
-        assert!(model.contains("+20.0 ± 14.1%"), "{model}");
-        assert!(model.contains("[+10.0%, +30.0%]"), "{model}");
-        let reference = text.lines().find(|l| l.starts_with("smart")).expect("row");
-        assert!(
-            reference.contains("0.3000 ± 0.0000") && reference.contains(" - "),
-            "{reference}"
-        );
-    }
 
     /// Resume compares `best_nmae` and the scalers read back from JSON with fresh values, so
     /// JSON must give back every f64 bit for bit (serde_json's `float_roundtrip`; without it

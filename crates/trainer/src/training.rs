@@ -12,8 +12,9 @@ use pv_data::{
 };
 use rayon::prelude::*;
 
-use crate::model::{BatchTensors, ModelConfig, PvForecaster};
 use crate::optim::{AdamW, AdamWParams};
+use forecaster::model::BatchTensors;
+use forecaster::{ModelConfig, PvForecaster};
 
 /// Optimisation settings.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

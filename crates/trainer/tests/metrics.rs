@@ -1,33 +1,31 @@
 //! Metrics and baselines on hand-made batches whose answers are worked out by hand.
 
-use pv_data::example::features;
+use forecaster::baselines::{
+    ClearSkyScale, DEFAULT_CLIMATOLOGICAL_INDEX, MIN_CLEAR_SKY, forecasts,
+};
+use pv_data::features::{PvToken, Query};
 use pv_data::{Array, Batch, BatchTokens, ExampleKey, UnixTime};
-use trainer::baselines::{ClearSkyScale, DEFAULT_CLIMATOLOGICAL_INDEX, MIN_CLEAR_SKY, forecasts};
 use trainer::metrics::Metrics;
-
-fn index(names: &[&str], name: &str) -> usize {
-    names.iter().position(|n| *n == name).expect("feature")
-}
 
 /// One system (2 kWp), two history steps, two lead times.
 /// History: power 0.30 then 0.40 (observed), clear-sky 0.50 then 0.80.
 /// Leads: clear-sky 1.00 and 0.60, targets 0.50 and 0.45, sun up then down.
 fn batch() -> Batch {
     let (h, k) = (2, 2);
-    let fp = features::PV.len();
+    let fp = PvToken::WIDTH;
     let mut pv = vec![0.0; h * fp];
     for (step, (p, c)) in [(0.30, 0.50), (0.40, 0.80)].into_iter().enumerate() {
-        pv[step * fp + index(features::PV, "power")] = p;
-        pv[step * fp + index(features::PV, "observed")] = 1.0;
-        pv[step * fp + index(features::PV, "clear_sky")] = c;
+        pv[step * fp + PvToken::INDEX.power] = p;
+        pv[step * fp + PvToken::INDEX.observed] = 1.0;
+        pv[step * fp + PvToken::INDEX.clear_sky] = c;
     }
-    let fq = features::QUERY.len();
+    let fq = Query::WIDTH;
     let mut queries = vec![0.0; k * fq];
     for (lead, c) in [1.0, 0.60].into_iter().enumerate() {
-        queries[lead * fq + features::QUERY_CLEAR_SKY] = c;
-        queries[lead * fq + features::QUERY_LAST_POWER] = 0.40;
-        queries[lead * fq + features::QUERY_LAST_OBSERVED] = 1.0;
-        queries[lead * fq + features::QUERY_LAST_CLEAR_SKY] = 0.80;
+        queries[lead * fq + Query::INDEX.clear_sky] = c;
+        queries[lead * fq + Query::INDEX.last_power] = 0.40;
+        queries[lead * fq + Query::INDEX.last_observed] = 1.0;
+        queries[lead * fq + Query::INDEX.last_clear_sky] = 0.80;
     }
     let arr = |shape: Vec<usize>, data: Vec<f32>| Array { shape, data };
     let empty = || BatchTokens {
@@ -58,12 +56,12 @@ fn batch() -> Batch {
 
 /// `batch()` with its history replaced by observed steps of (power, clear sky).
 fn batch_with_history(steps: &[(f32, f32)]) -> Batch {
-    let (h, fp) = (steps.len(), features::PV.len());
+    let (h, fp) = (steps.len(), PvToken::WIDTH);
     let mut pv = vec![0.0; h * fp];
     for (step, &(p, c)) in steps.iter().enumerate() {
-        pv[step * fp + index(features::PV, "power")] = p;
-        pv[step * fp + index(features::PV, "observed")] = 1.0;
-        pv[step * fp + index(features::PV, "clear_sky")] = c;
+        pv[step * fp + PvToken::INDEX.power] = p;
+        pv[step * fp + PvToken::INDEX.observed] = 1.0;
+        pv[step * fp + PvToken::INDEX.clear_sky] = c;
     }
     let mut b = batch();
     b.pv = BatchTokens {
@@ -115,9 +113,9 @@ fn baselines_follow_their_definitions() {
     // The index is clipped: last power 0.9 under 0.80 × 0.45 = 0.36 is an index of 2.5, clipped
     // to 1.5.
     let mut b = batch();
-    let fq = features::QUERY.len();
+    let fq = Query::WIDTH;
     for lead in 0..2 {
-        b.queries.data[lead * fq + features::QUERY_LAST_POWER] = 0.9;
+        b.queries.data[lead * fq + Query::INDEX.last_power] = 0.9;
     }
     let scale = ClearSkyScale {
         by_system: [(7, 0.45)].into_iter().collect(),
@@ -132,16 +130,16 @@ fn baselines_follow_their_definitions() {
 #[test]
 fn smart_persistence_uses_the_climatological_index_at_dawn() {
     let mut b = batch();
-    let fq = features::QUERY.len();
+    let fq = Query::WIDTH;
     for lead in 0..2 {
         // Last observation: 0.001 kW/kWp under a clear sky of 0.02 (sun just up).
-        b.queries.data[lead * fq + features::QUERY_LAST_POWER] = 0.001;
-        b.queries.data[lead * fq + features::QUERY_LAST_CLEAR_SKY] = 0.02;
+        b.queries.data[lead * fq + Query::INDEX.last_power] = 0.001;
+        b.queries.data[lead * fq + Query::INDEX.last_clear_sky] = 0.02;
     }
     // The history's own index tokens are dawn too, so the ratio baseline has none either.
-    let fp = features::PV.len();
+    let fp = PvToken::WIDTH;
     for step in 0..2 {
-        b.pv.values.data[step * fp + index(features::PV, "clear_sky")] = 0.02;
+        b.pv.values.data[step * fp + PvToken::INDEX.clear_sky] = 0.02;
     }
     let scale = ClearSkyScale {
         by_system: [(7, 0.9)].into_iter().collect(),
@@ -156,7 +154,7 @@ fn smart_persistence_uses_the_climatological_index_at_dawn() {
     // Just above the threshold (0.34 × 0.9 = 0.306) k(t0) is defined and persisted.
     const { assert!(0.34 * 0.9 >= MIN_CLEAR_SKY && 0.33 * 0.9 < MIN_CLEAR_SKY) };
     for lead in 0..2 {
-        b.queries.data[lead * fq + features::QUERY_LAST_CLEAR_SKY] = 0.34;
+        b.queries.data[lead * fq + Query::INDEX.last_clear_sky] = 0.34;
     }
     let [_, smart, _] = forecasts(&b, &scale);
     close(smart[0], 0.001 / (0.34 * 0.9) * 0.9);
@@ -167,9 +165,9 @@ fn smart_persistence_uses_the_climatological_index_at_dawn() {
 
 fn batch_with_dawn_history() -> Batch {
     let mut b = batch();
-    let fq = features::QUERY.len();
+    let fq = Query::WIDTH;
     for lead in 0..2 {
-        b.queries.data[lead * fq + features::QUERY_LAST_CLEAR_SKY] = 0.01;
+        b.queries.data[lead * fq + Query::INDEX.last_clear_sky] = 0.01;
     }
     b
 }

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use forecaster::model::BatchTensors;
+use forecaster::{ModelConfig, PvForecaster};
 use pv_data::{
     DataPaths, Dataset, ExampleConfig, FeatureWidths, LoadConfig, Split, build_batch, example_keys,
 };
-use trainer::model::{BatchTensors, ModelConfig, PvForecaster};
 
 fn small_batch() -> (pv_data::Batch, FeatureWidths) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data");

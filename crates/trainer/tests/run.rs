@@ -8,9 +8,10 @@ mod common;
 use std::path::Path;
 
 use candle_core::Device;
+use forecaster::SavedModel;
 use pv_data::{Split, UnixTime};
 use trainer::config::RunConfig;
-use trainer::run::{RunOptions, SavedModel};
+use trainer::run::RunOptions;
 
 fn train(config: &RunConfig, run: &Path, stop_after: Option<usize>) -> trainer::run::RunSummary {
     trainer::run::train(
@@ -117,7 +118,11 @@ fn a_tiny_run_writes_its_outputs_and_refuses_to_overwrite() {
     }
     // The model file carries what it needs to be used alone.
     let saved = SavedModel::read(&run, &Device::Cpu).expect("saved model");
-    assert_eq!(saved.config, config);
+    assert_eq!(saved.setup, config.setup());
+    assert_eq!(
+        trainer::evaluate::run_config(&saved).expect("run config"),
+        config
+    );
 
     let before = std::fs::read(run.join("model.safetensors")).expect("read");
     let err = trainer::run::train(
@@ -221,7 +226,7 @@ fn corrupted_and_truncated_checkpoints_are_refused() {
     );
     assert!(msg.contains("previous.safetensors"), "{msg}");
     // The previous state is untouched and loads.
-    trainer::checkpoint::Checkpoint::read(&run.join("previous.safetensors"), &Device::Cpu)
+    forecaster::checkpoint::Checkpoint::read(&run.join("previous.safetensors"), &Device::Cpu)
         .expect("previous intact");
 
     // Truncated.
@@ -246,9 +251,11 @@ fn corrupted_and_truncated_checkpoints_are_refused() {
     wider.model.decoder_channels = 24;
     let other_run = other.path().join("run");
     train(&wider, &other_run, Some(3));
-    let checkpoint =
-        trainer::checkpoint::Checkpoint::read(&other_run.join("model.safetensors"), &Device::Cpu)
-            .expect("read");
+    let checkpoint = forecaster::checkpoint::Checkpoint::read(
+        &other_run.join("model.safetensors"),
+        &Device::Cpu,
+    )
+    .expect("read");
     let mine = SavedModel::read(&run, &Device::Cpu).expect("mine");
     let err = checkpoint.load_into(&mine.varmap).expect_err("refused");
     assert!(err.to_string().contains("has shape"), "{err}");
@@ -265,8 +272,8 @@ fn a_saved_model_evaluates_and_forecasts_on_two_folders() {
     // On the training folder, evaluation reproduces the run's own test metrics.
     let mut data = common::dataset();
     saved.adapt(&mut data).expect("adapt");
-    let report =
-        trainer::run::evaluate_saved(&saved, &data, Split::Test, &Device::Cpu).expect("evaluate");
+    let report = trainer::evaluate::evaluate_saved(&saved, &data, Split::Test, &Device::Cpu)
+        .expect("evaluate");
     // (Compared as text: serde_json's default float parsing may be off by one ulp.)
     assert_eq!(
         serde_json::to_string_pretty(&report).expect("json"),
@@ -287,14 +294,14 @@ fn a_saved_model_evaluates_and_forecasts_on_two_folders() {
     assert_eq!(fifty.meta.time_label, pv_data::TimeLabel::IntervalStart);
     assert_eq!(fifty.meta.altitude_m, Some(1800.0));
     saved.adapt(&mut other_data).expect("adapt");
-    let report = trainer::run::evaluate_saved(&saved, &other_data, Split::Test, &Device::Cpu)
+    let report = trainer::evaluate::evaluate_saved(&saved, &other_data, Split::Test, &Device::Cpu)
         .expect("evaluate other");
     assert!(report.pooled["model"].nmae.is_finite());
 
     // A forecast at a midday t0 of system 50: every system with history gets every lead time.
     let t0 = UnixTime::parse("2013-09-10T18:00:00Z").expect("t0");
     let (rows, skipped) =
-        trainer::forecast::forecast_at(&saved, &other_data, t0, &Device::Cpu).expect("forecast");
+        forecaster::forecast_at(&saved, &other_data, t0, 64, &Device::Cpu).expect("forecast");
     let k = config.examples.lead_times;
     assert_eq!(rows.len() % k, 0);
     assert_eq!(rows.len() / k + skipped.len(), other_data.systems.len());
@@ -303,14 +310,14 @@ fn a_saved_model_evaluates_and_forecasts_on_two_folders() {
         assert!(row.quantiles_kw.iter().all(|q| q.is_finite()));
     }
     let csv = out.path().join("forecast.csv");
-    trainer::forecast::write_forecast(&rows, &config.model.quantiles, &csv).expect("csv");
+    forecaster::write_forecast(&rows, &config.model.quantiles, &csv).expect("csv");
     let text = std::fs::read_to_string(&csv).expect("read");
     assert!(
         text.starts_with("ss_id,t0,valid_time,lead_minutes,q0.1_kw,q0.5_kw,q0.9_kw,observed_kw\n")
     );
     assert_eq!(text.lines().count(), rows.len() + 1);
     let parquet = out.path().join("forecast.parquet");
-    trainer::forecast::write_forecast(&rows, &config.model.quantiles, &parquet).expect("parquet");
+    forecaster::write_forecast(&rows, &config.model.quantiles, &parquet).expect("parquet");
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
         std::fs::File::open(&parquet).expect("open"),
     )
@@ -321,9 +328,8 @@ fn a_saved_model_evaluates_and_forecasts_on_two_folders() {
     );
 
     // t0 off the grid is refused with a suggestion.
-    let err =
-        trainer::forecast::forecast_at(&saved, &other_data, UnixTime(t0.0 + 60), &Device::Cpu)
-            .expect_err("refused");
+    let err = forecaster::forecast_at(&saved, &other_data, UnixTime(t0.0 + 60), 64, &Device::Cpu)
+        .expect_err("refused");
     assert!(
         err.to_string().contains("not on the 15-minute grid"),
         "{err}"

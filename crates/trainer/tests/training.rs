@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use candle_core::Device;
+use forecaster::ModelConfig;
 use pv_data::{DataPaths, Dataset, ExampleConfig, LoadConfig};
-use trainer::model::ModelConfig;
 use trainer::training::{SplitMix64, StepLog, TrainConfig, Trainer, learning_rate_at};
 
 fn dataset() -> Dataset {

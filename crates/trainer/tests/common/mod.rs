@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{Array, Int64Array, RecordBatch};
+use forecaster::ModelConfig;
 use pv_data::{DataPaths, Dataset, ExampleConfig, LoadConfig};
 use trainer::config::{EvalConfig, RunConfig};
-use trainer::model::ModelConfig;
 use trainer::training::TrainConfig;
 
 /// Every tensor of a checkpoint as raw f32 bits, sorted by name: equal means bit-identical.
 pub fn checkpoint_bits(path: &Path) -> Vec<(String, Vec<u32>)> {
-    let checkpoint = trainer::checkpoint::Checkpoint::read(path, &candle_core::Device::Cpu)
+    let checkpoint = forecaster::checkpoint::Checkpoint::read(path, &candle_core::Device::Cpu)
         .expect("read checkpoint");
     let mut out: Vec<(String, Vec<u32>)> = checkpoint
         .tensors

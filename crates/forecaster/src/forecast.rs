@@ -1,16 +1,19 @@
 //! Forecasts from a saved model: quantiles of power (kW) per system and lead time at any t0 the
-//! data have history for, written as CSV or Parquet; and the example forecasts the fan plots draw.
+//! data have history for, written as CSV or Parquet.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
 use arrow_array::{ArrayRef, Float32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use candle_core::Device;
-use pv_data::{Dataset, ExampleKey, Split, UnixTime, example_keys};
+use pv_data::{Dataset, ExampleKey, Split, UnixTime};
 
-use crate::run::{SavedModel, predict_batches};
+use crate::error::{Error, Result};
+use crate::saved::{SavedModel, predict_batches};
+
+/// Examples per prediction batch when the caller has no preference.
+pub const DEFAULT_BATCH_SIZE: usize = 256;
 
 /// One system's forecast at one lead time.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,17 +37,18 @@ pub fn forecast_at(
     saved: &SavedModel,
     dataset: &Dataset,
     t0: UnixTime,
+    batch_size: usize,
     device: &Device,
 ) -> Result<(Vec<ForecastRow>, Vec<i64>)> {
     let step = dataset.step_s();
     if t0.0.rem_euclid(step) != 0 {
-        bail!(
-            "t0 {t0} is not on the {}-minute grid of the data; use a time such as {}",
-            step / 60,
-            UnixTime(t0.0 - t0.0.rem_euclid(step))
-        );
+        return Err(Error::OffGrid {
+            t0,
+            step_minutes: step / 60,
+            nearest: UnixTime(t0.0 - t0.0.rem_euclid(step)),
+        });
     }
-    let h = saved.config.examples.history_steps as i64;
+    let h = saved.setup.examples.history_steps as i64;
     let mut keys = Vec::new();
     let mut skipped = Vec::new();
     for (system, series) in dataset.systems.iter().enumerate() {
@@ -56,11 +60,30 @@ pub fn forecast_at(
     }
     if keys.is_empty() {
         let (first, last) = data_range(dataset);
-        bail!(
-            "no system has PV history in the {h} steps before t0 {t0}; the data run from {first} to {last}"
-        );
+        return Err(Error::NoHistory {
+            t0,
+            history_steps: h as usize,
+            first,
+            last,
+        });
     }
-    Ok((rows_for(saved, dataset, &keys, device)?, skipped))
+    Ok((
+        forecast_keys(saved, dataset, &keys, batch_size, device)?,
+        skipped,
+    ))
+}
+
+/// The latest t0 the data allow: the end of the last observed interval of any system (a
+/// forecast made as soon as that value arrived). `None` when nothing is observed.
+pub fn latest_t0(dataset: &Dataset) -> Option<UnixTime> {
+    dataset
+        .systems
+        .iter()
+        .filter_map(|s| {
+            let last = s.power_kw.iter().rposition(|p| !p.is_nan())?;
+            Some(s.time(last))
+        })
+        .max()
 }
 
 fn data_range(dataset: &Dataset) -> (UnixTime, UnixTime) {
@@ -69,27 +92,28 @@ fn data_range(dataset: &Dataset) -> (UnixTime, UnixTime) {
     (first.unwrap_or(UnixTime(0)), last.unwrap_or(UnixTime(0)))
 }
 
-/// The anchor system's forecast rows for each key.
-fn rows_for(
+/// The anchor system's forecast rows for each key: one per lead time, in key order.
+pub fn forecast_keys(
     saved: &SavedModel,
     dataset: &Dataset,
     keys: &[ExampleKey],
+    batch_size: usize,
     device: &Device,
 ) -> Result<Vec<ForecastRow>> {
-    let config = &saved.config;
-    let (k, q) = (config.examples.lead_times, config.model.quantiles.len());
+    let setup = &saved.setup;
+    let (k, q) = (setup.examples.lead_times, setup.model.quantiles.len());
     let step = dataset.step_s();
     let mut rows = Vec::with_capacity(keys.len() * k);
     // The split only decides which neighbours may be extra targets; the anchor is target 0.
     predict_batches(
         &saved.model,
         dataset,
-        &config.examples,
+        &setup.examples,
         keys,
-        config.eval.batch_size,
+        batch_size,
         Split::Test,
         device,
-        |chunk, batch, out| {
+        |chunk, batch, out| -> Result<()> {
             let s = batch.targets.shape[1];
             for (b, key) in chunk.iter().enumerate() {
                 let series = &dataset.systems[key.system];
@@ -151,11 +175,19 @@ pub fn write_forecast(rows: &[ForecastRow], levels: &[f64], path: &Path) -> Resu
             rows.iter()
                 .map(|r| (!r.observed_kw.is_nan()).then_some(r.observed_kw)),
         )));
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+        let unwritable = |message: String| Error::Write {
+            path: path.to_owned(),
+            message,
+        };
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+            .map_err(|e| unwritable(e.to_string()))?;
         let mut buffer = Vec::new();
-        let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buffer, batch.schema(), None)?;
-        writer.write(&batch)?;
-        writer.close()?;
+        let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buffer, batch.schema(), None)
+            .map_err(|e| unwritable(e.to_string()))?;
+        writer
+            .write(&batch)
+            .and_then(|()| writer.close().map(drop))
+            .map_err(|e| unwritable(e.to_string()))?;
         buffer
     } else {
         let mut out = String::from("ss_id,t0,valid_time,lead_minutes");
@@ -183,80 +215,8 @@ pub fn write_forecast(rows: &[ForecastRow], levels: &[f64], path: &Path) -> Resu
         }
         out.into_bytes()
     };
-    crate::checkpoint::write_atomic(path, &bytes)
-        .with_context(|| format!("writing {}", path.display()))
-}
-
-/// One forecast with its history and outcome, for a fan plot.
-#[derive(Debug, Clone)]
-pub struct Fan {
-    /// The system.
-    pub ss_id: i64,
-    /// Forecast time.
-    pub t0: UnixTime,
-    /// Grid step, minutes.
-    pub step_minutes: i64,
-    /// Observed power over the history steps, kW (NaN where missing), oldest first.
-    pub history_kw: Vec<f32>,
-    /// The forecast rows, one per lead time.
-    pub rows: Vec<ForecastRow>,
-    /// Quantile levels.
-    pub levels: Vec<f64>,
-}
-
-/// Forecasts on `split` for the fan plots: up to four systems, two days each, with t0 near 10:00
-/// local solar time (a forecast that spans the middle of the day).
-pub fn fan_examples(
-    saved: &SavedModel,
-    dataset: &Dataset,
-    split: Split,
-    device: &Device,
-) -> Result<Vec<Fan>> {
-    let keys = example_keys(dataset, &saved.config.examples, split)?;
-    let step = dataset.step_s();
-    let mut chosen = Vec::new();
-    for system in 0..dataset.systems.len().min(4) {
-        let lon = dataset.systems[system].meta.longitude_deg;
-        let morning: Vec<ExampleKey> = keys
-            .iter()
-            .filter(|k| k.system == system)
-            .filter(|k| {
-                let solar_hour = (k.t0.0 as f64 / 3600.0 + lon / 15.0).rem_euclid(24.0);
-                (9.75..10.25).contains(&solar_hour)
-            })
-            .copied()
-            .collect();
-        let n = morning.len();
-        if n > 0 {
-            chosen.push(morning[n / 3]);
-            if n > 1 {
-                chosen.push(morning[2 * n / 3]);
-            }
-        }
-    }
-    let rows = rows_for(saved, dataset, &chosen, device)?;
-    let k = saved.config.examples.lead_times;
-    let h = saved.config.examples.history_steps as i64;
-    Ok(chosen
-        .iter()
-        .zip(rows.chunks(k))
-        .map(|(key, rows)| {
-            let series = &dataset.systems[key.system];
-            let kwp = series.meta.capacity_kwp as f32;
-            Fan {
-                ss_id: series.meta.ss_id,
-                t0: key.t0,
-                step_minutes: step / 60,
-                history_kw: (0..h)
-                    .map(|i| {
-                        series
-                            .normalised_at(UnixTime(key.t0.0 - (h - 1 - i) * step))
-                            .map_or(f32::NAN, |p| p * kwp)
-                    })
-                    .collect(),
-                rows: rows.to_vec(),
-                levels: saved.config.model.quantiles.clone(),
-            }
-        })
-        .collect())
+    crate::checkpoint::write_atomic(path, &bytes).map_err(|e| Error::Write {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
 }

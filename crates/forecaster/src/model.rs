@@ -8,118 +8,11 @@ use hip_encoder::{HipConfig, HipEncoder, LevelConfig};
 use metnet_decoder::{DecoderConfig, MetNetDecoder, pinball_loss, pinball_loss_sum, pinball_terms};
 use perceiver_core::FourierFeatures;
 use perceiver_core::layers::Activation;
-use pv_data::example::features;
+use pv_data::features::{FOURIER, Modality, Query};
 use pv_data::{Batch, BatchTokens, FeatureWidths};
 
 use crate::baselines::{MAX_CLEAR_SKY_INDEX, MIN_CLEAR_SKY};
-
-/// One HiP level, as written in a config file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LevelSpec {
-    /// Groups (the first level: one per history step; the last: 1).
-    pub groups: usize,
-    /// Latents per group.
-    pub latents: usize,
-    /// Channels.
-    pub channels: usize,
-    /// Self-attention layers after the cross-attention.
-    pub self_attention_layers: usize,
-    /// Attention heads.
-    pub heads: usize,
-}
-
-impl From<LevelSpec> for LevelConfig {
-    fn from(l: LevelSpec) -> Self {
-        LevelConfig {
-            groups: l.groups,
-            latents: l.latents,
-            channels: l.channels,
-            self_attention_layers: l.self_attention_layers,
-            heads: l.heads,
-        }
-    }
-}
-
-/// The model's shape.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelConfig {
-    /// Width every token is embedded to.
-    pub token_dim: usize,
-    /// Fourier bands for token offsets (east, north, hours from t0).
-    pub fourier_bands: usize,
-    /// Fourier maximum frequency.
-    pub fourier_max_freq: f64,
-    /// HiP levels (the first must have one group per history step).
-    pub levels: Vec<LevelSpec>,
-    /// Decoder channels.
-    pub decoder_channels: usize,
-    /// Decoder blocks.
-    pub decoder_blocks: usize,
-    /// Decoder heads.
-    pub decoder_heads: usize,
-    /// MLP widening everywhere.
-    pub widening: usize,
-    /// Quantile levels predicted.
-    pub quantiles: Vec<f64>,
-    /// Predict a correction to clear-sky-index persistence instead of power from scratch: every
-    /// quantile is k(t0) × clear-sky irradiance at the target time (from the query's features;
-    /// k clipped to [0, 1.5], and a learned climatological index where the clear sky at the last
-    /// observation is under 0.3 kW/kWp or there is none) plus the decoder's output.
-    pub smart_persistence_prior: bool,
-}
-
-impl Default for ModelConfig {
-    fn default() -> Self {
-        ModelConfig::small(8)
-    }
-}
-
-impl ModelConfig {
-    /// A small default for `history_steps` groups: 3 levels merging 8 → 2 → 1.
-    pub fn small(history_steps: usize) -> Self {
-        let mid = if history_steps.is_multiple_of(4) {
-            history_steps / 4
-        } else {
-            1
-        };
-        ModelConfig {
-            token_dim: 32,
-            fourier_bands: 4,
-            fourier_max_freq: 8.0,
-            levels: vec![
-                LevelSpec {
-                    groups: history_steps,
-                    latents: 4,
-                    channels: 32,
-                    self_attention_layers: 1,
-                    heads: 2,
-                },
-                LevelSpec {
-                    groups: mid,
-                    latents: 8,
-                    channels: 32,
-                    self_attention_layers: 1,
-                    heads: 2,
-                },
-                LevelSpec {
-                    groups: 1,
-                    latents: 16,
-                    channels: 64,
-                    self_attention_layers: 1,
-                    heads: 4,
-                },
-            ],
-            decoder_channels: 64,
-            decoder_blocks: 2,
-            decoder_heads: 4,
-            widening: 2,
-            quantiles: vec![0.1, 0.5, 0.9],
-            smart_persistence_prior: false,
-        }
-    }
-}
+use crate::config::ModelConfig;
 
 /// One modality's embedder. Names `embed.<modality>.{linear,type}`.
 struct Embedder {
@@ -172,44 +65,24 @@ impl Embedder {
     }
 }
 
-/// Positions of the features that are Fourier-encoded (`east`, `north`, `hours_from_t0`).
+/// Positions of the features that are Fourier-encoded ([`FOURIER`]: `east`, `north`,
+/// `hours_from_t0`).
 pub fn fourier_columns(names: &[&str]) -> Vec<usize> {
     names
         .iter()
         .enumerate()
-        .filter(|(_, n)| matches!(**n, "east" | "north" | "hours_from_t0"))
+        .filter(|(_, n)| FOURIER.contains(n))
         .map(|(i, _)| i)
         .collect()
 }
 
-/// Each modality's name, width and feature names, in pv-data's order (values first, then
-/// place/time); the Fourier-encoded ones are `east`, `north` and `hours_from_t0`.
+/// Each modality's name, width and feature names, in embedding order (pv-data's layout:
+/// [`Modality::feature_names`]).
 pub fn modality_names(widths: &FeatureWidths) -> [(&'static str, usize, Vec<&'static str>); 4] {
-    let place_time = |values: usize, extra: &[&'static str]| {
-        let mut names = vec!["value"; values];
-        names.extend_from_slice(features::PLACE_TIME);
-        names.extend_from_slice(extra);
-        names
-    };
-    let pt = features::PLACE_TIME.len();
-    [
-        ("pv", widths.pv, features::PV.to_vec()),
-        (
-            "satellite",
-            widths.satellite,
-            place_time(widths.satellite.saturating_sub(pt), &[]),
-        ),
-        (
-            "observations",
-            widths.observations,
-            place_time(widths.observations.saturating_sub(pt), &[]),
-        ),
-        (
-            "nwp",
-            widths.nwp,
-            place_time(widths.nwp.saturating_sub(pt + 1), &["hours_since_init"]),
-        ),
-    ]
+    Modality::ALL.map(|m| {
+        let width = widths.of_modality(m);
+        (m.name(), width, m.feature_names(width))
+    })
 }
 
 /// The whole model. Parameter names: `embed.*`, `encoder.*`, `decoder.*`.
@@ -383,10 +256,10 @@ impl PvForecaster {
 /// baseline's per-system scale cancels in the ratio; the model learns its own).
 fn smart_persistence_prior(queries: &Tensor, climatological_index: &Tensor) -> Result<Tensor> {
     let column = |i: usize| queries.narrow(D::Minus1, i, 1)?.squeeze(D::Minus1);
-    let last_power = column(features::QUERY_LAST_POWER)?;
-    let last_clear = column(features::QUERY_LAST_CLEAR_SKY)?;
-    let observed = column(features::QUERY_LAST_OBSERVED)?;
-    let clear = column(features::QUERY_CLEAR_SKY)?;
+    let last_power = column(Query::INDEX.last_power)?;
+    let last_clear = column(Query::INDEX.last_clear_sky)?;
+    let observed = column(Query::INDEX.last_observed)?;
+    let clear = column(Query::INDEX.clear_sky)?;
     let defined = last_clear
         .ge(MIN_CLEAR_SKY as f64)?
         .to_dtype(queries.dtype())?
@@ -417,13 +290,13 @@ mod tests {
     /// because there is no observation; the last two use the climatological index 0.7.
     #[test]
     fn the_prior_is_clear_sky_index_persistence_with_a_climatological_fallback() {
-        let f = features::QUERY.len();
+        let f = Query::WIDTH;
         let mut q = vec![0.0f32; 4 * f];
         let mut set = |row: usize, power: f32, observed: f32, last_clear: f32, clear: f32| {
-            q[row * f + features::QUERY_LAST_POWER] = power;
-            q[row * f + features::QUERY_LAST_OBSERVED] = observed;
-            q[row * f + features::QUERY_LAST_CLEAR_SKY] = last_clear;
-            q[row * f + features::QUERY_CLEAR_SKY] = clear;
+            q[row * f + Query::INDEX.last_power] = power;
+            q[row * f + Query::INDEX.last_observed] = observed;
+            q[row * f + Query::INDEX.last_clear_sky] = last_clear;
+            q[row * f + Query::INDEX.clear_sky] = clear;
         };
         set(0, 0.3, 1.0, 0.6, 0.8);
         set(1, 0.01, 1.0, 0.2, 0.5);

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 
 use pv_data::Batch;
-use pv_data::example::features;
+use pv_data::features::{PvToken, PvTokenIndex, Query};
 
 /// Below this clear-sky power (kW/kWp) at the last observation, k(t0) is undefined and the
 /// climatological index is used instead. Chosen on the validation split (smart persistence,
@@ -62,9 +62,12 @@ impl ClearSkyScale {
     pub fn fit<'a>(batches: impl IntoIterator<Item = &'a Batch>) -> ClearSkyScale {
         // (power, clear-sky irradiance) of every observed anchor step with the sun up.
         let mut steps: BTreeMap<i64, Vec<(f32, f32)>> = BTreeMap::new();
-        let power = feature_index(features::PV, "power");
-        let observed = feature_index(features::PV, "observed");
-        let clear = feature_index(features::PV, "clear_sky");
+        let PvTokenIndex {
+            power,
+            observed,
+            clear_sky: clear,
+            ..
+        } = PvToken::INDEX;
         for batch in batches {
             let [b, h, n, f] = batch.pv.values.shape[..] else {
                 continue;
@@ -127,21 +130,13 @@ impl ClearSkyScale {
     }
 }
 
-/// Where `name` is in a pv-data feature list (the names are pv-data's, fixed at compile time).
-pub(crate) fn feature_index(names: &[&str], name: &str) -> usize {
-    names
-        .iter()
-        .position(|n| *n == name)
-        .unwrap_or_else(|| unreachable!("pv-data has no feature {name}"))
-}
-
 /// k(t0) of one decoder query for a system with clear-sky scale `scale`: the last observed power
 /// over its clear-sky power, clipped to `[0, MAX_CLEAR_SKY_INDEX]`; `None` where the dawn rule
 /// says it is undefined (no observation, or clear-sky power under [`MIN_CLEAR_SKY`]).
 pub fn clear_sky_index_at_t0(query: &[f32], scale: f32) -> Option<f32> {
-    let last_clear = query[features::QUERY_LAST_CLEAR_SKY] * scale;
-    (query[features::QUERY_LAST_OBSERVED] == 1.0 && last_clear >= MIN_CLEAR_SKY)
-        .then(|| (query[features::QUERY_LAST_POWER] / last_clear).clamp(0.0, MAX_CLEAR_SKY_INDEX))
+    let last_clear = query[Query::INDEX.last_clear_sky] * scale;
+    (query[Query::INDEX.last_observed] == 1.0 && last_clear >= MIN_CLEAR_SKY)
+        .then(|| (query[Query::INDEX.last_power] / last_clear).clamp(0.0, MAX_CLEAR_SKY_INDEX))
 }
 
 /// Baseline forecasts of power / kWp, `[B, S, K]` each, in the order of [`BASELINES`].
@@ -152,9 +147,12 @@ pub fn forecasts(batch: &Batch, scale: &ClearSkyScale) -> [Vec<f32>; 3] {
     let [_, h, n, fp] = batch.pv.values.shape[..] else {
         return Default::default();
     };
-    let power = feature_index(features::PV, "power");
-    let observed = feature_index(features::PV, "observed");
-    let clear = feature_index(features::PV, "clear_sky");
+    let PvTokenIndex {
+        power,
+        observed,
+        clear_sky: clear,
+        ..
+    } = PvToken::INDEX;
     let mut out: [Vec<f32>; 3] = [
         vec![0.0; b * s * k],
         vec![0.0; b * s * k],
@@ -166,7 +164,7 @@ pub fn forecasts(batch: &Batch, scale: &ClearSkyScale) -> [Vec<f32>; 3] {
             let c = scale.of(ss_id);
             let q0 = ((bi * s + si) * k) * fq;
             let query = &batch.queries.data[q0..q0 + fq];
-            let last_power = query[features::QUERY_LAST_POWER];
+            let last_power = query[Query::INDEX.last_power];
             let last_index = clear_sky_index_at_t0(query, c);
             let climatology = scale.climatology_of(ss_id);
             // Mean clear-sky index of this target's own PV tokens (token si) over the history.
@@ -183,7 +181,7 @@ pub fn forecasts(batch: &Batch, scale: &ClearSkyScale) -> [Vec<f32>; 3] {
             let mean_index = (count > 0).then(|| sum / count as f32);
             for ki in 0..k {
                 let i = (bi * s + si) * k + ki;
-                let clear_then = batch.queries.data[q0 + ki * fq + features::QUERY_CLEAR_SKY] * c;
+                let clear_then = batch.queries.data[q0 + ki * fq + Query::INDEX.clear_sky] * c;
                 out[0][i] = last_power;
                 out[1][i] = last_index.unwrap_or(climatology) * clear_then;
                 out[2][i] = mean_index.or(last_index).unwrap_or(climatology) * clear_then;

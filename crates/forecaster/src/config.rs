@@ -1,0 +1,157 @@
+//! What a forecaster is: the model's shape ([`ModelConfig`]) and, with how data are loaded and
+//! cut into examples, everything a saved model needs to see data as it was trained on
+//! ([`ModelSetup`]). The trainer's run configuration adds optimisation and evaluation to these.
+
+use hip_encoder::LevelConfig;
+use pv_data::{ExampleConfig, LoadConfig};
+
+/// One HiP level, as written in a config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelSpec {
+    /// Groups (the first level: one per history step; the last: 1).
+    pub groups: usize,
+    /// Latents per group.
+    pub latents: usize,
+    /// Channels.
+    pub channels: usize,
+    /// Self-attention layers after the cross-attention.
+    pub self_attention_layers: usize,
+    /// Attention heads.
+    pub heads: usize,
+}
+
+impl From<LevelSpec> for LevelConfig {
+    fn from(l: LevelSpec) -> Self {
+        LevelConfig {
+            groups: l.groups,
+            latents: l.latents,
+            channels: l.channels,
+            self_attention_layers: l.self_attention_layers,
+            heads: l.heads,
+        }
+    }
+}
+
+/// The model's shape.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Width every token is embedded to.
+    pub token_dim: usize,
+    /// Fourier bands for token offsets (east, north, hours from t0).
+    pub fourier_bands: usize,
+    /// Fourier maximum frequency.
+    pub fourier_max_freq: f64,
+    /// HiP levels (the first must have one group per history step).
+    pub levels: Vec<LevelSpec>,
+    /// Decoder channels.
+    pub decoder_channels: usize,
+    /// Decoder blocks.
+    pub decoder_blocks: usize,
+    /// Decoder heads.
+    pub decoder_heads: usize,
+    /// MLP widening everywhere.
+    pub widening: usize,
+    /// Quantile levels predicted.
+    pub quantiles: Vec<f64>,
+    /// Predict a correction to clear-sky-index persistence instead of power from scratch: every
+    /// quantile is k(t0) × clear-sky irradiance at the target time (from the query's features;
+    /// k clipped to [0, 1.5], and a learned climatological index where the clear sky at the last
+    /// observation is under 0.3 kW/kWp or there is none) plus the decoder's output.
+    pub smart_persistence_prior: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig::small(8)
+    }
+}
+
+impl ModelConfig {
+    /// A small default for `history_steps` groups: 3 levels merging 8 → 2 → 1.
+    pub fn small(history_steps: usize) -> Self {
+        let mid = if history_steps.is_multiple_of(4) {
+            history_steps / 4
+        } else {
+            1
+        };
+        ModelConfig {
+            token_dim: 32,
+            fourier_bands: 4,
+            fourier_max_freq: 8.0,
+            levels: vec![
+                LevelSpec {
+                    groups: history_steps,
+                    latents: 4,
+                    channels: 32,
+                    self_attention_layers: 1,
+                    heads: 2,
+                },
+                LevelSpec {
+                    groups: mid,
+                    latents: 8,
+                    channels: 32,
+                    self_attention_layers: 1,
+                    heads: 2,
+                },
+                LevelSpec {
+                    groups: 1,
+                    latents: 16,
+                    channels: 64,
+                    self_attention_layers: 1,
+                    heads: 4,
+                },
+            ],
+            decoder_channels: 64,
+            decoder_blocks: 2,
+            decoder_heads: 4,
+            widening: 2,
+            quantiles: vec![0.1, 0.5, 0.9],
+            smart_persistence_prior: false,
+        }
+    }
+}
+
+/// What a saved model needs besides its weights: how its data were loaded, how examples were cut,
+/// and its shape. These are the `data`, `examples` and `model` tables of a run's `config.toml`
+/// (stored in every checkpoint); other tables (the trainer's) are ignored here.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelSetup {
+    /// Loading.
+    #[serde(default)]
+    pub data: LoadConfig,
+    /// Examples and splits.
+    #[serde(default)]
+    pub examples: ExampleConfig,
+    /// Model shape.
+    #[serde(default)]
+    pub model: ModelConfig,
+}
+
+impl Default for ModelSetup {
+    fn default() -> Self {
+        let examples = ExampleConfig::default();
+        ModelSetup {
+            data: LoadConfig::default(),
+            model: ModelConfig::small(examples.history_steps),
+            examples,
+        }
+    }
+}
+
+impl ModelSetup {
+    /// Checks what no type can: impossible lengths, and a first HiP level that is not one group
+    /// per history step.
+    pub fn validate(&self) -> Result<(), String> {
+        self.examples.validate().map_err(|e| e.to_string())?;
+        let first = self.model.levels.first().ok_or("model.levels is empty")?;
+        if first.groups != self.examples.history_steps {
+            return Err(format!(
+                "model.levels[0].groups is {} but examples.history_steps is {}: level 1 has one group per history step",
+                first.groups, self.examples.history_steps
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,165 @@
+//! A model read back from a checkpoint, and predictions from it.
+//!
+//! A model checkpoint ([`crate::checkpoint`]) carries, besides the weights, the metadata written
+//! by [`model_metadata`]: `config` (the run configuration as TOML, of which [`ModelSetup`] reads
+//! the `data`, `examples` and `model` tables), `feature_widths` and `scalers` (JSON). That is
+//! everything needed to rebuild the model and feed it data on the scale it learnt.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use pv_data::{
+    Batch, Dataset, ExampleConfig, ExampleKey, FeatureWidths, Scalers, Split, build_batch,
+};
+use rayon::prelude::*;
+
+use crate::checkpoint::Checkpoint;
+use crate::config::ModelSetup;
+use crate::error::{Error, Result};
+use crate::model::{BatchTensors, PvForecaster};
+
+/// The file a run folder keeps its best model in.
+pub const MODEL_FILE: &str = "model.safetensors";
+
+/// The metadata every model checkpoint carries: `config` (any serialisable configuration whose
+/// TOML has the `data`, `examples` and `model` tables), `feature_widths` and `scalers`.
+pub fn model_metadata(
+    config: &impl serde::Serialize,
+    widths: FeatureWidths,
+    scalers: &Scalers,
+) -> Result<BTreeMap<String, String>> {
+    let unwritable = |message: String| Error::Config {
+        path: PathBuf::from("(checkpoint metadata)"),
+        message,
+    };
+    Ok(BTreeMap::from([
+        (
+            "config".to_owned(),
+            toml::to_string(config).map_err(|e| unwritable(e.to_string()))?,
+        ),
+        (
+            "feature_widths".to_owned(),
+            serde_json::to_string(&widths).map_err(|e| unwritable(e.to_string()))?,
+        ),
+        (
+            "scalers".to_owned(),
+            serde_json::to_string(scalers).map_err(|e| unwritable(e.to_string()))?,
+        ),
+    ]))
+}
+
+/// A model read back from a checkpoint, with what it needs to see data as in training.
+pub struct SavedModel {
+    /// The model.
+    pub model: PvForecaster,
+    /// Its parameters.
+    pub varmap: VarMap,
+    /// How it was trained to see data, and its shape.
+    pub setup: ModelSetup,
+    /// Input widths it expects.
+    pub widths: FeatureWidths,
+    /// Input standardisation it was trained with.
+    pub scalers: Scalers,
+    /// The checkpoint's metadata (its tensors are in `varmap`), for readers of other entries.
+    pub checkpoint: Checkpoint,
+}
+
+impl SavedModel {
+    /// Reads a model from a checkpoint file, or from [`MODEL_FILE`] in a run folder.
+    pub fn read(path: &Path, device: &Device) -> Result<SavedModel> {
+        let path = if path.is_dir() {
+            path.join(MODEL_FILE)
+        } else {
+            path.to_owned()
+        };
+        let mut checkpoint = Checkpoint::read(&path, device)?;
+        let setup: ModelSetup = checkpoint.toml("config")?;
+        setup.validate().map_err(|message| Error::Config {
+            path: path.clone(),
+            message,
+        })?;
+        let widths: FeatureWidths = checkpoint.json("feature_widths")?;
+        let scalers: Scalers = checkpoint.json("scalers")?;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let model = PvForecaster::new(&setup.model, widths, setup.data.step_minutes, vb)?;
+        checkpoint.load_into(&varmap)?;
+        checkpoint.tensors.clear();
+        Ok(SavedModel {
+            model,
+            varmap,
+            setup,
+            widths,
+            scalers,
+            checkpoint,
+        })
+    }
+
+    /// The checkpoint file.
+    pub fn path(&self) -> &Path {
+        &self.checkpoint.path
+    }
+
+    /// Makes `dataset` look like the training data to this model: the same inputs and variables,
+    /// standardised with the training scalers. Loading must have used `self.setup.data`.
+    pub fn adapt(&self, dataset: &mut Dataset) -> Result<()> {
+        dataset
+            .use_scalers(&self.scalers)
+            .map_err(|source| Error::Data {
+                path: self.path().to_owned(),
+                source: Box::new(source),
+            })?;
+        let found = FeatureWidths::of(dataset);
+        if found != self.widths {
+            return Err(Error::Widths {
+                path: self.path().to_owned(),
+                found,
+                trained: self.widths,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The model's quantiles for `batch`, `[B, S, K, Q]` flattened, as power / kWp.
+pub fn predict(model: &PvForecaster, batch: &Batch, device: &Device) -> Result<Vec<f32>> {
+    Ok(model
+        .forward(&BatchTensors::new(batch, device)?)?
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?)
+}
+
+/// Builds and predicts the batches of `keys` (`batch_size` each), as many at once as the rayon
+/// pool has threads (each batch's ops run on its worker thread), and hands each to `each` in key
+/// order, so results do not depend on the thread count.
+#[allow(clippy::too_many_arguments)]
+pub fn predict_batches<E: From<Error>>(
+    model: &PvForecaster,
+    dataset: &Dataset,
+    examples: &ExampleConfig,
+    keys: &[ExampleKey],
+    batch_size: usize,
+    split: Split,
+    device: &Device,
+    mut each: impl FnMut(&[ExampleKey], &Batch, &[f32]) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let batch_size = batch_size.max(1);
+    let group = batch_size * rayon::current_num_threads().max(1);
+    for keys in keys.chunks(group) {
+        let predicted = keys
+            .par_chunks(batch_size)
+            .map(|chunk| {
+                let batch = build_batch(dataset, examples, chunk, split);
+                let quantiles = predict(model, &batch, device)?;
+                Ok((chunk, batch, quantiles))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (chunk, batch, quantiles) in &predicted {
+            each(chunk, batch, quantiles)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! A model checkpoint round trip without the training stack: an (untrained) model written with
+//! this crate's format and metadata reads back into the same predictions, forecasts every system
+//! of the bundled data at a t0, and refuses what it cannot use with errors naming the cause.
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use forecaster::checkpoint::write;
+use forecaster::saved::model_metadata;
+use forecaster::{Error, ModelSetup, PvForecaster, SavedModel, forecast_at, latest_t0, predict};
+use pv_data::{DataPaths, Dataset, FeatureWidths, Split, UnixTime, build_batch, example_keys};
+
+fn bundled() -> Dataset {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data");
+    let setup = ModelSetup::default();
+    let mut dataset =
+        Dataset::load(&DataPaths::in_folder(&dir).expect("data"), setup.data).expect("load");
+    dataset.fit_scalers(&setup.examples);
+    dataset
+}
+
+/// Writes a freshly initialised model for `dataset` to `dir/model.safetensors`; returns it.
+fn write_model(dataset: &Dataset, dir: &std::path::Path) -> (PvForecaster, ModelSetup) {
+    let setup = ModelSetup::default();
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let widths = FeatureWidths::of(dataset);
+    let model =
+        PvForecaster::new(&setup.model, widths, setup.data.step_minutes, vb).expect("model");
+    let mut tensors: Vec<_> = varmap
+        .data()
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let metadata = model_metadata(&setup, widths, &dataset.scalers()).expect("metadata");
+    write(&dir.join("model.safetensors"), &tensors, metadata).expect("write");
+    (model, setup)
+}
+
+#[test]
+fn a_written_model_reads_back_and_forecasts() {
+    let dataset = bundled();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (model, setup) = write_model(&dataset, dir.path());
+
+    // Read from the run folder: same setup, same predictions bit for bit.
+    let saved = SavedModel::read(dir.path(), &Device::Cpu).expect("read");
+    assert_eq!(saved.setup, setup);
+    let keys = example_keys(&dataset, &setup.examples, Split::Test).expect("keys");
+    let batch = build_batch(&dataset, &setup.examples, &keys[..16], Split::Test);
+    assert_eq!(
+        predict(&saved.model, &batch, &Device::Cpu).expect("saved"),
+        predict(&model, &batch, &Device::Cpu).expect("original")
+    );
+
+    // Data loaded afresh are adapted to the model's scalers, then forecast at the latest t0.
+    let mut fresh = Dataset::load(
+        &DataPaths::in_folder(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data"))
+            .expect("data"),
+        saved.setup.data,
+    )
+    .expect("load");
+    saved.adapt(&mut fresh).expect("adapt");
+    let t0 = latest_t0(&fresh).expect("observed data");
+    let (rows, skipped) = forecast_at(&saved, &fresh, t0, 32, &Device::Cpu).expect("forecast");
+    let k = setup.examples.lead_times;
+    assert!(!rows.is_empty());
+    assert_eq!(rows.len() % k, 0);
+    assert_eq!(rows.len() / k + skipped.len(), fresh.systems.len());
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row.t0, t0);
+        assert_eq!(
+            row.lead_minutes,
+            (i % k + 1) as i64 * setup.data.step_minutes
+        );
+        assert_eq!(row.quantiles_kw.len(), setup.model.quantiles.len());
+        assert!(row.quantiles_kw.iter().all(|q| q.is_finite()), "{row:?}");
+        // After the last observation nothing is observed.
+        assert!(row.observed_kw.is_nan());
+    }
+}
+
+#[test]
+fn what_cannot_be_used_is_refused_by_name() {
+    let dataset = bundled();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_model(&dataset, dir.path());
+    let saved = SavedModel::read(dir.path(), &Device::Cpu).expect("read");
+
+    let t0 = latest_t0(&dataset).expect("observed data");
+    let off_grid = forecast_at(&saved, &dataset, UnixTime(t0.0 + 60), 32, &Device::Cpu)
+        .expect_err("off the grid");
+    assert!(matches!(off_grid, Error::OffGrid { .. }), "{off_grid}");
+    assert!(
+        off_grid.to_string().contains("15-minute grid"),
+        "{off_grid}"
+    );
+
+    let far = UnixTime(t0.0 + 400 * 86_400);
+    let none = forecast_at(&saved, &dataset, far, 32, &Device::Cpu).expect_err("no history");
+    assert!(matches!(none, Error::NoHistory { .. }), "{none}");
+
+    // A data folder without the satellite input does not match the model's widths.
+    let mut fewer = dataset.clone();
+    fewer.satellite = None;
+    let err = saved.adapt(&mut fewer).expect_err("other inputs");
+    assert!(err.to_string().contains("model.safetensors"), "{err}");
+
+    // Not a checkpoint at all.
+    let junk = dir.path().join("junk.safetensors");
+    std::fs::write(&junk, b"not a checkpoint").expect("write");
+    let err = SavedModel::read(&junk, &Device::Cpu)
+        .err()
+        .expect("refused");
+    assert!(matches!(err, Error::Checkpoint(_)), "{err}");
+    assert!(err.to_string().contains("junk.safetensors"), "{err}");
+}
