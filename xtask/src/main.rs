@@ -1,11 +1,12 @@
 //! Build orchestration for power-perceiver (`cargo xtask <command>`); its one dependency is
 //! serde_json, for bench results.
 //!
-//! - `ci`: formatting, clippy with warnings denied, the layering rule, every test, the
+//! - `ci`: formatting, clippy with warnings denied, the layering rule, the docs check, every test, the
 //!   instruction-count gate (callgrind), and the CUDA
 //!   kernels compiled to PTX by NVRTC (fetched from PyPI by `scripts/install-nvrtc.sh`).
 //! - `ptx-check`: only the last.
 //! - `layering`: only the layering rule.
+//! - `docs`: every file path and code identifier the docs quote exists (`docs.rs`).
 //! - `data [DIR]`: summarise a data folder (rows, ranges, missing fractions, examples per split).
 //! - `bench [--quick] [--threads 1,2] [--filter RE] [--save F] [--compare F] [--threshold PCT]`:
 //!   the criterion suite, results as JSON, ratios to a baseline (see `bench.rs`).
@@ -15,8 +16,10 @@
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod docs;
 
-/// Crates that must never appear in another crate's dependency tree (DESIGN.md, "layering").
+/// Crates that must never appear in another crate's dependency tree (docs/ARCHITECTURE.md,
+/// "Layering").
 const LAYERING: &[(&str, &[&str])] = &[
     (
         "pv-data",
@@ -26,6 +29,7 @@ const LAYERING: &[(&str, &[&str])] = &[
             "perceiver-core",
             "hip-encoder",
             "metnet-decoder",
+            "forecaster",
             "trainer",
         ],
     ),
@@ -35,13 +39,25 @@ const LAYERING: &[(&str, &[&str])] = &[
             "pv-data",
             "hip-encoder",
             "metnet-decoder",
+            "forecaster",
             "trainer",
             "arrow-array",
             "parquet",
         ],
     ),
-    ("hip-encoder", &["metnet-decoder", "pv-data", "trainer"]),
-    ("metnet-decoder", &["hip-encoder", "pv-data", "trainer"]),
+    (
+        "hip-encoder",
+        &["metnet-decoder", "pv-data", "forecaster", "trainer"],
+    ),
+    (
+        "metnet-decoder",
+        &["hip-encoder", "pv-data", "forecaster", "trainer"],
+    ),
+    // The model is usable without the training stack.
+    (
+        "forecaster",
+        &["trainer", "forust-ml", "plotters", "indicatif", "clap"],
+    ),
 ];
 
 fn main() -> ExitCode {
@@ -49,13 +65,14 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("layering") => layering(),
+        Some("docs") => docs::check(),
         Some("ptx-check") => ptx_check(),
         Some("data") => data(args.get(1).map_or("data", String::as_str)),
         Some("bench") => bench::run(&args[1..]),
         Some("train") => train(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | layering | ptx-check | data [DIR] | bench [--quick] [--compare F] | bench instructions [--accept] | train [ARGS...]>"
+                "usage: cargo xtask <ci | layering | docs | ptx-check | data [DIR] | bench [--quick] [--compare F] | bench instructions [--accept] | train [ARGS...]>"
             );
             return ExitCode::from(2);
         }
@@ -103,6 +120,7 @@ fn ci() -> Result<(), String> {
         "warnings",
     ])?;
     layering()?;
+    docs::check()?;
     cargo(&["test", "--workspace", "--all-targets"])?;
     cargo(&["test", "--workspace", "--doc"])?;
     bench::run(&["instructions".to_string()])?;
