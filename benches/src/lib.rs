@@ -299,7 +299,9 @@ impl EncoderFixture {
         };
         let encoder = HipEncoder::new(&hip, vb).expect("encoder");
         params(&varmap);
-        let masks: Vec<Tensor> = [&batch.pv, &batch.satellite, &batch.observations, &batch.nwp]
+        let masks: Vec<Tensor> = batch
+            .tokens
+            .0
             .iter()
             .filter(|t| t.mask.shape.get(2).is_some_and(|&n| n > 0))
             .map(|t| array(&t.mask))

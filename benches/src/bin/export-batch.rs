@@ -26,7 +26,7 @@ fn main() -> Result<()> {
     let t = |a: &Array| Tensor::from_slice(&a.data, a.shape.as_slice(), &Device::Cpu);
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     let mut modalities = Vec::new();
-    let tokens = [&batch.pv, &batch.satellite, &batch.observations, &batch.nwp];
+    let tokens = &batch.tokens.0;
     for ((name, width, names), tok) in modality_names(&widths).into_iter().zip(tokens) {
         if width == 0 {
             continue;

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 
 use pv_data::Batch;
-use pv_data::features::{PvToken, PvTokenIndex, Query};
+use pv_data::features::{Modality, PvToken, PvTokenIndex, Query};
 
 /// Below this clear-sky power (kW/kWp) at the last observation, k(t0) is undefined and the
 /// climatological index is used instead. Chosen on the validation split (smart persistence,
@@ -69,7 +69,7 @@ impl ClearSkyScale {
             ..
         } = PvToken::INDEX;
         for batch in batches {
-            let [b, h, n, f] = batch.pv.values.shape[..] else {
+            let [b, h, n, f] = batch.tokens[Modality::Pv].values.shape[..] else {
                 continue;
             };
             for bi in 0..b {
@@ -77,7 +77,7 @@ impl ClearSkyScale {
                 let ss_id = batch.target_ss_ids[bi][0];
                 for hi in 0..h {
                     let at = ((bi * h + hi) * n) * f;
-                    let token = &batch.pv.values.data[at..at + f];
+                    let token = &batch.tokens[Modality::Pv].values.data[at..at + f];
                     if token[observed] == 1.0 && token[clear] > 0.0 {
                         steps
                             .entry(ss_id)
@@ -144,7 +144,7 @@ pub fn forecasts(batch: &Batch, scale: &ClearSkyScale) -> [Vec<f32>; 3] {
     let [b, s, k, fq] = batch.queries.shape[..] else {
         return Default::default();
     };
-    let [_, h, n, fp] = batch.pv.values.shape[..] else {
+    let [_, h, n, fp] = batch.tokens[Modality::Pv].values.shape[..] else {
         return Default::default();
     };
     let PvTokenIndex {
@@ -171,7 +171,7 @@ pub fn forecasts(batch: &Batch, scale: &ClearSkyScale) -> [Vec<f32>; 3] {
             let (mut sum, mut count) = (0.0f32, 0usize);
             for hi in 0..h {
                 let at = ((bi * h + hi) * n + si) * fp;
-                let token = &batch.pv.values.data[at..at + fp];
+                let token = &batch.tokens[Modality::Pv].values.data[at..at + fp];
                 let cs = token[clear] * c;
                 if token[observed] == 1.0 && cs >= MIN_CLEAR_SKY {
                     sum += (token[power] / cs).clamp(0.0, MAX_CLEAR_SKY_INDEX);

@@ -122,12 +122,7 @@ impl BatchTensors {
             Ok((tensor(&t.values, device)?, tensor(&t.mask, device)?))
         };
         Ok(BatchTensors {
-            tokens: vec![
-                pair(&batch.pv)?,
-                pair(&batch.satellite)?,
-                pair(&batch.observations)?,
-                pair(&batch.nwp)?,
-            ],
+            tokens: batch.tokens.0.iter().map(pair).collect::<Result<_>>()?,
             queries: tensor(&batch.queries, device)?,
             query_mask: tensor(&batch.query_mask, device)?,
             targets: tensor(&batch.targets, device)?,

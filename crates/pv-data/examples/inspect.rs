@@ -37,14 +37,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let batch = build_batch(&dataset, &config, &keys, split);
         let seconds = started.elapsed().as_secs_f64();
         println!(
-            "  all {} built in {:.3} s ({:.0} examples/s): pv {:?} satellite {:?} observations {:?} nwp {:?} queries {:?}",
+            "  all {} built in {:.3} s ({:.0} examples/s): {} queries {:?}",
             batch.len(),
             seconds,
             batch.len() as f64 / seconds,
-            batch.pv.values.shape,
-            batch.satellite.values.shape,
-            batch.observations.values.shape,
-            batch.nwp.values.shape,
+            batch
+                .tokens
+                .iter()
+                .map(|(m, t)| format!("{} {:?}", m.name(), t.values.shape))
+                .collect::<Vec<_>>()
+                .join(" "),
             batch.queries.shape,
         );
     }

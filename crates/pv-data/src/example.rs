@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
-use crate::features::{Modality, NwpAge, PlaceTime, PvToken, Query};
+use crate::features::{Modality, NwpAge, PerModality, PlaceTime, PvToken, Query};
 use crate::inputs::LatLon;
 use crate::series::PvSeries;
 use crate::solar::{ClearSkyConfig, SolarState, solar_state};
@@ -295,14 +295,9 @@ pub struct Example {
     pub target_ss_ids: Vec<i64>,
     /// Context systems' ss_ids.
     pub context_ss_ids: Vec<i64>,
-    /// PV tokens: targets first, then context systems.
-    pub pv: TokenSet,
-    /// Satellite pixel tokens.
-    pub satellite: TokenSet,
-    /// Point-observation tokens.
-    pub observations: TokenSet,
-    /// NWP tokens.
-    pub nwp: TokenSet,
+    /// Tokens per modality: PV (targets first, then context systems), satellite pixels,
+    /// point observations, NWP points.
+    pub tokens: PerModality<TokenSet>,
     /// Queries `[target][lead][feature]`.
     pub queries: Vec<f32>,
     /// Targets `[target][lead]`: power / kWp (0 where missing).
@@ -382,76 +377,179 @@ fn scaled(values: &[f32], scale: impl Fn(usize, f32) -> f32, out: &mut Vec<f32>)
 }
 
 /// Builds one example. `key` must come from [`example_keys`] for the same dataset and config.
+///
+/// In data order: choose the target and context systems, then each modality's tokens over the
+/// history window, then one query and target per (target system, lead time).
 pub fn build_example(
     dataset: &Dataset,
     config: &ExampleConfig,
     key: ExampleKey,
     split: Split,
 ) -> Example {
-    let step = dataset.step_s();
-    let t0 = key.t0;
-    let (h, k) = (config.history_steps, config.lead_times);
-    let anchor = &dataset.systems[key.system];
-    let origin = place(anchor);
-    let radius = config.context_radius_km;
-    let history_time = |i: usize| UnixTime(t0.0 - (h - 1 - i) as i64 * step);
-    let hours = |t: UnixTime| (t.0 - t0.0) as f32 / 3600.0;
-    let nwp_available_by = config.nwp_available_by(t0);
+    let w = Window::new(dataset, config, key);
+    let (targets, contexts) = choose_systems(&w, key.system, split);
+    let pv_systems: Vec<usize> = targets.iter().chain(&contexts).copied().collect();
+    let tokens = PerModality([
+        pv_tokens(&w, &pv_systems, targets.len()),
+        satellite_tokens(&w),
+        observation_tokens(&w, &pv_systems),
+        nwp_tokens(&w),
+    ]);
+    let q = queries_and_targets(&w, &targets);
+    let ss_ids = |systems: &[usize]| -> Vec<i64> {
+        systems
+            .iter()
+            .map(|&i| dataset.systems[i].meta.ss_id)
+            .collect()
+    };
+    Example {
+        key,
+        target_ss_ids: ss_ids(&targets),
+        context_ss_ids: ss_ids(&contexts),
+        tokens,
+        queries: q.queries,
+        targets: q.targets,
+        target_mask: q.target_mask,
+        sun_elevation_deg: q.sun_elevation_deg,
+        capacity_kwp: targets
+            .iter()
+            .map(|&i| dataset.systems[i].meta.capacity_kwp as f32)
+            .collect(),
+    }
+}
 
-    // Neighbours by distance; extra targets must have the whole window in the same split.
-    let mut neighbours: Vec<(f64, usize)> = dataset
+/// What every step of one example is built from: the data, the anchor system and the times.
+struct Window<'a> {
+    dataset: &'a Dataset,
+    config: &'a ExampleConfig,
+    t0: UnixTime,
+    step: i64,
+    anchor: &'a PvSeries,
+    origin: LatLon,
+    widths: FeatureWidths,
+}
+
+impl<'a> Window<'a> {
+    fn new(dataset: &'a Dataset, config: &'a ExampleConfig, key: ExampleKey) -> Self {
+        let anchor = &dataset.systems[key.system];
+        Window {
+            dataset,
+            config,
+            t0: key.t0,
+            step: dataset.step_s(),
+            anchor,
+            origin: place(anchor),
+            widths: FeatureWidths::of(dataset),
+        }
+    }
+
+    /// End of history interval `i` (0 = oldest; `history_steps − 1` ends at t0).
+    fn history_time(&self, i: usize) -> UnixTime {
+        let h = self.config.history_steps;
+        UnixTime(self.t0.0 - (h - 1 - i) as i64 * self.step)
+    }
+
+    /// End of the interval of lead time `lead` (0 = the first after t0).
+    fn lead_time(&self, lead: usize) -> UnixTime {
+        UnixTime(self.t0.0 + (lead as i64 + 1) * self.step)
+    }
+
+    fn hours_from_t0(&self, t: UnixTime) -> f32 {
+        (t.0 - self.t0.0) as f32 / 3600.0
+    }
+
+    /// Offset of `at` from the anchor, in context radii.
+    fn offset(&self, at: LatLon) -> (f32, f32) {
+        let (east, north) = at.offset_km(self.origin);
+        let radius = self.config.context_radius_km;
+        ((east / radius) as f32, (north / radius) as f32)
+    }
+
+    fn solar(&self, series: &PvSeries, t: UnixTime) -> SolarState {
+        solar_of(series, t, &self.config.clear_sky)
+    }
+
+    /// A token's place and time, after its own values.
+    fn place_time(
+        &self,
+        observed_fraction: f32,
+        at: LatLon,
+        time: UnixTime,
+        sun: Sun,
+    ) -> PlaceTime {
+        let (east, north) = self.offset(at);
+        PlaceTime {
+            observed_fraction,
+            east,
+            north,
+            hours_from_t0: self.hours_from_t0(time),
+            sun_up: sun.up,
+            sun_east: sun.east,
+            sun_north: sun.north,
+        }
+    }
+}
+
+/// The target systems (the anchor first) and the context systems of an example: neighbours within
+/// the context radius, nearest first. An extra target needs the whole window inside its own
+/// block of this split; a context system only its history (it is never scored), but that too from
+/// the same split, so a training example never reads another system's validation or test values.
+fn choose_systems(w: &Window<'_>, anchor: usize, split: Split) -> (Vec<usize>, Vec<usize>) {
+    let (config, h) = (w.config, w.config.history_steps);
+    let mut neighbours: Vec<(f64, usize)> = w
+        .dataset
         .systems
         .iter()
         .enumerate()
-        .filter(|&(i, _)| i != key.system)
-        .map(|(i, s)| (place(s).distance_km(origin), i))
-        .filter(|&(d, _)| d <= radius)
+        .filter(|&(i, _)| i != anchor)
+        .map(|(i, s)| (place(s).distance_km(w.origin), i))
+        .filter(|&(d, _)| d <= config.context_radius_km)
         .collect();
     neighbours.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let window_first = history_time(0);
-    let window_last = UnixTime(t0.0 + k as i64 * step);
-    let mut targets = vec![key.system];
+    let window_first = w.history_time(0);
+    let window_last = w.lead_time(config.lead_times - 1);
+    let mut targets = vec![anchor];
     let mut contexts = Vec::new();
     for &(_, i) in &neighbours {
-        let s = &dataset.systems[i];
+        let s = &w.dataset.systems[i];
         let own_block = block(s, split, &config.split, config.example_steps());
-        // A target needs the whole window in its own block of this split; a context system only
-        // its history (it is never scored), but that too from the same split: a training example
-        // never reads another system's validation or test values.
         let in_split = own_block.is_some_and(|b| b.first <= window_first && window_last <= b.last);
-        let history_in_split = own_block.is_some_and(|b| b.first <= window_first && t0 <= b.last);
-        let has_history = (0..h).any(|j| s.normalised_at(history_time(j)).is_some());
+        let history_in_split = own_block.is_some_and(|b| b.first <= window_first && w.t0 <= b.last);
+        let has_history = (0..h).any(|j| s.normalised_at(w.history_time(j)).is_some());
         if targets.len() < config.max_target_systems && in_split && has_history {
             targets.push(i);
         } else if contexts.len() < config.max_context_systems && history_in_split && has_history {
             contexts.push(i);
         }
     }
+    (targets, contexts)
+}
 
-    // PV tokens: every target and context system at every history step.
-    let pv_systems: Vec<usize> = targets.iter().chain(&contexts).copied().collect();
-    let mut pv = TokenSet::new(h, pv_systems.len(), PvToken::WIDTH);
-    for (token, &i) in pv_systems.iter().enumerate() {
-        let s = &dataset.systems[i];
-        let (east, north) = place(s).offset_km(origin);
+/// PV tokens: every target and context system at every history step.
+fn pv_tokens(w: &Window<'_>, systems: &[usize], targets: usize) -> TokenSet {
+    let h = w.config.history_steps;
+    let mut pv = TokenSet::new(h, systems.len(), PvToken::WIDTH);
+    for (token, &i) in systems.iter().enumerate() {
+        let s = &w.dataset.systems[i];
+        let (east, north) = w.offset(place(s));
         let m = &s.meta;
         let orientation = m.orientation_deg.to_radians();
         for step_i in 0..h {
-            let t = history_time(step_i);
-            let solar = solar_of(s, midpoint(t, step), &config.clear_sky);
+            let t = w.history_time(step_i);
+            let solar = w.solar(s, midpoint(t, w.step));
             let power = s.normalised_at(t);
             let sun = sun_features(&solar);
             let row = PvToken {
                 power: power.unwrap_or(0.0),
                 observed: power.is_some() as u8 as f32,
-                is_target: (token < targets.len()) as u8 as f32,
-                east: (east / radius) as f32,
-                north: (north / radius) as f32,
+                is_target: (token < targets) as u8 as f32,
+                east,
+                north,
                 sin_orientation: orientation.sin() as f32,
                 cos_orientation: orientation.cos() as f32,
                 tilt: (m.tilt_deg / 90.0) as f32,
                 log_kwp: m.capacity_kwp.ln() as f32,
-                hours_from_t0: hours(t),
+                hours_from_t0: w.hours_from_t0(t),
                 sun_up: sun.up,
                 sun_east: sun.east,
                 sun_north: sun.north,
@@ -460,212 +558,195 @@ pub fn build_example(
             pv.set(step_i, token, &row.to_array());
         }
     }
+    pv
+}
 
-    let widths = FeatureWidths::of(dataset);
-    let anchor_sun = |t: UnixTime| sun_features(&solar_of(anchor, t, &config.clear_sky));
-    // A token's place and time, after its own values.
-    let place_time =
-        |observed_fraction: f32, (east, north): (f64, f64), hours_from_t0, sun: Sun| {
-            PlaceTime {
-                observed_fraction,
-                east: (east / radius) as f32,
-                north: (north / radius) as f32,
-                hours_from_t0,
-                sun_up: sun.up,
-                sun_east: sun.east,
-                sun_north: sun.north,
+/// Tokens of an input with values of its own: `tokens` per history step, each row written by
+/// `fill(step, token, row)` (its values, standardised, then its fixed features), which returns
+/// false where the token has nothing at that step (it stays masked).
+fn input_tokens(
+    h: usize,
+    tokens: usize,
+    width: usize,
+    mut fill: impl FnMut(usize, usize, &mut Vec<f32>) -> bool,
+) -> TokenSet {
+    let mut set = TokenSet::new(h, tokens, width);
+    let mut row = Vec::with_capacity(width);
+    for step_i in 0..h {
+        for token in 0..tokens {
+            row.clear();
+            if fill(step_i, token, &mut row) {
+                set.set(step_i, token, &row);
             }
-            .to_array()
+        }
+    }
+    set
+}
+
+/// Satellite: the pixels nearest the anchor, from the latest image in each history interval.
+fn satellite_tokens(w: &Window<'_>) -> TokenSet {
+    let (h, config) = (w.config.history_steps, w.config);
+    let Some(sat) = &w.dataset.satellite else {
+        return TokenSet::new(h, 0, 0);
+    };
+    let pixels = sat.nearest_pixels(
+        w.origin,
+        config.satellite_pixels,
+        config.satellite_radius_km,
+    );
+    input_tokens(h, pixels.len(), w.widths.satellite, |step_i, token, row| {
+        let Some(image) = sat.image_at_or_before(w.history_time(step_i), w.step) else {
+            return false;
         };
-    let mut row = Vec::with_capacity(64);
+        let p = pixels[token];
+        let fraction = scaled(sat.pixel(image, p), |v, x| sat.scaler.apply(v, x), row);
+        let time = sat.times[image];
+        let sun = sun_features(&w.solar(w.anchor, time));
+        row.extend(w.place_time(fraction, sat.pixels[p], time, sun).to_array());
+        fraction > 0.0
+    })
+}
 
-    // Satellite: the pixels nearest the anchor, from the latest image in each history interval.
-    let satellite = match &dataset.satellite {
-        Some(sat) => {
-            let pixels =
-                sat.nearest_pixels(origin, config.satellite_pixels, config.satellite_radius_km);
-            let mut set = TokenSet::new(h, pixels.len(), widths.satellite);
-            for step_i in 0..h {
-                let t = history_time(step_i);
-                let Some(image) = sat.image_at_or_before(t, step) else {
-                    continue;
-                };
-                let image_time = sat.times[image];
-                let sun = anchor_sun(image_time);
-                for (token, &p) in pixels.iter().enumerate() {
-                    row.clear();
-                    let fraction =
-                        scaled(sat.pixel(image, p), |v, x| sat.scaler.apply(v, x), &mut row);
-                    if fraction == 0.0 {
-                        continue;
-                    }
-                    let (east, north) = sat.pixels[p].offset_km(origin);
-                    row.extend(place_time(fraction, (east, north), hours(image_time), sun));
-                    set.set(step_i, token, &row);
-                }
-            }
-            set
-        }
-        None => TokenSet::new(h, 0, 0),
+/// Point observations of the example's PV systems, the latest in each history interval.
+fn observation_tokens(w: &Window<'_>, systems: &[usize]) -> TokenSet {
+    let h = w.config.history_steps;
+    let Some(obs) = &w.dataset.observations else {
+        return TokenSet::new(h, 0, 0);
     };
+    let with_obs: Vec<&PvSeries> = systems
+        .iter()
+        .map(|&i| &w.dataset.systems[i])
+        .filter(|s| obs.systems.contains_key(&s.meta.ss_id))
+        .collect();
+    let max_age = w.config.observation_max_age_minutes * 60;
+    input_tokens(
+        h,
+        with_obs.len(),
+        w.widths.observations,
+        |step_i, token, row| {
+            let s = with_obs[token];
+            let t = w.history_time(step_i);
+            let Some((time, values)) = obs.latest(s.meta.ss_id, t, max_age) else {
+                return false;
+            };
+            let fraction = scaled(values, |v, x| obs.scaler.apply(v, x), row);
+            let sun = sun_features(&w.solar(s, time));
+            row.extend(w.place_time(fraction, place(s), time, sun).to_array());
+            fraction > 0.0
+        },
+    )
+}
 
-    // Point observations of the PV systems in the example, the latest in each history interval.
-    let observations = match &dataset.observations {
-        Some(obs) => {
-            let with_obs: Vec<usize> = pv_systems
-                .iter()
-                .copied()
-                .filter(|&i| obs.systems.contains_key(&dataset.systems[i].meta.ss_id))
-                .collect();
-            let mut set = TokenSet::new(h, with_obs.len(), widths.observations);
-            let max_age = config.observation_max_age_minutes * 60;
-            for step_i in 0..h {
-                let t = history_time(step_i);
-                for (token, &i) in with_obs.iter().enumerate() {
-                    let s = &dataset.systems[i];
-                    let Some((time, values)) = obs.latest(s.meta.ss_id, t, max_age) else {
-                        continue;
-                    };
-                    row.clear();
-                    let fraction = scaled(values, |v, x| obs.scaler.apply(v, x), &mut row);
-                    if fraction == 0.0 {
-                        continue;
-                    }
-                    let (east, north) = place(s).offset_km(origin);
-                    let sun = sun_features(&solar_of(s, time, &config.clear_sky));
-                    row.extend(place_time(fraction, (east, north), hours(time), sun));
-                    set.set(step_i, token, &row);
-                }
-            }
-            set
-        }
-        None => TokenSet::new(h, 0, 0),
+/// NWP at the points nearest the anchor, valid at each history time, from runs available by t0.
+fn nwp_tokens(w: &Window<'_>) -> TokenSet {
+    let (h, config) = (w.config.history_steps, w.config);
+    let Some(nwp) = &w.dataset.nwp else {
+        return TokenSet::new(h, 0, 0);
     };
+    let points = nwp.nearest_points(w.origin, config.nwp_points, config.nwp_radius_km);
+    let available_by = config.nwp_available_by(w.t0);
+    input_tokens(h, points.len(), w.widths.nwp, |step_i, token, row| {
+        let t = w.history_time(step_i);
+        let p = points[token];
+        let Some(forecast) = nwp.forecast(available_by, t, p) else {
+            return false;
+        };
+        let fraction = scaled(&forecast.values, |v, x| nwp.scaler.apply(v, x), row);
+        let sun = sun_features(&w.solar(w.anchor, t));
+        row.extend(w.place_time(fraction, nwp.points[p], t, sun).to_array());
+        let age = NwpAge {
+            hours_since_init: (t.0 - forecast.init.0) as f32 / 3600.0,
+        };
+        row.extend(age.to_array());
+        fraction > 0.0
+    })
+}
 
-    // NWP at the points nearest the anchor, valid at each history time, from runs available by t0.
-    let nwp = match &dataset.nwp {
-        Some(nwp) => {
-            let points = nwp.nearest_points(origin, config.nwp_points, config.nwp_radius_km);
-            let mut set = TokenSet::new(h, points.len(), widths.nwp);
-            for step_i in 0..h {
-                let t = history_time(step_i);
-                let sun = anchor_sun(t);
-                for (token, &p) in points.iter().enumerate() {
-                    let Some(forecast) = nwp.forecast(nwp_available_by, t, p) else {
-                        continue;
-                    };
-                    row.clear();
-                    let fraction =
-                        scaled(&forecast.values, |v, x| nwp.scaler.apply(v, x), &mut row);
-                    if fraction == 0.0 {
-                        continue;
-                    }
-                    let (east, north) = nwp.points[p].offset_km(origin);
-                    row.extend(place_time(fraction, (east, north), hours(t), sun));
-                    let age = NwpAge {
-                        hours_since_init: (t.0 - forecast.init.0) as f32 / 3600.0,
-                    };
-                    row.extend(age.to_array());
-                    set.set(step_i, token, &row);
-                }
-            }
-            set
-        }
-        None => TokenSet::new(h, 0, 0),
+/// An example's queries and targets, `[target][lead]` (queries with their features innermost).
+struct QueriesAndTargets {
+    queries: Vec<f32>,
+    targets: Vec<f32>,
+    target_mask: Vec<f32>,
+    sun_elevation_deg: Vec<f32>,
+}
+
+/// One query and target per (target system, lead time): the system's geometry, the lead time,
+/// the sun and clear sky at the target time, the last observation before t0, and (with NWP) the
+/// forecast at the target time from a run available by t0.
+fn queries_and_targets(w: &Window<'_>, targets: &[usize]) -> QueriesAndTargets {
+    let (h, k, config) = (w.config.history_steps, w.config.lead_times, w.config);
+    let n = targets.len() * k;
+    let mut out = QueriesAndTargets {
+        queries: Vec::with_capacity(n * w.widths.query),
+        targets: vec![0.0; n],
+        target_mask: vec![0.0; n],
+        sun_elevation_deg: vec![0.0; n],
     };
-
-    // Queries and targets, one per (target, lead time).
-    let s_count = targets.len();
-    let mut queries = Vec::with_capacity(s_count * k * widths.query);
-    let mut target_values = vec![0.0; s_count * k];
-    let mut target_mask = vec![0.0; s_count * k];
-    let mut sun_elevation_deg = vec![0.0; s_count * k];
+    let available_by = config.nwp_available_by(w.t0);
+    let mut row = Vec::new();
     for (ti, &i) in targets.iter().enumerate() {
-        let s = &dataset.systems[i];
+        let s = &w.dataset.systems[i];
         let m = &s.meta;
         let orientation = m.orientation_deg.to_radians();
         // The last observed value at or before t0, within the history window.
         let last = (0..h)
             .rev()
-            .map(history_time)
+            .map(|j| w.history_time(j))
             .find_map(|t| s.normalised_at(t).map(|p| (t, p)));
-        let (last_power, last_observed, last_age, last_clear) = match last {
+        let (last_power, last_observed, last_age_hours, last_clear_sky) = match last {
             Some((t, p)) => {
-                let clear =
-                    solar_of(s, midpoint(t, step), &config.clear_sky).clear_sky_poa / 1000.0;
-                (p, 1.0, (t0.0 - t.0) as f32 / 3600.0, clear as f32)
+                let clear = w.solar(s, midpoint(t, w.step)).clear_sky_poa / 1000.0;
+                (p, 1.0, (w.t0.0 - t.0) as f32 / 3600.0, clear as f32)
             }
             None => (0.0, 0.0, 0.0, 0.0),
         };
-        let nwp_point = dataset.nwp.as_ref().and_then(|n| {
+        let nwp_point = w.dataset.nwp.as_ref().and_then(|n| {
             n.nearest_points(place(s), 1, config.nwp_radius_km)
                 .first()
                 .copied()
         });
         for lead in 0..k {
-            let t = UnixTime(t0.0 + (lead as i64 + 1) * step);
-            let solar = solar_of(s, midpoint(t, step), &config.clear_sky);
+            let t = w.lead_time(lead);
+            let solar = w.solar(s, midpoint(t, w.step));
             let sun = sun_features(&solar);
             let query = Query {
                 sin_orientation: orientation.sin() as f32,
                 cos_orientation: orientation.cos() as f32,
                 tilt: (m.tilt_deg / 90.0) as f32,
                 log_kwp: m.capacity_kwp.ln() as f32,
-                lead_hours: hours(t),
+                lead_hours: w.hours_from_t0(t),
                 sun_up: sun.up,
                 sun_east: sun.east,
                 sun_north: sun.north,
                 clear_sky: (solar.clear_sky_poa / 1000.0) as f32,
                 last_power,
                 last_observed,
-                last_age_hours: last_age,
-                last_clear_sky: last_clear,
+                last_age_hours,
+                last_clear_sky,
             };
-            queries.extend(query.to_array());
-            if let Some(n) = &dataset.nwp {
-                let forecast = nwp_point.and_then(|p| n.forecast(nwp_available_by, t, p));
-                match forecast {
+            out.queries.extend(query.to_array());
+            if let Some(n) = &w.dataset.nwp {
+                match nwp_point.and_then(|p| n.forecast(available_by, t, p)) {
                     Some(f) => {
                         row.clear();
                         let fraction = scaled(&f.values, |v, x| n.scaler.apply(v, x), &mut row);
-                        queries.extend(&row);
-                        queries.push(fraction);
+                        out.queries.extend(&row);
+                        out.queries.push(fraction);
                     }
-                    None => queries.extend(std::iter::repeat_n(0.0, n.variables.len() + 1)),
+                    None => out
+                        .queries
+                        .extend(std::iter::repeat_n(0.0, n.variables.len() + 1)),
                 }
             }
             let at = ti * k + lead;
             if let Some(p) = s.normalised_at(t) {
-                target_values[at] = p;
-                target_mask[at] = 1.0;
+                out.targets[at] = p;
+                out.target_mask[at] = 1.0;
             }
-            sun_elevation_deg[at] = solar.sun.apparent_elevation_deg as f32;
+            out.sun_elevation_deg[at] = solar.sun.apparent_elevation_deg as f32;
         }
     }
-
-    Example {
-        key,
-        target_ss_ids: targets
-            .iter()
-            .map(|&i| dataset.systems[i].meta.ss_id)
-            .collect(),
-        context_ss_ids: contexts
-            .iter()
-            .map(|&i| dataset.systems[i].meta.ss_id)
-            .collect(),
-        pv,
-        satellite,
-        observations,
-        nwp,
-        queries,
-        targets: target_values,
-        target_mask,
-        sun_elevation_deg,
-        capacity_kwp: targets
-            .iter()
-            .map(|&i| dataset.systems[i].meta.capacity_kwp as f32)
-            .collect(),
-    }
+    out
 }
 
 /// A dense `f32` array with a shape, row-major.
@@ -694,14 +775,8 @@ pub struct Batch {
     pub keys: Vec<ExampleKey>,
     /// Target ss_ids `[batch][target]` (0 for padding).
     pub target_ss_ids: Vec<Vec<i64>>,
-    /// PV tokens.
-    pub pv: BatchTokens,
-    /// Satellite tokens (zero tokens if the dataset has none).
-    pub satellite: BatchTokens,
-    /// Observation tokens.
-    pub observations: BatchTokens,
-    /// NWP tokens.
-    pub nwp: BatchTokens,
+    /// Tokens per modality (zero tokens for a modality the dataset lacks).
+    pub tokens: PerModality<BatchTokens>,
     /// Queries `[batch, target, lead, feature]`.
     pub queries: Array,
     /// 1 for a real target, 0 for padding: `[batch, target]`.
@@ -793,10 +868,9 @@ pub fn collate(examples: &[Example], widths: FeatureWidths, config: &ExampleConf
     Batch {
         keys: examples.iter().map(|e| e.key).collect(),
         target_ss_ids,
-        pv: collate_tokens(examples, h, |e| &e.pv, widths.pv),
-        satellite: collate_tokens(examples, h, |e| &e.satellite, widths.satellite),
-        observations: collate_tokens(examples, h, |e| &e.observations, widths.observations),
-        nwp: collate_tokens(examples, h, |e| &e.nwp, widths.nwp),
+        tokens: PerModality::from_fn(|m| {
+            collate_tokens(examples, h, |e| &e.tokens[m], widths.of_modality(m))
+        }),
         queries: Array {
             shape: vec![b, s, k, fq],
             data: queries,

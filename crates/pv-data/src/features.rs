@@ -221,6 +221,41 @@ impl Modality {
     }
 }
 
+/// One value per modality, indexed by [`Modality`]: what replaces a struct field per modality
+/// (token sets of an example or a batch, tensors of a batch).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PerModality<T>(pub [T; 4]);
+
+impl<T> PerModality<T> {
+    /// `f` of every modality, in [`Modality::ALL`] order.
+    pub fn from_fn(f: impl FnMut(Modality) -> T) -> Self {
+        PerModality(Modality::ALL.map(f))
+    }
+
+    /// Every modality with its value, in [`Modality::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (Modality, &T)> {
+        Modality::ALL.into_iter().zip(&self.0)
+    }
+
+    /// `f` of every value, keeping the modality.
+    pub fn map<U>(&self, mut f: impl FnMut(&T) -> U) -> PerModality<U> {
+        PerModality::from_fn(|m| f(&self[m]))
+    }
+}
+
+impl<T> std::ops::Index<Modality> for PerModality<T> {
+    type Output = T;
+    fn index(&self, m: Modality) -> &T {
+        &self.0[m as usize]
+    }
+}
+
+impl<T> std::ops::IndexMut<Modality> for PerModality<T> {
+    fn index_mut(&mut self, m: Modality) -> &mut T {
+        &mut self.0[m as usize]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +294,11 @@ mod tests {
         assert_eq!(&nwp[..3], &["value"; 3]);
         assert_eq!(nwp.last(), Some(&"hours_since_init"));
         assert!(Modality::Satellite.feature_names(0).is_empty());
+        let per = PerModality::from_fn(Modality::name);
+        for (m, name) in per.iter() {
+            assert_eq!(per[m], *name);
+            assert_eq!(Modality::ALL[m as usize], m);
+        }
         for name in FOURIER {
             assert!(PvToken::NAMES.contains(&name) && PlaceTime::NAMES.contains(&name));
         }

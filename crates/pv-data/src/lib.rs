@@ -25,7 +25,7 @@
 //! let config = ExampleConfig::default();
 //! let keys = example_keys(&dataset, &config, Split::Train)?;
 //! let batch = build_batch(&dataset, &config, &keys[..32], Split::Train);
-//! assert_eq!(batch.pv.values.shape[1], config.history_steps);
+//! assert_eq!(batch.tokens[pv_data::features::Modality::Pv].values.shape[1], config.history_steps);
 //! # Ok(()) }
 //! ```
 

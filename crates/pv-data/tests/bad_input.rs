@@ -3,20 +3,28 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Float64Array, Int64Array};
+use arrow_array::{ArrayRef, Int64Array};
 use common::*;
 use pv_data::{
     BadValueKind, BadValuePolicy, DataError, DataPaths, Dataset, ExampleConfig, LoadConfig,
     Metadata, Split, TimeLabel, example_keys, load_generation,
 };
 
-fn write_gen(dir: &Path, ss: &[i64], t: &[i64], wh: &[Option<f64>]) -> std::path::PathBuf {
+fn write_gen(dir: &Path, ss: &[i64], t: &[i64], wh: &[Option<f64>]) -> PathBuf {
     let path = dir.join("generation.parquet");
     write_parquet(&path, &generation(ss, t, wh));
     path
+}
+
+/// A temporary folder holding `g.parquet` with `columns`.
+fn temp_parquet(columns: Vec<(&str, ArrayRef)>) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("g.parquet");
+    write_parquet(&path, &table(columns));
+    (dir, path)
 }
 
 fn load_err(path: &Path) -> DataError {
@@ -147,15 +155,10 @@ fn zero_byte_file_and_empty_table_and_empty_folder_are_refused() {
 
 #[test]
 fn missing_column_names_the_column_and_what_was_found() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("g.parquet");
-    write_parquet(
-        &path,
-        &table(vec![
-            ("ss_id", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
-            ("datetime_GMT", times(&[JUNE_2020], None)),
-        ]),
-    );
+    let (_dir, path) = temp_parquet(vec![
+        ("ss_id", ints(&[1])),
+        ("datetime_GMT", times(&[JUNE_2020], None)),
+    ]);
     let err = load_err(&path);
     assert!(
         matches!(&err, DataError::MissingColumn { column, .. } if column == "generation_Wh"),
@@ -166,16 +169,11 @@ fn missing_column_names_the_column_and_what_was_found() {
 
 #[test]
 fn wrong_column_types_are_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("g.parquet");
-    write_parquet(
-        &path,
-        &table(vec![
-            ("ss_id", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
-            ("datetime_GMT", times(&[JUNE_2020], None)),
-            ("generation_Wh", strings(&["12.5"])),
-        ]),
-    );
+    let (_dir, path) = temp_parquet(vec![
+        ("ss_id", ints(&[1])),
+        ("datetime_GMT", times(&[JUNE_2020], None)),
+        ("generation_Wh", strings(&["12.5"])),
+    ]);
     let err = load_err(&path);
     assert!(matches!(err, DataError::WrongType { .. }), "{err:?}");
     assert_names(&err, &path, Some("generation_Wh"), None);
@@ -184,24 +182,18 @@ fn wrong_column_types_are_refused() {
     write_parquet(
         &path,
         &table(vec![
-            ("ss_id", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+            ("ss_id", ints(&[1])),
             ("datetime_GMT", strings(&["2020-06-01 00:00"])),
-            (
-                "generation_Wh",
-                Arc::new(Float64Array::from(vec![1.0])) as ArrayRef,
-            ),
+            ("generation_Wh", floats(&[1.0])),
         ]),
     );
     assert_names(&load_err(&path), &path, Some("datetime_GMT"), None);
     write_parquet(
         &path,
         &table(vec![
-            ("ss_id", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef),
+            ("ss_id", floats(&[1.0])),
             ("datetime_GMT", times(&[JUNE_2020], None)),
-            (
-                "generation_Wh",
-                Arc::new(Float64Array::from(vec![1.0])) as ArrayRef,
-            ),
+            ("generation_Wh", floats(&[1.0])),
         ]),
     );
     assert_names(&load_err(&path), &path, Some("ss_id"), None);
@@ -209,19 +201,11 @@ fn wrong_column_types_are_refused() {
 
 #[test]
 fn column_names_match_ignoring_case() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("g.parquet");
-    write_parquet(
-        &path,
-        &table(vec![
-            ("SS_ID", Arc::new(Int64Array::from(vec![1, 1])) as ArrayRef),
-            ("datetime_gmt", times(&[JUNE_2020, JUNE_2020 + 900], None)),
-            (
-                "generation_wh",
-                Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef,
-            ),
-        ]),
-    );
+    let (_dir, path) = temp_parquet(vec![
+        ("SS_ID", ints(&[1, 1])),
+        ("datetime_gmt", times(&[JUNE_2020, JUNE_2020 + 900], None)),
+        ("generation_wh", floats(&[1.0, 2.0])),
+    ]);
     let generation =
         load_generation(&path, BadValuePolicy::Error).expect("case-insensitive columns");
     assert_eq!(generation.systems[&1].energy_wh, vec![Some(1.0), Some(2.0)]);
@@ -306,22 +290,14 @@ fn unsorted_timestamps_are_refused() {
 
 #[test]
 fn null_ids_and_times_are_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("g.parquet");
-    write_parquet(
-        &path,
-        &table(vec![
-            (
-                "ss_id",
-                Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef,
-            ),
-            ("datetime_GMT", times(&[JUNE_2020, JUNE_2020 + 900], None)),
-            (
-                "generation_Wh",
-                Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef,
-            ),
-        ]),
-    );
+    let (_dir, path) = temp_parquet(vec![
+        (
+            "ss_id",
+            Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef,
+        ),
+        ("datetime_GMT", times(&[JUNE_2020, JUNE_2020 + 900], None)),
+        ("generation_Wh", floats(&[1.0, 2.0])),
+    ]);
     let err = load_err(&path);
     assert!(matches!(err, DataError::NullValue { .. }), "{err:?}");
     assert_names(&err, &path, Some("ss_id"), Some(1));
@@ -650,8 +626,8 @@ fn metadata_time_labels_and_altitudes_are_optional_and_checked() {
 }
 
 /// A file from `tests/fuzz-regressions/`: inputs the fuzzers (`fuzz/`) broke the parquet crate with.
-fn fuzz_regression(name: &str) -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+fn fuzz_regression(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fuzz-regressions")
         .join(name)
 }

@@ -60,12 +60,8 @@ fn bundled_batches_are_finite_with_real_tokens_in_every_modality() {
         .collect();
     let batch = build_batch(&d, &config, &[uk, us].concat(), Split::Train);
     assert_eq!(batch.len(), 80);
-    for (name, t) in [
-        ("pv", &batch.pv),
-        ("satellite", &batch.satellite),
-        ("observations", &batch.observations),
-        ("nwp", &batch.nwp),
-    ] {
+    for (m, t) in batch.tokens.iter() {
+        let name = m.name();
         assert!(t.values.data.iter().all(|v| v.is_finite()), "{name}");
         assert!(t.mask.data.contains(&1.0), "{name} has no real token");
         assert_eq!(t.values.shape[..2], [80, config.history_steps]);

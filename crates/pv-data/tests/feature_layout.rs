@@ -38,11 +38,12 @@ fn rows_hold_what_the_layout_names() {
             let anchor = &dataset.systems[key.system];
 
             // PV: the anchor is token 0, a target; power and hours match the series and grid.
-            assert_eq!(e.pv.features, PvToken::WIDTH);
-            assert_eq!(e.pv.features, widths.pv);
+            let pv = &e.tokens[Modality::Pv];
+            assert_eq!(pv.features, PvToken::WIDTH);
+            assert_eq!(pv.features, widths.pv);
             let i = PvToken::INDEX;
             for step_i in 0..h {
-                let row = &e.pv.values[step_i * e.pv.tokens * e.pv.features..][..e.pv.features];
+                let row = &pv.values[step_i * pv.tokens * pv.features..][..pv.features];
                 let t = UnixTime(t0.0 - (h - 1 - step_i) as i64 * step);
                 let power = anchor.normalised_at(t);
                 assert_eq!(row[i.power], power.unwrap_or(0.0));
@@ -78,12 +79,8 @@ fn rows_hold_what_the_layout_names() {
             }
 
             // Tokens of the other modalities: values, then place and time (then the NWP age).
-            for (modality, set) in [
-                (Modality::Satellite, &e.satellite),
-                (Modality::Observations, &e.observations),
-                (Modality::Nwp, &e.nwp),
-            ] {
-                if set.tokens == 0 {
+            for (modality, set) in e.tokens.iter() {
+                if modality == Modality::Pv || set.tokens == 0 {
                     continue;
                 }
                 assert_eq!(set.features, widths.of_modality(modality), "{modality:?}");

@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use arrow_array::{ArrayRef, Float64Array, Int32Array, Int64Array};
 use common::*;
 use proptest::prelude::*;
+use pv_data::features::Modality;
 use pv_data::{
     DataPaths, Dataset, Example, ExampleConfig, ExampleKey, LoadConfig, Split, build_example,
     example_keys,
@@ -163,10 +164,7 @@ fn inputs(e: &Example) -> impl PartialEq + std::fmt::Debug + '_ {
     (
         &e.target_ss_ids,
         &e.context_ss_ids,
-        &e.pv,
-        &e.satellite,
-        &e.observations,
-        &e.nwp,
+        &e.tokens,
         &e.queries,
         &e.capacity_kwp,
     )
@@ -274,12 +272,8 @@ fn the_synthetic_data_exercises_every_modality() {
     let e = build_example(d, &config(), key, split);
     assert_eq!(e.target_ss_ids.len(), 2, "two targets");
     assert!(!e.context_ss_ids.is_empty());
-    for (name, set) in [
-        ("pv", &e.pv),
-        ("satellite", &e.satellite),
-        ("observations", &e.observations),
-        ("nwp", &e.nwp),
-    ] {
+    for (m, set) in e.tokens.iter() {
+        let name = m.name();
         assert!(set.mask.contains(&1.0), "{name} has no real token");
         assert!(
             set.values.iter().all(|v| v.is_finite()),
@@ -303,7 +297,7 @@ fn changing_the_last_observation_at_t0_does_change_the_inputs() {
     let i = s.index_of(key.t0).expect("t0 on the grid");
     s.power_kw[i] += 0.5;
     let after = build_example(&changed, &config(), key, split);
-    assert_ne!(before.pv, after.pv);
+    assert_ne!(before.tokens[Modality::Pv], after.tokens[Modality::Pv]);
 
     // And an NWP run becomes usable exactly `nwp_available_after_minutes` (3 h here) after its
     // init time: the 09:00 run is used at noon, the noon run is not.
@@ -325,7 +319,7 @@ fn changing_the_last_observation_at_t0_does_change_the_inputs() {
     assert_eq!(config().nwp_available_by(key.t0), available);
     let after = perturb(available);
     assert_ne!(before.queries, after.queries);
-    assert_ne!(before.nwp, after.nwp);
+    assert_ne!(before.tokens[Modality::Nwp], after.tokens[Modality::Nwp]);
     let after = perturb(key.t0);
     assert_eq!(
         inputs(&before),

@@ -27,7 +27,7 @@ use anyhow::{Context, Result, anyhow};
 use forust_ml::metric::Metric;
 use forust_ml::objective::ObjectiveType;
 use forust_ml::{GradientBooster, Matrix};
-use pv_data::features::{PlaceTime, PvToken, PvTokenIndex, Query};
+use pv_data::features::{Modality, PlaceTime, PvToken, PvTokenIndex, Query};
 use pv_data::{Batch, Dataset, ExampleConfig, Split, build_batch, example_keys};
 
 use crate::evaluate::evenly_spaced;
@@ -114,7 +114,7 @@ impl Rows {
         let [b, s, k, fq] = batch.queries.shape[..] else {
             return;
         };
-        let [_, h, n, fp] = batch.pv.values.shape[..] else {
+        let [_, h, n, fp] = batch.tokens[Modality::Pv].values.shape[..] else {
             return;
         };
         let PvTokenIndex {
@@ -132,8 +132,8 @@ impl Rows {
                 f,
             )
         };
-        let (obs_vars, obs_tokens, fo) = own_values(&batch.observations);
-        let (channels, pixels, fs) = own_values(&batch.satellite);
+        let (obs_vars, obs_tokens, fo) = own_values(&batch.tokens[Modality::Observations]);
+        let (channels, pixels, fs) = own_values(&batch.tokens[Modality::Satellite]);
         let baselines = forecasts(batch, scale);
         let mut row = Vec::new();
         for bi in 0..b {
@@ -141,12 +141,13 @@ impl Rows {
             // Latest observation and satellite at t0 (the last history step).
             let last = h - 1;
             let mut context = Vec::with_capacity(obs_vars + 2 * channels);
-            let obs_real =
-                obs_tokens > 0 && batch.observations.mask.data[(bi * h + last) * obs_tokens] != 0.0;
+            let obs_real = obs_tokens > 0
+                && batch.tokens[Modality::Observations].mask.data[(bi * h + last) * obs_tokens]
+                    != 0.0;
             for v in 0..obs_vars {
                 let at = ((bi * h + last) * obs_tokens) * fo + v;
                 context.push(if obs_real {
-                    batch.observations.values.data[at] as f64
+                    batch.tokens[Modality::Observations].values.data[at] as f64
                 } else {
                     f64::NAN
                 });
@@ -154,11 +155,14 @@ impl Rows {
             for c in 0..channels {
                 let (mut sum, mut count, mut nearest) = (0.0, 0usize, f64::NAN);
                 for p in 0..pixels {
-                    if batch.satellite.mask.data[(bi * h + last) * pixels + p] == 0.0 {
+                    if batch.tokens[Modality::Satellite].mask.data[(bi * h + last) * pixels + p]
+                        == 0.0
+                    {
                         continue;
                     }
-                    let v =
-                        batch.satellite.values.data[((bi * h + last) * pixels + p) * fs + c] as f64;
+                    let v = batch.tokens[Modality::Satellite].values.data
+                        [((bi * h + last) * pixels + p) * fs + c]
+                        as f64;
                     if p == 0 {
                         nearest = v;
                     }
@@ -189,7 +193,7 @@ impl Rows {
                     row.extend(q.iter().map(|&x| x as f64));
                     for hi in 0..h {
                         let at = ((bi * h + hi) * n + si) * fp;
-                        let token = &batch.pv.values.data[at..at + fp];
+                        let token = &batch.tokens[Modality::Pv].values.data[at..at + fp];
                         let p = if token[observed] == 1.0 {
                             token[power] as f64
                         } else {

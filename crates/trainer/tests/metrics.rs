@@ -3,7 +3,7 @@
 use forecaster::baselines::{
     ClearSkyScale, DEFAULT_CLIMATOLOGICAL_INDEX, MIN_CLEAR_SKY, forecasts,
 };
-use pv_data::features::{PvToken, Query};
+use pv_data::features::{Modality, PerModality, PvToken, Query};
 use pv_data::{Array, Batch, BatchTokens, ExampleKey, UnixTime};
 use trainer::metrics::Metrics;
 
@@ -38,13 +38,15 @@ fn batch() -> Batch {
             t0: UnixTime(0),
         }],
         target_ss_ids: vec![vec![7]],
-        pv: BatchTokens {
-            values: arr(vec![1, h, 1, fp], pv),
-            mask: arr(vec![1, h, 1], vec![1.0; h]),
-        },
-        satellite: empty(),
-        observations: empty(),
-        nwp: empty(),
+        tokens: PerModality([
+            BatchTokens {
+                values: arr(vec![1, h, 1, fp], pv),
+                mask: arr(vec![1, h, 1], vec![1.0; h]),
+            },
+            empty(),
+            empty(),
+            empty(),
+        ]),
         queries: arr(vec![1, 1, k, fq], queries),
         query_mask: arr(vec![1, 1], vec![1.0]),
         targets: arr(vec![1, 1, k], vec![0.50, 0.45]),
@@ -64,7 +66,7 @@ fn batch_with_history(steps: &[(f32, f32)]) -> Batch {
         pv[step * fp + PvToken::INDEX.clear_sky] = c;
     }
     let mut b = batch();
-    b.pv = BatchTokens {
+    b.tokens[Modality::Pv] = BatchTokens {
         values: Array {
             shape: vec![1, h, 1, fp],
             data: pv,
@@ -139,7 +141,7 @@ fn smart_persistence_uses_the_climatological_index_at_dawn() {
     // The history's own index tokens are dawn too, so the ratio baseline has none either.
     let fp = PvToken::WIDTH;
     for step in 0..2 {
-        b.pv.values.data[step * fp + PvToken::INDEX.clear_sky] = 0.02;
+        b.tokens[Modality::Pv].values.data[step * fp + PvToken::INDEX.clear_sky] = 0.02;
     }
     let scale = ClearSkyScale {
         by_system: [(7, 0.9)].into_iter().collect(),

@@ -86,53 +86,38 @@ pub fn isa() -> Isa {
     Isa::Baseline
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn forward_avx512<T: KernelFloat>(
-    h: &Head<'_, T>,
-    scratch: &mut Scratch<T>,
-    out: &mut [T],
-    lse: &mut [T],
-) {
-    forward_impl::<T, true>(h, scratch, out, lse)
+/// The forward and backward kernels compiled for one instruction set: `$forward` and
+/// `$backward`, with `target_feature(enable = $features)` (callers check the CPU has them).
+macro_rules! isa_kernels {
+    ($forward:ident, $backward:ident, $features:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        fn $forward<T: KernelFloat>(
+            h: &Head<'_, T>,
+            scratch: &mut Scratch<T>,
+            out: &mut [T],
+            lse: &mut [T],
+        ) {
+            forward_impl::<T, true>(h, scratch, out, lse)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        fn $backward<T: KernelFloat>(
+            h: &Head<'_, T>,
+            g: &HeadGrad<'_, T>,
+            s: &mut Scratch<T>,
+            dq: &mut [T],
+            dk: &mut [T],
+            dv: &mut [T],
+        ) {
+            backward_impl::<T, true>(h, g, s, dq, dk, dv)
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn forward_avx2<T: KernelFloat>(
-    h: &Head<'_, T>,
-    scratch: &mut Scratch<T>,
-    out: &mut [T],
-    lse: &mut [T],
-) {
-    forward_impl::<T, true>(h, scratch, out, lse)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn backward_avx512<T: KernelFloat>(
-    h: &Head<'_, T>,
-    g: &HeadGrad<'_, T>,
-    s: &mut Scratch<T>,
-    dq: &mut [T],
-    dk: &mut [T],
-    dv: &mut [T],
-) {
-    backward_impl::<T, true>(h, g, s, dq, dk, dv)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn backward_avx2<T: KernelFloat>(
-    h: &Head<'_, T>,
-    g: &HeadGrad<'_, T>,
-    s: &mut Scratch<T>,
-    dq: &mut [T],
-    dk: &mut [T],
-    dv: &mut [T],
-) {
-    backward_impl::<T, true>(h, g, s, dq, dk, dv)
-}
+isa_kernels!(forward_avx512, backward_avx512, "avx512f,avx2,fma");
+isa_kernels!(forward_avx2, backward_avx2, "avx2,fma");
 
 /// Forward for one (batch, head): writes `out [Nq, D]` and `lse [Nq]`. A query with no unmasked
 /// key gets a zero output (and lse 0, unused by backward). Head dimensions up to 128.
