@@ -3,8 +3,7 @@
 
 use std::path::PathBuf;
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::DType;
 use hip_encoder::{HipConfig, HipEncoder, LevelConfig};
 use perceiver_core::AttentionImpl;
 use perceiver_core::golden::Golden;
@@ -38,12 +37,8 @@ fn hip_encoder_matches_pytorch() {
         )
     };
     for how in [AttentionImpl::Fused, AttentionImpl::Composed] {
-        let varmap = VarMap::new();
-        let mut encoder = HipEncoder::new(
-            &config,
-            VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu),
-        )
-        .expect("encoder");
+        let (varmap, vb) = perceiver_core::golden::f64_vars();
+        let mut encoder = HipEncoder::new(&config, vb).expect("encoder");
         encoder.set_attention_impl(how);
         golden.load_weights(&varmap).expect("weights");
         let tokens = golden.input("tokens", DType::F64).expect("tokens");
@@ -51,12 +46,8 @@ fn hip_encoder_matches_pytorch() {
         let out = encoder
             .forward(tokens.as_tensor(), mask, None)
             .expect("forward");
-        let grads = golden
-            .loss(&out)
-            .and_then(|l| l.backward())
-            .expect("backward");
         golden
-            .check(&out, &grads, &varmap, &[("tokens", &tokens)], 1e-5)
+            .check_backward(&out, &varmap, &[("tokens", &tokens)], 1e-5)
             .unwrap_or_else(|e| panic!("{how:?}: {e}"));
     }
 }

@@ -3,8 +3,7 @@
 
 use std::path::PathBuf;
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::DType;
 use metnet_decoder::{DecoderConfig, MetNetDecoder};
 use perceiver_core::golden::Golden;
 use perceiver_core::{AttentionImpl, FourierFeatures};
@@ -27,12 +26,8 @@ fn decoder_matches_pytorch() {
         ..DecoderConfig::new(5, 8, 6)
     };
     for how in [AttentionImpl::Fused, AttentionImpl::Composed] {
-        let varmap = VarMap::new();
-        let mut decoder = MetNetDecoder::new(
-            &config,
-            VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu),
-        )
-        .expect("decoder");
+        let (varmap, vb) = perceiver_core::golden::f64_vars();
+        let mut decoder = MetNetDecoder::new(&config, vb).expect("decoder");
         decoder.set_attention_impl(how);
         golden.load_weights(&varmap).expect("weights");
         let queries = golden.input("queries", DType::F64).expect("queries");
@@ -42,14 +37,9 @@ fn decoder_matches_pytorch() {
         let out = decoder
             .forward(queries.as_tensor(), mask, lead, bottleneck.as_tensor())
             .expect("forward");
-        let grads = golden
-            .loss(&out)
-            .and_then(|l| l.backward())
-            .expect("backward");
         golden
-            .check(
+            .check_backward(
                 &out,
-                &grads,
                 &varmap,
                 &[("queries", &queries), ("bottleneck", &bottleneck)],
                 1e-5,

@@ -14,7 +14,9 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp3, D, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu::{Dims, Head, HeadGrad, KernelFloat, Scratch, backward_one, forward_one, isa};
+use crate::cpu::{
+    Dims, Head, HeadGrad, HeadGradOut, KernelFloat, Scratch, backward_one, forward_one, isa,
+};
 
 /// Which implementation computes attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -407,7 +409,7 @@ impl FusedAttention {
                     d_out: &dov[qs],
                     lse: &lse[bh * nq..(bh + 1) * nq],
                 };
-                backward_one(&head, &grad, isa, scratch, dq, dk, dv);
+                backward_one(&head, &grad, isa, scratch, HeadGradOut { dq, dk, dv });
             });
         (dq, dk, dv)
     }

@@ -79,30 +79,37 @@ impl Golden {
             .data()
             .lock()
             .map_err(|_| candle_core::Error::Msg("varmap lock poisoned".into()))?;
-        for (name, var) in vars.iter() {
+        let weights = vars.iter().map(|(name, var)| (format!("grad.{name}"), var));
+        let inputs = inputs
+            .iter()
+            .map(|(name, var)| (format!("grad.input.{name}"), *var));
+        for (key, var) in weights.chain(inputs) {
             let got = grads
                 .get(var.as_tensor())
-                .ok_or_else(|| candle_core::Error::Msg(format!("no gradient for {name}")))?;
-            close(
-                &format!("grad.{name}"),
-                got,
-                self.get(&format!("grad.{name}"))?,
-                rtol,
-            )?;
-        }
-        for (name, var) in inputs {
-            let got = grads
-                .get(var.as_tensor())
-                .ok_or_else(|| candle_core::Error::Msg(format!("no gradient for input {name}")))?;
-            close(
-                &format!("grad.input.{name}"),
-                got,
-                self.get(&format!("grad.input.{name}"))?,
-                rtol,
-            )?;
+                .ok_or_else(|| candle_core::Error::Msg(format!("no gradient for {key}")))?;
+            close(&key, got, self.get(&key)?, rtol)?;
         }
         Ok(())
     }
+
+    /// Back-propagates [`Golden::loss`] of `output`, then [`Golden::check`]s.
+    pub fn check_backward(
+        &self,
+        output: &Tensor,
+        varmap: &VarMap,
+        inputs: &[(&str, &Var)],
+        rtol: f64,
+    ) -> Result<()> {
+        let grads = self.loss(output)?.backward()?;
+        self.check(output, &grads, varmap, inputs, rtol)
+    }
+}
+
+/// A fresh parameter map and an f64 CPU builder over it, as every golden test builds its model.
+pub fn f64_vars() -> (VarMap, candle_nn::VarBuilder<'static>) {
+    let varmap = VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu);
+    (varmap, vb)
 }
 
 /// Fails unless `|got − want| ≤ rtol · (|want| + scale)` elementwise, where `scale` is the largest

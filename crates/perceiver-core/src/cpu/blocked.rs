@@ -15,7 +15,7 @@
 //! per instruction set (`cpu/mod.rs`'s dispatch). Padding keys are dropped first (compaction);
 //! without a mask the inputs are used in place.
 
-use super::head::{Head, HeadGrad, KernelFloat};
+use super::head::{Head, HeadGrad, HeadGradOut, KernelFloat};
 
 /// Queries per block.
 pub const QUERY_BLOCK: usize = 64;
@@ -294,10 +294,9 @@ pub fn backward<T: KernelFloat>(
     h: &Head<'_, T>,
     g: &HeadGrad<'_, T>,
     scratch: &mut Scratch<T>,
-    dq: &mut [T],
-    dk: &mut [T],
-    dv: &mut [T],
+    grads: HeadGradOut<'_, T>,
 ) {
+    let HeadGradOut { dq, dk, dv } = grads;
     let (nq, nk, d) = (h.dims.queries, h.dims.keys, h.dims.head_dim);
     dq.fill(T::zero());
     dk.fill(T::zero());

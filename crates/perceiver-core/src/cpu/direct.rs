@@ -15,7 +15,7 @@
 //! Heads with many queries and keys go to the blocked GEMM kernels of `super::blocked` instead;
 //! the choice and the instruction-set dispatch are `super`'s (`cpu/mod.rs`).
 
-use super::head::{Head, HeadGrad, KernelFloat};
+use super::head::{Head, HeadGrad, HeadGradOut, KernelFloat};
 
 /// Query rows per tile.
 const ROWS: usize = 4;
@@ -286,10 +286,9 @@ pub(super) fn backward<T: KernelFloat, const FMA: bool>(
     h: &Head<'_, T>,
     g: &HeadGrad<'_, T>,
     scratch: &mut Scratch<T>,
-    dq: &mut [T],
-    dk: &mut [T],
-    dv: &mut [T],
+    grads: HeadGradOut<'_, T>,
 ) {
+    let HeadGradOut { dq, dk, dv } = grads;
     let (nq, d) = (h.dims.queries, h.dims.head_dim);
     dq.fill(T::zero());
     dk.fill(T::zero());

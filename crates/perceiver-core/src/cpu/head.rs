@@ -76,6 +76,16 @@ pub struct HeadGrad<'a, T> {
     pub lse: &'a [T],
 }
 
+/// Where the backward pass of one (batch, head) writes: `dq [Nq, D]`, `dk, dv [Nk, D]`.
+pub struct HeadGradOut<'a, T> {
+    /// Gradient of the queries.
+    pub dq: &'a mut [T],
+    /// Gradient of the keys (zero for padding keys).
+    pub dk: &'a mut [T],
+    /// Gradient of the values (zero for padding keys).
+    pub dv: &'a mut [T],
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ pub(crate) mod direct;
 pub(crate) mod head;
 pub(crate) mod storage;
 
-pub use head::{Dims, Head, HeadGrad, KernelFloat};
+pub use head::{Dims, Head, HeadGrad, HeadGradOut, KernelFloat};
 
 /// Buffers one worker thread reuses across (batch, head) pairs, so small heads cost no allocation.
 pub struct Scratch<T> {
@@ -47,14 +47,12 @@ fn backward_impl<T: KernelFloat, const FMA: bool>(
     h: &Head<'_, T>,
     g: &HeadGrad<'_, T>,
     scratch: &mut Scratch<T>,
-    dq: &mut [T],
-    dk: &mut [T],
-    dv: &mut [T],
+    grads: HeadGradOut<'_, T>,
 ) {
     if blocked::worth_blocking(h.dims.queries, h.dims.keys, h.dims.head_dim) {
-        blocked::backward(h, g, &mut scratch.blocked, dq, dk, dv)
+        blocked::backward(h, g, &mut scratch.blocked, grads)
     } else {
-        direct::backward::<T, FMA>(h, g, &mut scratch.direct, dq, dk, dv)
+        direct::backward::<T, FMA>(h, g, &mut scratch.direct, grads)
     }
 }
 
@@ -107,17 +105,24 @@ macro_rules! isa_kernels {
             h: &Head<'_, T>,
             g: &HeadGrad<'_, T>,
             s: &mut Scratch<T>,
-            dq: &mut [T],
-            dk: &mut [T],
-            dv: &mut [T],
+            grads: HeadGradOut<'_, T>,
         ) {
-            backward_impl::<T, true>(h, g, s, dq, dk, dv)
+            backward_impl::<T, true>(h, g, s, grads)
         }
     };
 }
 
 isa_kernels!(forward_avx512, backward_avx512, "avx512f,avx2,fma");
 isa_kernels!(forward_avx2, backward_avx2, "avx2,fma");
+
+/// The kernels keep a head's rows in registers: head dimensions up to 128.
+fn check_head_dim(dims: Dims) {
+    assert!(
+        dims.head_dim <= 128,
+        "head dimension {} > 128",
+        dims.head_dim
+    );
+}
 
 /// Forward for one (batch, head): writes `out [Nq, D]` and `lse [Nq]`. A query with no unmasked
 /// key gets a zero output (and lse 0, unused by backward). Head dimensions up to 128.
@@ -128,11 +133,7 @@ pub fn forward_one<T: KernelFloat>(
     out: &mut [T],
     lse: &mut [T],
 ) {
-    assert!(
-        h.dims.head_dim <= 128,
-        "head dimension {} > 128",
-        h.dims.head_dim
-    );
+    check_head_dim(h.dims);
     match isa {
         // SAFETY: `isa` comes from `isa()`, which checked that the CPU has these features.
         #[cfg(target_arch = "x86_64")]
@@ -144,29 +145,23 @@ pub fn forward_one<T: KernelFloat>(
     }
 }
 
-/// Backward for one (batch, head): writes `dq [Nq, D]`, `dk, dv [Nk, D]` (zero for padding keys).
+/// Backward for one (batch, head): writes `grads` (`dk`, `dv` zero for padding keys).
 pub fn backward_one<T: KernelFloat>(
     h: &Head<'_, T>,
     g: &HeadGrad<'_, T>,
     isa: Isa,
     scratch: &mut Scratch<T>,
-    dq: &mut [T],
-    dk: &mut [T],
-    dv: &mut [T],
+    grads: HeadGradOut<'_, T>,
 ) {
-    assert!(
-        h.dims.head_dim <= 128,
-        "head dimension {} > 128",
-        h.dims.head_dim
-    );
+    check_head_dim(h.dims);
     match isa {
         // SAFETY: `isa` comes from `isa()`, which checked that the CPU has these features.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { backward_avx512(h, g, scratch, dq, dk, dv) },
+        Isa::Avx512 => unsafe { backward_avx512(h, g, scratch, grads) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Isa::Avx2Fma => unsafe { backward_avx2(h, g, scratch, dq, dk, dv) },
-        _ => backward_impl::<T, false>(h, g, scratch, dq, dk, dv),
+        Isa::Avx2Fma => unsafe { backward_avx2(h, g, scratch, grads) },
+        _ => backward_impl::<T, false>(h, g, scratch, grads),
     }
 }
 
@@ -230,9 +225,11 @@ mod tests {
                 },
                 isa,
                 &mut Scratch::default(),
-                &mut dq,
-                &mut dk,
-                &mut dv,
+                HeadGradOut {
+                    dq: &mut dq,
+                    dk: &mut dk,
+                    dv: &mut dv,
+                },
             );
             [out, lse, dq, dk, dv]
         };
