@@ -17,6 +17,11 @@ fn values(seed: u64, n: usize) -> Vec<f32> {
         .collect()
 }
 
+fn assert_finite(t: &Tensor) {
+    let v = t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("v");
+    assert!(v.iter().all(|x| x.is_finite()), "non-finite values");
+}
+
 fn tensor(seed: u64, shape: &[usize]) -> Tensor {
     Tensor::from_vec(values(seed, shape.iter().product()), shape, &Device::Cpu).expect("tensor")
 }
@@ -82,13 +87,7 @@ fn the_bottleneck_has_the_last_levels_shape() {
         )
         .expect("fwd");
     assert_eq!(out.dims(), &[2, 5, 12]);
-    assert!(
-        out.flatten_all()
-            .and_then(|t| t.to_vec1::<f32>())
-            .expect("v")
-            .iter()
-            .all(|x| x.is_finite())
-    );
+    assert_finite(&out);
 }
 
 #[test]
@@ -153,13 +152,7 @@ fn a_group_with_only_padding_is_finite() {
     let out = enc
         .forward(&tensor(5, &[2, 4, 5, 6]), &mask, None)
         .expect("fwd");
-    assert!(
-        out.flatten_all()
-            .and_then(|t| t.to_vec1::<f32>())
-            .expect("v")
-            .iter()
-            .all(|x| x.is_finite())
-    );
+    assert_finite(&out);
 }
 
 #[test]

@@ -187,6 +187,18 @@ pub fn resample(
 mod tests {
     use super::*;
 
+    /// `resample` with the test metadata, errors for bad values and no labels to move.
+    fn resample_strict(r: &RawSeries, step_s: i64) -> Result<PvSeries> {
+        resample(
+            r,
+            &meta(),
+            step_s,
+            BadValuePolicy::Error,
+            &[],
+            &mut LoadReport::default(),
+        )
+    }
+
     fn meta() -> SystemMetadata {
         SystemMetadata {
             ss_id: 1,
@@ -223,15 +235,7 @@ mod tests {
                 Some(50.0),
             ],
         );
-        let s = resample(
-            &r,
-            &meta(),
-            900,
-            BadValuePolicy::Error,
-            &[],
-            &mut LoadReport::default(),
-        )
-        .expect("resample");
+        let s = resample_strict(&r, 900).expect("resample");
         assert_eq!(s.start, UnixTime(900));
         assert_eq!(s.native_interval_s, 300);
         // 600 Wh in a quarter hour is 2.4 kW mean.
@@ -286,14 +290,7 @@ mod tests {
     #[test]
     fn coarser_data_than_the_step_is_refused() {
         let r = raw(&[1800, 3600, 5400], &[Some(1.0); 3]);
-        let e = resample(
-            &r,
-            &meta(),
-            900,
-            BadValuePolicy::Error,
-            &[],
-            &mut LoadReport::default(),
-        );
+        let e = resample_strict(&r, 900);
         assert!(
             matches!(
                 e,

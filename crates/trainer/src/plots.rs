@@ -54,6 +54,68 @@ fn draw_png(
     std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
 }
 
+/// A chart over `x` × `y` on `area`, with its caption and its mesh (axes, labels) drawn.
+struct Axes<'s> {
+    caption: String,
+    caption_size: u32,
+    margin: u32,
+    /// Room for the x and y labels, pixels.
+    label_areas: (u32, u32),
+    x_desc: &'s str,
+    y_desc: &'s str,
+    /// Decimals of the x tick labels.
+    x_decimals: usize,
+    label_size: u32,
+}
+
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+impl Axes<'_> {
+    fn draw<'a, 'b>(
+        &self,
+        area: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+        x: std::ops::Range<f64>,
+        y: std::ops::Range<f64>,
+    ) -> Result<Chart<'a, 'b>> {
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.caption, (FONT, self.caption_size))
+            .margin(self.margin)
+            .x_label_area_size(self.label_areas.0)
+            .y_label_area_size(self.label_areas.1)
+            .build_cartesian_2d(x, y)
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_desc)
+            .y_desc(self.y_desc)
+            .x_label_formatter(&|x| format!("{x:.*}", self.x_decimals))
+            .label_style((FONT, self.label_size))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(chart)
+    }
+}
+
+/// Draws the chart's legend at `position`.
+fn legend<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    position: SeriesLabelPosition,
+    size: u32,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, size))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| anyhow!("{e}"))
+}
+
 /// Splits `points` at non-finite values into drawable runs.
 fn runs(points: impl IntoIterator<Item = (f64, f64)>) -> Vec<Vec<(f64, f64)>> {
     let mut out = vec![Vec::new()];
@@ -131,20 +193,18 @@ pub fn loss_curves(metrics: &Path, out: &Path) -> Result<()> {
     draw_png(out, (900, 700), |root| {
         let (top, bottom) = root.split_vertically(380);
         let (lo, hi) = range(loss.iter().map(|p| p.1));
-        let mut chart = ChartBuilder::on(&top)
-            .caption("training loss (pinball)", (FONT, 20))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..steps, lo.min(0.0)..hi * 1.05)
-            .map_err(|e| anyhow!("{e}"))?;
-        chart
-            .configure_mesh()
-            .x_desc("step")
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .label_style((FONT, 13))
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
+        let steps_axes = |caption: &str| Axes {
+            caption: caption.to_owned(),
+            caption_size: 20,
+            margin: 10,
+            label_areas: (35, 60),
+            x_desc: "step",
+            y_desc: "",
+            x_decimals: 0,
+            label_size: 13,
+        };
+        let mut chart =
+            steps_axes("training loss (pinball)").draw(&top, 0.0..steps, lo.min(0.0)..hi * 1.05)?;
         chart
             .draw_series(LineSeries::new(loss.iter().copied(), COLOURS[0].mix(0.3)))
             .map_err(|e| anyhow!("{e}"))?
@@ -155,29 +215,14 @@ pub fn loss_curves(metrics: &Path, out: &Path) -> Result<()> {
             .map_err(|e| anyhow!("{e}"))?
             .label("moving average")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], COLOURS[0].stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
+        legend(&mut chart, SeriesLabelPosition::MiddleRight, 13)?;
 
         let (lo, hi) = range(validation.iter().chain(&baseline).map(|p| p.1));
-        let mut chart = ChartBuilder::on(&bottom)
-            .caption("validation daylight nMAE", (FONT, 20))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..steps, (lo * 0.9)..(hi * 1.1))
-            .map_err(|e| anyhow!("{e}"))?;
-        chart
-            .configure_mesh()
-            .x_desc("step")
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .label_style((FONT, 13))
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
+        let mut chart = steps_axes("validation daylight nMAE").draw(
+            &bottom,
+            0.0..steps,
+            (lo * 0.9)..(hi * 1.1),
+        )?;
         for (series, name, colour) in [
             (&validation, "model", COLOURS[0]),
             (&baseline, "smart persistence", COLOURS[3]),
@@ -196,13 +241,7 @@ pub fn loss_curves(metrics: &Path, out: &Path) -> Result<()> {
                 .draw_series(series.iter().map(|&p| Circle::new(p, 3, colour.filled())))
                 .map_err(|e| anyhow!("{e}"))?;
         }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
+        legend(&mut chart, SeriesLabelPosition::MiddleRight, 13)?;
         Ok(())
     })
 }
@@ -225,20 +264,17 @@ pub fn nmae_by_lead(report: &Report, step_minutes: i64, out: &Path) -> Result<()
             .flat_map(|m| m.nmae_by_lead.iter().copied()),
     );
     draw_png(out, (900, 520), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("test daylight nMAE by lead time", (FONT, 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..hours(k.max(1) - 1) + 0.1, 0.0..hi * 1.1)
-            .map_err(|e| anyhow!("{e}"))?;
-        chart
-            .configure_mesh()
-            .x_desc("lead time (hours)")
-            .y_desc("nMAE (MAE / kWp)")
-            .label_style((FONT, 13))
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
+        let axes = Axes {
+            caption: "test daylight nMAE by lead time".into(),
+            caption_size: 20,
+            margin: 12,
+            label_areas: (40, 60),
+            x_desc: "lead time (hours)",
+            y_desc: "nMAE (MAE / kWp)",
+            x_decimals: 1,
+            label_size: 13,
+        };
+        let mut chart = axes.draw(root, 0.0..hours(k.max(1) - 1) + 0.1, 0.0..hi * 1.1)?;
         for (name, colour) in order.iter().zip(COLOURS) {
             let Some(m) = report.get(name) else { continue };
             let label = format!("{} ({:.3})", name.replace('_', " "), m.nmae);
@@ -257,14 +293,7 @@ pub fn nmae_by_lead(report: &Report, step_minutes: i64, out: &Path) -> Result<()
                     PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(width))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft, 14)?;
         Ok(())
     })
 }
@@ -322,20 +351,18 @@ pub fn forecast_fans(fans: &[Fan], out: &Path) -> Result<()> {
                 ),
             );
             let x_max = fan.rows.last().map_or(1.0, lead);
-            let mut chart = ChartBuilder::on(panel)
-                .caption(format!("ss_id {}, t0 {}", fan.ss_id, fan.t0), (FONT, 15))
-                .margin(8)
-                .x_label_area_size(30)
-                .y_label_area_size(45)
-                .build_cartesian_2d(-((h - 1) as f64) * step_h..x_max, 0.0..hi * 1.08)
-                .map_err(|e| anyhow!("{e}"))?;
-            chart
-                .configure_mesh()
-                .x_desc("hours from t0")
-                .y_desc("kW")
-                .label_style((FONT, 12))
-                .draw()
-                .map_err(|e| anyhow!("{e}"))?;
+            let axes = Axes {
+                caption: format!("ss_id {}, t0 {}", fan.ss_id, fan.t0),
+                caption_size: 15,
+                margin: 8,
+                label_areas: (30, 45),
+                x_desc: "hours from t0",
+                y_desc: "kW",
+                x_decimals: 1,
+                label_size: 12,
+            };
+            let x_min = -((h - 1) as f64) * step_h;
+            let mut chart = axes.draw(panel, x_min..x_max, 0.0..hi * 1.08)?;
             let mut band: Vec<(f64, f64)> = fan
                 .rows
                 .iter()

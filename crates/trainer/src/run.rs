@@ -233,6 +233,17 @@ pub fn train(
     start(&dataset, config, out_dir, device, options, started)
 }
 
+/// A freshly initialised trainer for `config` on `dataset`.
+fn new_trainer(dataset: &Dataset, config: &RunConfig, device: &Device) -> Result<Trainer> {
+    Ok(Trainer::new(
+        dataset,
+        &config.examples,
+        &config.model,
+        config.train.clone(),
+        device,
+    )?)
+}
+
 /// Starts a run in `out_dir` from step 0 (the folder is checked by the caller).
 fn start(
     dataset: &Dataset,
@@ -242,13 +253,7 @@ fn start(
     options: RunOptions,
     started: Instant,
 ) -> Result<RunSummary> {
-    let trainer = Trainer::new(
-        dataset,
-        &config.examples,
-        &config.model,
-        config.train.clone(),
-        device,
-    )?;
+    let trainer = new_trainer(dataset, config, device)?;
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     write_atomic(
         &out_dir.join("config.toml"),
@@ -417,13 +422,7 @@ pub fn resume_stored(
             run_dir.display()
         );
     }
-    let mut trainer = Trainer::new(
-        dataset,
-        &config.examples,
-        &config.model,
-        config.train.clone(),
-        device,
-    )?;
+    let mut trainer = new_trainer(dataset, &config, device)?;
     let on_device;
     let tensors = if device.same_device(&Device::Cpu) {
         &checkpoint.tensors

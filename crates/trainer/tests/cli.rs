@@ -144,34 +144,37 @@ fn bad_input_gives_clear_errors_and_touches_nothing() {
     let err = fails(&["data", "inspect", path(&empty)]);
     assert!(err.contains("no generation"), "{err}");
 
-    let unknown = t.join("unknown.toml");
-    std::fs::write(&unknown, "[train]\nstpes = 10\n").expect("write");
-    let err = fails(&["train", "--config", path(&unknown), "--print-config"]);
-    assert!(
-        err.contains("unknown.toml") && err.contains("stpes"),
-        "{err}"
-    );
-
-    let negative = t.join("negative.toml");
-    std::fs::write(&negative, "[examples]\nhistory_steps = -4\n").expect("write");
-    let err = fails(&["train", "--config", path(&negative), "--print-config"]);
-    assert!(
-        err.contains("negative.toml") && err.contains("history_steps"),
-        "{err}"
-    );
-
-    let mismatch = t.join("mismatch.toml");
-    std::fs::write(&mismatch, "[examples]\nhistory_steps = 6\n").expect("write");
-    let err = fails(&["train", "--config", path(&mismatch), "--print-config"]);
-    assert!(err.contains("one group per history step"), "{err}");
-
-    let shards = t.join("shards.toml");
-    std::fs::write(&shards, "[train]\nbatch_size = 8\nshards = 9\n").expect("write");
-    let err = fails(&["train", "--config", path(&shards), "--print-config"]);
-    assert!(
-        err.contains("train.shards must be between 1 and train.batch_size (8), got 9"),
-        "{err}"
-    );
+    // Configuration files the CLI refuses, each with what its message must name.
+    let bad_configs = [
+        (
+            "unknown.toml",
+            "[train]\nstpes = 10\n",
+            vec!["unknown.toml", "stpes"],
+        ),
+        (
+            "negative.toml",
+            "[examples]\nhistory_steps = -4\n",
+            vec!["negative.toml", "history_steps"],
+        ),
+        (
+            "mismatch.toml",
+            "[examples]\nhistory_steps = 6\n",
+            vec!["one group per history step"],
+        ),
+        (
+            "shards.toml",
+            "[train]\nbatch_size = 8\nshards = 9\n",
+            vec!["train.shards must be between 1 and train.batch_size (8), got 9"],
+        ),
+    ];
+    for (name, text, expected) in bad_configs {
+        let file = t.join(name);
+        std::fs::write(&file, text).expect("write");
+        let err = fails(&["train", "--config", path(&file), "--print-config"]);
+        for e in expected {
+            assert!(err.contains(e), "{name}: {err}");
+        }
+    }
 
     // More lead times than any split block holds.
     let long = t.join("long.toml");

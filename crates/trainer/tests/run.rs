@@ -27,6 +27,14 @@ fn train(config: &RunConfig, run: &Path, stop_after: Option<usize>) -> trainer::
     .expect("train")
 }
 
+/// The message of a resume of `run` that must be refused.
+fn resume_refused(run: &Path) -> String {
+    let err = trainer::run::resume(&common::dataset(), run, &Device::Cpu, RunOptions::default())
+        .err()
+        .expect("refused");
+    format!("{err:#}")
+}
+
 fn resume(run: &Path, stop_after: Option<usize>) -> trainer::run::RunSummary {
     trainer::run::resume(
         &common::dataset(),
@@ -211,15 +219,7 @@ fn corrupted_and_truncated_checkpoints_are_refused() {
     let n = bad.len();
     bad[n - 10] ^= 0x01;
     std::fs::write(&last, &bad).expect("write");
-    let err = trainer::run::resume(
-        &common::dataset(),
-        &run,
-        &Device::Cpu,
-        RunOptions::default(),
-    )
-    .err()
-    .expect("refused");
-    let msg = format!("{err:#}");
+    let msg = resume_refused(&run);
     assert!(
         msg.contains("checksum mismatch") && msg.contains("last.safetensors"),
         "{msg}"
@@ -231,18 +231,8 @@ fn corrupted_and_truncated_checkpoints_are_refused() {
 
     // Truncated.
     std::fs::write(&last, &good[..good.len() / 2]).expect("write");
-    let err = trainer::run::resume(
-        &common::dataset(),
-        &run,
-        &Device::Cpu,
-        RunOptions::default(),
-    )
-    .err()
-    .expect("refused");
-    assert!(
-        format!("{err:#}").contains("not a readable checkpoint"),
-        "{err:#}"
-    );
+    let msg = resume_refused(&run);
+    assert!(msg.contains("not a readable checkpoint"), "{msg}");
 
     // A model checkpoint of another configuration.
     std::fs::write(&last, &good).expect("restore");
