@@ -174,6 +174,27 @@ fn slice<'a, T: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout) -> Result
 }
 
 impl FusedAttention {
+    /// The inputs of (batch·head) `bh`, cut from whole `[B, H, N, D]` q, k and v.
+    fn head<'a, T>(
+        &'a self,
+        bh: usize,
+        [q, k, v]: [&'a [T]; 3],
+        dims: Dims,
+        scale: T,
+    ) -> Head<'a, T> {
+        let (nq, nk, d) = (dims.queries, dims.keys, dims.head_dim);
+        let b = bh / dims.heads;
+        let kv = bh * nk * d..(bh + 1) * nk * d;
+        Head {
+            q: &q[bh * nq * d..(bh + 1) * nq * d],
+            k: &k[kv.clone()],
+            v: &v[kv],
+            keep: self.keep.as_deref().map(|m| &m[b * nk..(b + 1) * nk]),
+            dims,
+            scale,
+        }
+    }
+
     fn forward_typed<T: KernelFloat + candle_core::WithDType>(
         &self,
         q: &[T],
@@ -181,7 +202,7 @@ impl FusedAttention {
         v: &[T],
         dims: Dims,
     ) -> (Vec<T>, Vec<f64>) {
-        let (nq, nk, d) = (dims.queries, dims.keys, dims.head_dim);
+        let (nq, d) = (dims.queries, dims.head_dim);
         let scale = T::from(1.0 / (d as f64).sqrt()).unwrap_or_else(T::one);
         let mut out = vec![T::zero(); dims.batch * dims.heads * nq * d];
         let mut lse = vec![T::zero(); dims.batch * dims.heads * nq];
@@ -190,16 +211,7 @@ impl FusedAttention {
             .zip(lse.par_chunks_mut(nq.max(1)))
             .enumerate()
             .for_each_init(Scratch::default, |scratch, (bh, (o, l))| {
-                let b = bh / dims.heads;
-                let kv = bh * nk * d..(bh + 1) * nk * d;
-                let head = Head {
-                    q: &q[bh * nq * d..(bh + 1) * nq * d],
-                    k: &k[kv.clone()],
-                    v: &v[kv],
-                    keep: self.keep.as_deref().map(|m| &m[b * nk..(b + 1) * nk]),
-                    dims,
-                    scale,
-                };
+                let head = self.head(bh, [q, k, v], dims, scale);
                 forward_one(&head, isa, scratch, o, l);
             });
         (out, lse.iter().map(|x| x.to_f64().unwrap_or(0.0)).collect())
@@ -234,11 +246,7 @@ impl CustomOp3 for FusedAttention {
             }
             _ => candle_core::bail!("fused attention: only f32 and f64 run on the CPU"),
         };
-        *self
-            .lse
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("attention lse lock poisoned".into()))? =
-            Some(lse);
+        save_lse(&self.lse, lse)?;
         Ok((storage, l1.shape().clone()))
     }
 
@@ -255,11 +263,7 @@ impl CustomOp3 for FusedAttention {
         let dims = dims_of(l1, l2)?;
         let (out, lse) =
             crate::cuda::forward((s1, l1), (s2, l2), (s3, l3), self.mask.as_ref(), dims)?;
-        *self
-            .lse_cuda
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("attention lse lock poisoned".into()))? =
-            Some(std::sync::Arc::new(lse));
+        save_lse(&self.lse_cuda, std::sync::Arc::new(lse))?;
         Ok((out, l1.shape().clone()))
     }
 
@@ -277,14 +281,7 @@ impl CustomOp3 for FusedAttention {
         if !q.device().is_cpu() {
             candle_core::bail!("fused attention backward: no kernel for {:?}", q.device());
         }
-        let lse = self
-            .lse
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("attention lse lock poisoned".into()))?
-            .clone()
-            .ok_or_else(|| {
-                candle_core::Error::Msg("fused attention backward before forward".into())
-            })?;
+        let lse = saved_lse(&self.lse)?;
         let (batch, heads, queries, head_dim) = q.dims4()?;
         let dims = Dims {
             batch,
@@ -302,6 +299,22 @@ impl CustomOp3 for FusedAttention {
     }
 }
 
+/// Keeps the forward pass's log-sum-exp in `slot` for the backward pass.
+fn save_lse<T>(slot: &Mutex<Option<T>>, lse: T) -> Result<()> {
+    *slot
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("attention lse lock poisoned".into()))? = Some(lse);
+    Ok(())
+}
+
+/// The log-sum-exp the forward pass saved in `slot`, for the backward pass.
+fn saved_lse<T: Clone>(slot: &Mutex<Option<T>>) -> Result<T> {
+    slot.lock()
+        .map_err(|_| candle_core::Error::Msg("attention lse lock poisoned".into()))?
+        .clone()
+        .ok_or_else(|| candle_core::Error::Msg("fused attention backward before forward".into()))
+}
+
 impl FusedAttention {
     #[cfg(feature = "cuda")]
     fn cuda_bwd(
@@ -312,14 +325,7 @@ impl FusedAttention {
         out: &Tensor,
         d_out: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let lse = self
-            .lse_cuda
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("attention lse lock poisoned".into()))?
-            .clone()
-            .ok_or_else(|| {
-                candle_core::Error::Msg("fused attention backward before forward".into())
-            })?;
+        let lse = saved_lse(&self.lse_cuda)?;
         let (dq, dk, dv) = crate::cuda::backward(q, k, v, out, d_out, self.mask.as_ref(), lse)?;
         Ok((
             Some(dq.to_dtype(q.dtype())?),
@@ -393,17 +399,8 @@ impl FusedAttention {
             )
             .enumerate()
             .for_each_init(Scratch::default, |scratch, (bh, (dq, (dk, dv)))| {
-                let b = bh / dims.heads;
                 let qs = bh * nq * d..(bh + 1) * nq * d;
-                let ks = bh * nk * d..(bh + 1) * nk * d;
-                let head = Head {
-                    q: &qv[qs.clone()],
-                    k: &kv[ks.clone()],
-                    v: &vv[ks],
-                    keep: self.keep.as_deref().map(|m| &m[b * nk..(b + 1) * nk]),
-                    dims,
-                    scale,
-                };
+                let head = self.head(bh, [qv, kv, vv], dims, scale);
                 let grad = HeadGrad {
                     out: &ov[qs.clone()],
                     d_out: &dov[qs],
