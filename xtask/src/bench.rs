@@ -248,22 +248,34 @@ fn summarise(new: &Path) -> Result<Value, String> {
     Ok(out)
 }
 
+/// `x` in the first of `units` (factor, decimals, suffix; largest first) it reaches, else the last.
+fn scaled(x: f64, units: &[(f64, usize, &str)]) -> String {
+    let (factor, decimals, suffix) = units
+        .iter()
+        .copied()
+        .find(|&(factor, _, _)| x >= factor)
+        .or(units.last().copied())
+        .unwrap_or((1.0, 1, ""));
+    format!("{:.*} {suffix}", decimals, x / factor)
+}
+
 fn human_time(ns: f64) -> String {
-    match ns {
-        n if n >= 1e9 => format!("{:.3} s", n / 1e9),
-        n if n >= 1e6 => format!("{:.3} ms", n / 1e6),
-        n if n >= 1e3 => format!("{:.2} µs", n / 1e3),
-        n => format!("{n:.0} ns"),
-    }
+    scaled(
+        ns,
+        &[
+            (1e9, 3, "s"),
+            (1e6, 3, "ms"),
+            (1e3, 2, "µs"),
+            (1.0, 0, "ns"),
+        ],
+    )
 }
 
 fn human_rate(r: f64) -> String {
-    match r {
-        r if r >= 1e9 => format!("{:.2} G", r / 1e9),
-        r if r >= 1e6 => format!("{:.2} M", r / 1e6),
-        r if r >= 1e3 => format!("{:.2} k", r / 1e3),
-        r => format!("{r:.1} "),
-    }
+    scaled(
+        r,
+        &[(1e9, 2, "G"), (1e6, 2, "M"), (1e3, 2, "k"), (1.0, 1, "")],
+    )
 }
 
 fn print_table(results: &[Value]) {

@@ -19,11 +19,7 @@ use std::process::Command;
 
 /// Runs the check from the repository root; `Err` lists every stale reference.
 pub fn check() -> Result<(), String> {
-    let out = Command::new("git")
-        .args(["ls-files"])
-        .output()
-        .map_err(|e| format!("cannot run git ls-files: {e}"))?;
-    let files: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    let files: Vec<String> = crate::stdout_of(Command::new("git").arg("ls-files"), "git ls-files")?
         .lines()
         .map(str::to_owned)
         .collect();

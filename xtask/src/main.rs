@@ -131,17 +131,12 @@ fn ci() -> Result<(), String> {
 /// builds the GPU check binary (which loads the driver at run time): no GPU or CUDA toolkit needed.
 fn ptx_check() -> Result<(), String> {
     eprintln!("$ scripts/install-nvrtc.sh");
-    let out = Command::new("bash")
-        .arg("scripts/install-nvrtc.sh")
-        .output()
-        .map_err(|e| format!("cannot run scripts/install-nvrtc.sh: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "scripts/install-nvrtc.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let lib = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let lib = stdout_of(
+        Command::new("bash").arg("scripts/install-nvrtc.sh"),
+        "scripts/install-nvrtc.sh",
+    )?
+    .trim()
+    .to_owned();
     let lib = std::fs::canonicalize(&lib).map_err(|e| format!("{lib}: {e}"))?;
     let path = match std::env::var("LD_LIBRARY_PATH") {
         Ok(p) if !p.is_empty() => format!("{}:{p}", lib.display()),
@@ -181,12 +176,25 @@ fn ptx_check() -> Result<(), String> {
     }
 }
 
-fn workspace_packages() -> Result<Vec<String>, String> {
-    let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--no-deps", "--format-version", "1"])
+/// Runs `command` and returns its standard output; `Err` naming `what` when it cannot run or fails.
+fn stdout_of(command: &mut Command, what: &str) -> Result<String, String> {
+    let out = command
         .output()
-        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
+        .map_err(|e| format!("cannot run {what}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn workspace_packages() -> Result<Vec<String>, String> {
+    let text = stdout_of(
+        Command::new(env!("CARGO")).args(["metadata", "--no-deps", "--format-version", "1"]),
+        "cargo metadata",
+    )?;
     // Package names appear as `"name":"<crate>"` right after each package's opening brace.
     Ok(text
         .split("{\"name\":\"")
@@ -202,8 +210,8 @@ fn layering() -> Result<(), String> {
         if !packages.iter().any(|p| p == krate) {
             continue;
         }
-        let out = Command::new(env!("CARGO"))
-            .args([
+        let tree = stdout_of(
+            Command::new(env!("CARGO")).args([
                 "tree",
                 "-p",
                 krate,
@@ -213,16 +221,9 @@ fn layering() -> Result<(), String> {
                 "none",
                 "--format",
                 "{p}",
-            ])
-            .output()
-            .map_err(|e| format!("cannot run cargo tree: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "cargo tree -p {krate} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let tree = String::from_utf8_lossy(&out.stdout);
+            ]),
+            &format!("cargo tree -p {krate}"),
+        )?;
         for line in tree.lines() {
             let name = line.split_whitespace().next().unwrap_or_default();
             if forbidden.contains(&name) {

@@ -14,8 +14,7 @@ use pv_data::{DataPaths, Dataset, FeatureWidths, Split, UnixTime, build_batch, e
 fn bundled() -> Dataset {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data");
     let setup = ModelSetup::default();
-    let mut dataset =
-        Dataset::load(&DataPaths::in_folder(&dir).expect("data"), setup.data).expect("load");
+    let mut dataset = Dataset::load_folder(&dir, setup.data).expect("load");
     dataset.fit_scalers(&setup.examples);
     dataset
 }

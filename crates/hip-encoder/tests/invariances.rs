@@ -191,16 +191,7 @@ fn every_parameter_receives_a_gradient() {
         .and_then(|t| t.sum_all())
         .expect("loss");
     let grads = loss.backward().expect("backward");
-    for (name, var) in varmap.data().lock().expect("lock").iter() {
-        let g = grads
-            .get(var.as_tensor())
-            .unwrap_or_else(|| panic!("{name}: no gradient"));
-        let v = g.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("v");
-        assert!(
-            v.iter().all(|x| x.is_finite()) && v.iter().any(|&x| x != 0.0),
-            "{name}"
-        );
-    }
+    perceiver_core::golden::assert_every_parameter_learns(&varmap, &grads);
 }
 
 #[test]

@@ -105,6 +105,27 @@ impl Golden {
     }
 }
 
+/// Asserts that every parameter of `varmap` has a gradient in `grads` that is finite and not all
+/// zero (a parameter cut off from the loss, or a layer without a backward, fails by name).
+pub fn assert_every_parameter_learns(varmap: &VarMap, grads: &GradStore) {
+    let vars = varmap.data().lock().expect("varmap lock");
+    for (name, var) in vars.iter() {
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{name}: no gradient"));
+        let v = g
+            .to_dtype(DType::F64)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f64>())
+            .expect("gradient values");
+        assert!(
+            v.iter().all(|x| x.is_finite()),
+            "{name}: non-finite gradient"
+        );
+        assert!(v.iter().any(|&x| x != 0.0), "{name}: zero gradient");
+    }
+}
+
 /// A fresh parameter map and an f64 CPU builder over it, as every golden test builds its model.
 pub fn f64_vars() -> (VarMap, candle_nn::VarBuilder<'static>) {
     let varmap = VarMap::new();

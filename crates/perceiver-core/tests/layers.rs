@@ -171,18 +171,13 @@ fn fused_gelu_matches_candle_and_finite_differences() {
         diff.to_scalar::<f64>().expect("s") < 1e-12,
         "forward differs by {diff}"
     );
-    let g_ours = ours.sum_all().expect("s").backward().expect("bwd");
-    let g_ours = g_ours
-        .get(x.as_tensor())
-        .expect("grad")
-        .to_vec1::<f64>()
-        .expect("v");
-    let g_theirs = theirs.sum_all().expect("s").backward().expect("bwd");
-    let g_theirs = g_theirs
-        .get(x.as_tensor())
-        .expect("grad")
-        .to_vec1::<f64>()
-        .expect("v");
+    let grad_of_sum = |y: &Tensor| {
+        y.sum_all()
+            .and_then(|s| s.backward())
+            .and_then(|g| g.get(x.as_tensor()).expect("grad").to_vec1::<f64>())
+            .expect("gradient")
+    };
+    let (g_ours, g_theirs) = (grad_of_sum(&ours), grad_of_sum(&theirs));
     let h = 1e-6;
     let f = |v: f64| {
         let t = Tensor::new(&[v], &Device::Cpu).expect("t");

@@ -124,6 +124,12 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// Loads and validates the data folder `dir` in the conventional layout
+    /// ([`DataPaths::in_folder`]).
+    pub fn load_folder(dir: &Path, config: LoadConfig) -> Result<Dataset> {
+        Dataset::load(&DataPaths::in_folder(dir)?, config)
+    }
+
     /// Loads and validates every file named in `paths`.
     pub fn load(paths: &DataPaths, config: LoadConfig) -> Result<Dataset> {
         if config.step_minutes <= 0 || 1440 % config.step_minutes != 0 {

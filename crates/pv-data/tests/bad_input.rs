@@ -414,11 +414,7 @@ fn window_longer_than_the_data_is_refused() {
     let t = grid(JUNE_2020, 900, 40);
     write_gen(dir.path(), &[1; 40], &t, &vec![Some(10.0); 40]);
     write_metadata(dir.path(), &[1]);
-    let dataset = Dataset::load(
-        &DataPaths::in_folder(dir.path()).expect("paths"),
-        LoadConfig::default(),
-    )
-    .expect("load");
+    let dataset = Dataset::load_folder(dir.path(), LoadConfig::default()).expect("load");
     // 40 steps: the train block is 28 steps, shorter than 8 + 24.
     let config = ExampleConfig {
         lead_times: 24,
@@ -503,11 +499,7 @@ fn energy_above_capacity_is_refused_with_its_row() {
         &[Some(100.0), Some(5000.0), Some(100.0), Some(100.0)],
     );
     write_metadata(dir.path(), &[1]);
-    let err = Dataset::load(
-        &DataPaths::in_folder(dir.path()).expect("paths"),
-        LoadConfig::default(),
-    )
-    .expect_err("above");
+    let err = Dataset::load_folder(dir.path(), LoadConfig::default()).expect_err("above");
     assert!(
         matches!(
             err,

@@ -2,18 +2,14 @@
 
 use std::path::PathBuf;
 
-use pv_data::{DataPaths, Dataset, ExampleConfig, LoadConfig, Split, build_batch, example_keys};
+use pv_data::{Dataset, ExampleConfig, LoadConfig, Split, build_batch, example_keys};
 
 fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data")
 }
 
 fn load() -> Dataset {
-    Dataset::load(
-        &DataPaths::in_folder(&data_dir()).expect("data folder"),
-        LoadConfig::default(),
-    )
-    .expect("data loads")
+    Dataset::load_folder(&data_dir(), LoadConfig::default()).expect("data loads")
 }
 
 #[test]
@@ -46,18 +42,14 @@ fn bundled_batches_are_finite_with_real_tokens_in_every_modality() {
     let config = ExampleConfig::default();
     // A UK example at midday on 2020-01-02 sees satellite, NWP and PV.
     let keys = example_keys(&d, &config, Split::Train).expect("keys");
-    let uk: Vec<_> = keys
-        .iter()
-        .copied()
-        .filter(|k| d.systems[k.system].meta.ss_id == 8215)
-        .take(40)
-        .collect();
-    let us: Vec<_> = keys
-        .iter()
-        .copied()
-        .filter(|k| d.systems[k.system].meta.ss_id == 50)
-        .take(40)
-        .collect();
+    let first_40_of = |ss_id: i64| {
+        keys.iter()
+            .copied()
+            .filter(|k| d.systems[k.system].meta.ss_id == ss_id)
+            .take(40)
+            .collect::<Vec<_>>()
+    };
+    let (uk, us) = (first_40_of(8215), first_40_of(50));
     let batch = build_batch(&d, &config, &[uk, us].concat(), Split::Train);
     assert_eq!(batch.len(), 80);
     for (m, t) in batch.tokens.iter() {

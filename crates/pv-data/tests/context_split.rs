@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use pv_data::{DataPaths, Dataset, ExampleConfig, LoadConfig, Split, build_example, example_keys};
+use pv_data::{Dataset, ExampleConfig, LoadConfig, Split, build_example, example_keys};
 
 const DAY: i64 = 86_400;
 const STEP: i64 = 900;
@@ -26,11 +26,7 @@ fn a_context_system_outside_its_training_block_is_not_used() {
     }
     write_parquet(&d.join("generation.parquet"), &generation(&ss, &t, &wh));
     write_metadata(d, &[1, 2]);
-    let dataset = Dataset::load(
-        &DataPaths::in_folder(d).expect("paths"),
-        LoadConfig::default(),
-    )
-    .expect("load");
+    let dataset = Dataset::load_folder(d, LoadConfig::default()).expect("load");
     let config = ExampleConfig::default();
     let keys = example_keys(&dataset, &config, Split::Train).expect("keys");
     let context_at = |day: i64| {

@@ -7,17 +7,12 @@ use std::path::PathBuf;
 
 use pv_data::features::{Modality, NwpAge, PlaceTime, PvToken, Query};
 use pv_data::{
-    DataPaths, Dataset, ExampleConfig, FeatureWidths, LoadConfig, Split, UnixTime, build_example,
-    example_keys,
+    Dataset, ExampleConfig, FeatureWidths, LoadConfig, Split, UnixTime, build_example, example_keys,
 };
 
 fn load() -> Dataset {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data");
-    Dataset::load(
-        &DataPaths::in_folder(&dir).expect("data folder"),
-        LoadConfig::default(),
-    )
-    .expect("data loads")
+    Dataset::load_folder(&dir, LoadConfig::default()).expect("data loads")
 }
 
 #[test]

@@ -12,8 +12,7 @@ use common::*;
 use proptest::prelude::*;
 use pv_data::features::Modality;
 use pv_data::{
-    DataPaths, Dataset, Example, ExampleConfig, ExampleKey, LoadConfig, Split, build_example,
-    example_keys,
+    Dataset, Example, ExampleConfig, ExampleKey, LoadConfig, Split, build_example, example_keys,
 };
 
 const DAYS: i64 = 5;
@@ -140,11 +139,7 @@ fn dataset() -> &'static (tempfile::TempDir, Dataset) {
             ]),
         );
 
-        let dataset = Dataset::load(
-            &DataPaths::in_folder(d).expect("paths"),
-            LoadConfig::default(),
-        )
-        .expect("load");
+        let dataset = Dataset::load_folder(d, LoadConfig::default()).expect("load");
         (dir, dataset)
     })
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float64Array, Int64Array};
 use common::*;
-use pv_data::{DataPaths, Dataset, ExampleConfig, LoadConfig};
+use pv_data::{Dataset, ExampleConfig, LoadConfig};
 
 #[test]
 fn fit_scalers_uses_the_training_blocks_only() {
@@ -46,11 +46,7 @@ fn fit_scalers_uses_the_training_blocks_only() {
             ("ghi", Arc::new(Float64Array::from(ghi))),
         ]),
     );
-    let mut dataset = Dataset::load(
-        &DataPaths::in_folder(d).expect("paths"),
-        LoadConfig::default(),
-    )
-    .expect("load");
+    let mut dataset = Dataset::load_folder(d, LoadConfig::default()).expect("load");
     // At load time the scaler saw the first 70 % of the observations' own twenty days, which
     // reaches far past the training block.
     let loaded = dataset.scalers().observations.expect("observations").scaler;

@@ -68,14 +68,15 @@ fn train_evaluate_forecast_and_inspect_on_two_folders() {
     );
 
     let evaluation = tmp.path().join("evaluation");
-    let table = ok(&[
+    let evaluate = [
         "evaluate",
         path(&run_dir),
         "--data",
         path(&other),
         "--out",
         path(&evaluation),
-    ]);
+    ];
+    let table = ok(&evaluate);
     assert!(
         table.contains("model") && table.contains("skill"),
         "{table}"
@@ -84,14 +85,7 @@ fn train_evaluate_forecast_and_inspect_on_two_folders() {
         assert!(evaluation.join(file).is_file(), "{file}");
     }
     // A second evaluation into the same folder is refused.
-    let err = fails(&[
-        "evaluate",
-        path(&run_dir),
-        "--data",
-        path(&other),
-        "--out",
-        path(&evaluation),
-    ]);
+    let err = fails(&evaluate);
     assert!(err.contains("already holds an evaluation"), "{err}");
 
     let csv = tmp.path().join("f.csv");

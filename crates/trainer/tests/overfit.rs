@@ -8,16 +8,12 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use forecaster::model::BatchTensors;
 use forecaster::{ModelConfig, PvForecaster};
 use pv_data::{
-    DataPaths, Dataset, ExampleConfig, FeatureWidths, LoadConfig, Split, build_batch, example_keys,
+    Dataset, ExampleConfig, FeatureWidths, LoadConfig, Split, build_batch, example_keys,
 };
 
 fn small_batch() -> (pv_data::Batch, FeatureWidths) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data");
-    let dataset = Dataset::load(
-        &DataPaths::in_folder(&dir).expect("data"),
-        LoadConfig::default(),
-    )
-    .expect("load");
+    let dataset = Dataset::load_folder(&dir, LoadConfig::default()).expect("load");
     // Two target systems per example where they exist (the two UK systems are 170 km apart), so
     // the decoder's self-attention among systems has something to attend to: with one target its
     // softmax is constant and its query/key weights get no gradient, correctly.
@@ -97,17 +93,7 @@ fn overfit(config: &ModelConfig) {
             // After one update FiLM's output layers are no longer zero, so every parameter must now
             // receive a gradient (LayerNorm and softmax have a backward; see decision 0001).
             let grads = loss.backward().expect("backward");
-            for (name, var) in varmap.data().lock().expect("lock").iter() {
-                let g = grads
-                    .get(var.as_tensor())
-                    .unwrap_or_else(|| panic!("{name}: no gradient"));
-                let v = g.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("v");
-                assert!(
-                    v.iter().all(|x| x.is_finite()),
-                    "{name}: non-finite gradient"
-                );
-                assert!(v.iter().any(|&x| x != 0.0), "{name}: zero gradient");
-            }
+            perceiver_core::golden::assert_every_parameter_learns(&varmap, &grads);
             opt.step(&grads).expect("step");
         } else {
             opt.backward_step(&loss).expect("step");

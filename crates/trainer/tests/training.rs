@@ -4,16 +4,12 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use forecaster::ModelConfig;
-use pv_data::{DataPaths, Dataset, ExampleConfig, LoadConfig};
+use pv_data::{Dataset, ExampleConfig, LoadConfig};
 use trainer::training::{SplitMix64, StepLog, TrainConfig, Trainer, learning_rate_at};
 
 fn dataset() -> Dataset {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data");
-    Dataset::load(
-        &DataPaths::in_folder(&dir).expect("data"),
-        LoadConfig::default(),
-    )
-    .expect("load")
+    Dataset::load_folder(&dir, LoadConfig::default()).expect("load")
 }
 
 fn tiny() -> ModelConfig {

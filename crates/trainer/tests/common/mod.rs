@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arrow_array::{Array, Int64Array, RecordBatch};
 use forecaster::ModelConfig;
-use pv_data::{DataPaths, Dataset, ExampleConfig, LoadConfig};
+use pv_data::{Dataset, ExampleConfig, LoadConfig};
 use trainer::config::{EvalConfig, RunConfig};
 use trainer::training::TrainConfig;
 
@@ -63,11 +63,7 @@ pub fn dataset() -> Dataset {
 
 /// A data folder, loaded with the default configuration.
 pub fn load(dir: &Path) -> Dataset {
-    Dataset::load(
-        &DataPaths::in_folder(dir).expect("data"),
-        LoadConfig::default(),
-    )
-    .expect("load")
+    Dataset::load_folder(dir, LoadConfig::default()).expect("load")
 }
 
 /// A model and run small enough for a test: 6 steps of 8 examples, validation every 3 steps on
