@@ -2,10 +2,11 @@
 //! pv-data (no training stack):
 //!
 //! ```text
-//! cargo run --release -p forecaster --example forecast -- runs/<name> data [T0] [OUT.parquet]
+//! cargo run --release -p forecaster --example forecast -- runs/<name> data [T0|latest] [OUT.parquet]
 //! ```
 //!
-//! T0 defaults to the latest time the data allow (the last observed interval of any system);
+//! T0 defaults to (and `latest` asks for) the latest time the data allow: the last observed
+//! interval of any system;
 //! the median and outer quantiles are printed per system and lead time, and written to OUT
 //! (CSV, or Parquet for `.parquet`) when given.
 
@@ -27,9 +28,11 @@ fn main() -> Result<()> {
     let mut dataset =
         Dataset::load(&paths, saved.setup.data).with_context(|| format!("loading {data}"))?;
     saved.adapt(&mut dataset)?;
-    let t0 = match rest.first() {
-        Some(text) => UnixTime::parse(text).with_context(|| format!("T0 `{text}`"))?,
-        None => latest_t0(&dataset).context("the data hold no observed PV value")?,
+    let t0 = match rest.first().map(String::as_str) {
+        Some(text) if !text.is_empty() && text != "latest" => {
+            UnixTime::parse(text).with_context(|| format!("T0 `{text}`"))?
+        }
+        _ => latest_t0(&dataset).context("the data hold no observed PV value")?,
     };
     let (rows, skipped) = forecast_at(&saved, &dataset, t0, 256, &device)?;
     let levels = &saved.setup.model.quantiles;
