@@ -1,11 +1,13 @@
 //! Build orchestration for power-perceiver (`cargo xtask <command>`); its one dependency is
 //! serde_json, for bench results.
 //!
-//! - `ci`: formatting, clippy with warnings denied, the layering rule, the docs check, every test, the
+//! - `ci`: formatting, clippy with warnings denied, the layering rule, the import-circle and docs
+//!   checks, every test, the
 //!   instruction-count gate (callgrind), and the CUDA
 //!   kernels compiled to PTX by NVRTC (fetched from PyPI by `scripts/install-nvrtc.sh`).
 //! - `ptx-check`: only the last.
 //! - `layering`: only the layering rule.
+//! - `cycles`: no import circle between the modules of a crate (`cycles.rs`).
 //! - `docs`: every file path and code identifier the docs quote exists (`docs.rs`).
 //! - `data [DIR]`: summarise a data folder (rows, ranges, missing fractions, examples per split).
 //! - `bench [--quick] [--threads 1,2] [--filter RE] [--save F] [--compare F] [--threshold PCT]`:
@@ -16,6 +18,7 @@
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod cycles;
 mod docs;
 
 /// Crates that must never appear in another crate's dependency tree (docs/ARCHITECTURE.md,
@@ -66,13 +69,14 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("layering") => layering(),
         Some("docs") => docs::check(),
+        Some("cycles") => cycles::check(),
         Some("ptx-check") => ptx_check(),
         Some("data") => data(args.get(1).map_or("data", String::as_str)),
         Some("bench") => bench::run(&args[1..]),
         Some("train") => train(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | layering | docs | ptx-check | data [DIR] | bench [--quick] [--compare F] | bench instructions [--accept] | train [ARGS...]>"
+                "usage: cargo xtask <ci | layering | cycles | docs | ptx-check | data [DIR] | bench [--quick] [--compare F] | bench instructions [--accept] | train [ARGS...]>"
             );
             return ExitCode::from(2);
         }
@@ -120,6 +124,7 @@ fn ci() -> Result<(), String> {
         "warnings",
     ])?;
     layering()?;
+    cycles::check()?;
     docs::check()?;
     cargo(&["test", "--workspace", "--all-targets"])?;
     cargo(&["test", "--workspace", "--doc"])?;

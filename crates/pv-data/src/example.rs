@@ -255,6 +255,14 @@ pub fn example_keys(
     Ok(per_system.into_iter().flatten().collect())
 }
 
+/// `n` keys evenly spaced over `keys` (all of them when `n` is 0 or larger).
+pub fn evenly_spaced(keys: &[ExampleKey], n: usize) -> Vec<ExampleKey> {
+    if n == 0 || n >= keys.len() {
+        return keys.to_vec();
+    }
+    (0..n).map(|i| keys[i * keys.len() / n]).collect()
+}
+
 /// A set of tokens laid out `[history step][token][feature]`, with a mask `[history step][token]`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TokenSet {

@@ -47,7 +47,7 @@ pub use dataset::{DataPaths, DataSummary, Dataset, LoadConfig, NamedScaler, Scal
 pub use error::{BadValueKind, DataError, Location, Result};
 pub use example::{
     Array, Batch, BatchTokens, Example, ExampleConfig, ExampleKey, FeatureWidths, build_batch,
-    build_example, collate, example_keys,
+    build_example, collate, evenly_spaced, example_keys,
 };
 pub use generation::{BadValuePolicy, Generation, LoadReport, load_generation};
 pub use metadata::{Metadata, SystemMetadata, TimeLabel};

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 use forecaster::baselines::{BASELINES, ClearSkyScale, forecasts};
 use forecaster::{PvForecaster, SavedModel, predict_batches};
-use pv_data::{Batch, Dataset, ExampleKey, Split, build_batch, example_keys};
+use pv_data::{Batch, Dataset, ExampleKey, Split, build_batch, evenly_spaced, example_keys};
 
 use crate::config::RunConfig;
 use crate::gbt::Gbt;
@@ -21,14 +21,6 @@ pub fn run_config(saved: &SavedModel) -> Result<RunConfig> {
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{}: the stored configuration", saved.path().display()))?;
     Ok(config)
-}
-
-/// `n` keys evenly spaced over `keys` (all of them when `n` is 0 or larger).
-pub fn evenly_spaced(keys: &[ExampleKey], n: usize) -> Vec<ExampleKey> {
-    if n == 0 || n >= keys.len() {
-        return keys.to_vec();
-    }
-    (0..n).map(|i| keys[i * keys.len() / n]).collect()
 }
 
 /// Fits the baselines' clear-sky scale on (a sample of) the training split only.

@@ -28,9 +28,8 @@ use forust_ml::metric::Metric;
 use forust_ml::objective::ObjectiveType;
 use forust_ml::{GradientBooster, Matrix};
 use pv_data::features::{Modality, PlaceTime, PvToken, PvTokenIndex, Query};
-use pv_data::{Batch, Dataset, ExampleConfig, Split, build_batch, example_keys};
+use pv_data::{Batch, Dataset, ExampleConfig, Split, build_batch, evenly_spaced, example_keys};
 
-use crate::evaluate::evenly_spaced;
 use forecaster::baselines::{ClearSkyScale, clear_sky_index_at_t0, forecasts};
 
 /// How the gradient-boosted baseline is trained.

@@ -26,10 +26,10 @@ use candle_core::Device;
 use forecaster::SavedModel;
 use forecaster::checkpoint::{Checkpoint, write_atomic};
 use forecaster::saved::{MODEL_FILE as MODEL, model_metadata};
-use pv_data::{Dataset, FeatureWidths, Scalers, Split, example_keys};
+use pv_data::{Dataset, FeatureWidths, Scalers, Split, evenly_spaced, example_keys};
 
 use crate::config::RunConfig;
-use crate::evaluate::{evaluate, evaluate_saved, evenly_spaced, fit_clear_sky_scale};
+use crate::evaluate::{evaluate, evaluate_saved, fit_clear_sky_scale};
 use crate::metrics::Report;
 use crate::progress::Bars;
 use crate::report::draw_report_plots;
