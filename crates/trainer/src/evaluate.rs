@@ -24,7 +24,7 @@ pub fn run_config(saved: &SavedModel) -> Result<RunConfig> {
 }
 
 /// Fits the baselines' clear-sky scale on (a sample of) the training split only.
-pub fn fit_clear_sky_scale(dataset: &Dataset, config: &RunConfig) -> Result<ClearSkyScale> {
+pub(crate) fn fit_clear_sky_scale(dataset: &Dataset, config: &RunConfig) -> Result<ClearSkyScale> {
     let train_keys = example_keys(dataset, &config.examples, Split::Train)?;
     let sample = evenly_spaced(&train_keys, 20_000);
     Ok(ClearSkyScale::fit([&build_batch(
@@ -67,7 +67,7 @@ pub fn evaluate(
 }
 
 /// The forecaster skill is measured against.
-pub const REFERENCE: &str = "smart_persistence";
+pub(crate) const REFERENCE: &str = "smart_persistence";
 
 fn new_metrics(dataset: &Dataset, config: &RunConfig) -> Metrics {
     Metrics::new(config.examples.lead_times).with_longitudes(
@@ -102,7 +102,7 @@ pub fn evaluate_baselines(dataset: &Dataset, config: &RunConfig, split: Split) -
 
 /// Everything the baselines fit on the training split of `dataset` (the trees' depth and rounds
 /// on its validation split).
-pub fn fit_baselines(
+pub(crate) fn fit_baselines(
     dataset: &Dataset,
     config: &RunConfig,
 ) -> Result<(ClearSkyScale, Option<Gbt>)> {

@@ -13,7 +13,7 @@
 //! - [`evaluate`]: the model and every baseline on one split, fitted on the training split;
 //!   [`metrics`]: MAE, nMAE, skill with day-block bootstrap intervals, pinball, coverage,
 //!   pooled and per system.
-//! - [`report`]: the printed tables and the plots of a report; [`plots`]: PNG drawing.
+//! - [`report`]: the printed tables and the plots of a report; `plots`: PNG drawing.
 //!
 //! What it is deliberately not: the model (the `forecaster` crate: a user who only forecasts
 //! depends on that alone), data loading (`pv-data`) or the attention kernels (`perceiver-core`).
@@ -23,7 +23,7 @@ pub mod evaluate;
 pub mod gbt;
 pub mod metrics;
 pub mod optim;
-pub mod plots;
+pub(crate) mod plots;
 mod progress;
 pub mod report;
 pub mod run;

@@ -192,7 +192,7 @@ pub fn seed_table(reports: &[Report]) -> String {
 
 /// Forecasts on `split` for the fan plots: up to four systems, two days each, with t0 near 10:00
 /// local solar time (a forecast that spans the middle of the day).
-pub fn fan_examples(
+pub(crate) fn fan_examples(
     saved: &SavedModel,
     dataset: &Dataset,
     split: Split,

@@ -188,7 +188,7 @@ pub fn initialise(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
 }
 
 /// Scales all gradients down so their global L2 norm is at most `max_norm`; returns the norm before.
-pub fn clip_gradients(
+pub(crate) fn clip_gradients(
     grads: &mut GradStore,
     vars: &[Var],
     max_norm: f64,
@@ -417,12 +417,12 @@ impl Trainer {
     }
 
     /// Passes over the training examples completed, as a fraction (for progress displays).
-    pub fn epochs_done(&self) -> f64 {
+    pub(crate) fn epochs_done(&self) -> f64 {
         self.epoch as f64 + self.cursor as f64 / self.keys.len() as f64
     }
 
     /// Training examples per epoch.
-    pub fn examples_per_epoch(&self) -> usize {
+    pub(crate) fn examples_per_epoch(&self) -> usize {
         self.keys.len()
     }
 
