@@ -8,8 +8,10 @@
 //!   tail of a tracked path (paths into other repositories, whose first folder is not one of
 //!   ours, are not checked). Placeholders (`<…>`, `*`), URLs and what runs write (`runs/`,
 //!   `target/`) are not paths of the repository and are skipped;
-//! - a **code path** (`a::b`, optionally with `()`) or a **call** (`name()`): each segment occurs
-//!   as an identifier in the workspace's Rust code outside comments (a crate's name with `_`).
+//! - a **code path** (`a::b`, optionally with `()`), a **call** (`name()`) or a **snake_case
+//!   name** with an underscore (`evenly_spaced`, `time_label`): each segment occurs as a word in
+//!   the workspace's Rust code outside comments, string contents included, so file keys and
+//!   column names count (a crate's name with `_`).
 //!
 //! So a renamed module, a deleted function or a moved file that a doc still names fails CI.
 
@@ -142,8 +144,14 @@ fn classify(span: &str) -> Kind<'_> {
     }
     let code = span.strip_suffix("()").unwrap_or(span);
     let segments: Vec<&str> = code.split("::").collect();
-    let is_code =
-        (span.contains("::") || span.ends_with("()")) && segments.iter().all(|s| is_identifier(s));
+    // A lone snake_case name with an underscore is a Rust item, field or key of ours.
+    let snake = code.contains('_')
+        && code.starts_with(|c: char| c.is_ascii_lowercase())
+        && code
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let is_code = (span.contains("::") || span.ends_with("()") || snake)
+        && segments.iter().all(|s| is_identifier(s));
     if is_code {
         Kind::Code(segments)
     } else {
@@ -180,6 +188,22 @@ fn path_exists(
         || folders.iter().any(|f| f.ends_with(&format!("/{path}")))
 }
 
+/// `MaskAndReport` → `mask_and_report`.
+fn snake_case(word: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in word.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `a/b/../c` → `a/c`.
 fn normalise(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -204,6 +228,11 @@ fn rust_identifiers(files: &[String]) -> Result<HashSet<String>, String> {
             let code = line.split("//").next().unwrap_or_default();
             for word in code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
                 if is_identifier(word) {
+                    // serde's snake_case spelling of a variant (`MaskAndReport` in a config file
+                    // is `mask_and_report`).
+                    if word.contains(|c: char| c.is_ascii_uppercase()) {
+                        words.insert(snake_case(word));
+                    }
                     words.insert(word.to_owned());
                 }
             }
@@ -211,16 +240,20 @@ fn rust_identifiers(files: &[String]) -> Result<HashSet<String>, String> {
     }
     for f in files.iter().filter(|f| f.ends_with("Cargo.toml")) {
         let text = std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
-        if let Some(name) = text
-            .lines()
-            .find_map(|l| l.strip_prefix("name = \""))
-            .and_then(|l| l.strip_suffix('"'))
-        {
-            words.insert(name.replace('-', "_"));
+        // Crate names (with `_`) and feature names.
+        for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')) {
+            words.insert(word.replace('-', "_"));
         }
     }
-    // Names every Rust reader knows that are not defined here.
+    // Names from elsewhere that the docs cite: crates every Rust reader knows, PyTorch's
+    // `state_dict`, candle's `zeros_like` and `binary_map_vec_par`, the parquet crate's
+    // `skip_till_depth`, and `temp_air`, an example variable name of an observations file.
     for known in [
+        "state_dict",
+        "zeros_like",
+        "binary_map_vec_par",
+        "skip_till_depth",
+        "temp_air",
         "std",
         "core",
         "candle_core",
@@ -250,4 +283,32 @@ fn rust_identifiers(files: &[String]) -> Result<HashSet<String>, String> {
         words.insert(known.to_owned());
     }
     Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_are_classified_as_paths_code_or_prose() {
+        assert!(matches!(
+            classify("crates/pv-data/src/lib.rs"),
+            Kind::Path(_)
+        ));
+        assert!(matches!(classify("run.rs"), Kind::Path(_)));
+        assert!(matches!(classify("runs/<name>/"), Kind::Other));
+        assert!(matches!(classify("pv_data::features::Query"), Kind::Code(s) if s.len() == 3));
+        assert!(matches!(classify("latest_t0()"), Kind::Code(s) if s == ["latest_t0"]));
+        assert!(matches!(classify("mask_and_report"), Kind::Code(_)));
+        assert!(matches!(classify("train.steps"), Kind::Other));
+        assert!(matches!(classify("cargo xtask ci"), Kind::Other));
+        assert_eq!(snake_case("MaskAndReport"), "mask_and_report");
+    }
+
+    #[test]
+    fn code_spans_skip_fenced_blocks() {
+        let text = "a `x::y` b\n```\n`not::this`\n```\nc `z()`";
+        let spans: Vec<&str> = code_spans(text).into_iter().map(|(_, s)| s).collect();
+        assert_eq!(spans, ["x::y", "z()"]);
+    }
 }
