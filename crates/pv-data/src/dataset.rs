@@ -218,20 +218,10 @@ impl Dataset {
 
     /// The input standardisation fitted at load time, with the variable names it applies to.
     pub fn scalers(&self) -> Scalers {
-        let named = |variables: &[String], scaler: &Scaler| NamedScaler {
-            variables: variables.to_vec(),
-            scaler: scaler.clone(),
-        };
         Scalers {
-            satellite: self
-                .satellite
-                .as_ref()
-                .map(|s| named(&s.channels, &s.scaler)),
-            nwp: self.nwp.as_ref().map(|n| named(&n.variables, &n.scaler)),
-            observations: self
-                .observations
-                .as_ref()
-                .map(|o| named(&o.variables, &o.scaler)),
+            satellite: self.satellite.as_ref().map(Input::named_scaler),
+            nwp: self.nwp.as_ref().map(Input::named_scaler),
+            observations: self.observations.as_ref().map(Input::named_scaler),
         }
     }
 
@@ -314,7 +304,7 @@ impl Dataset {
         fn check(
             input: &'static str,
             trained: &Option<NamedScaler>,
-            have: Option<(&[String], &mut Scaler)>,
+            have: Option<&mut dyn Input>,
         ) -> Result<()> {
             let describe = |v: Option<&[String]>| match v {
                 Some(v) => format!("variables [{}]", v.join(", ")),
@@ -322,37 +312,31 @@ impl Dataset {
             };
             match (trained, have) {
                 (None, None) => Ok(()),
-                (Some(t), Some((variables, scaler))) if t.variables == variables => {
-                    *scaler = t.scaler.clone();
+                (Some(t), Some(have)) if t.variables == have.variables() => {
+                    *have.scaler_mut() = t.scaler.clone();
                     Ok(())
                 }
                 (t, h) => Err(DataError::IncompatibleInput {
                     input,
                     expected: describe(t.as_ref().map(|t| t.variables.as_slice())),
-                    found: describe(h.map(|(v, _)| v)),
+                    found: describe(h.map(|h| h.variables())),
                 }),
             }
         }
         check(
             "satellite",
             &scalers.satellite,
-            self.satellite
-                .as_mut()
-                .map(|s| (s.channels.as_slice(), &mut s.scaler)),
+            self.satellite.as_mut().map(|i| i as &mut dyn Input),
         )?;
         check(
             "nwp",
             &scalers.nwp,
-            self.nwp
-                .as_mut()
-                .map(|n| (n.variables.as_slice(), &mut n.scaler)),
+            self.nwp.as_mut().map(|i| i as &mut dyn Input),
         )?;
         check(
             "observations",
             &scalers.observations,
-            self.observations
-                .as_mut()
-                .map(|o| (o.variables.as_slice(), &mut o.scaler)),
+            self.observations.as_mut().map(|i| i as &mut dyn Input),
         )
     }
 
@@ -381,48 +365,131 @@ impl Dataset {
                         .fold(0.0f32, |m, &p| m.max(p / s.meta.capacity_kwp as f32)),
                 })
                 .collect(),
-            satellite: self.satellite.as_ref().map(|s| InputSummary {
-                variables: s.channels.clone(),
-                first: s.times.first().map(UnixTime::to_string).unwrap_or_default(),
-                last: s.times.last().map(UnixTime::to_string).unwrap_or_default(),
-                times: s.times.len(),
-                places: s.pixels.len(),
-                missing_fraction: missing_fraction(&s.values),
-            }),
-            nwp: self.nwp.as_ref().map(|n| InputSummary {
-                variables: n.variables.clone(),
-                first: n.inits.first().map(UnixTime::to_string).unwrap_or_default(),
-                last: n.inits.last().map(UnixTime::to_string).unwrap_or_default(),
-                times: n.inits.len(),
-                places: n.points.len(),
-                missing_fraction: missing_fraction(&n.values),
-            }),
-            observations: self.observations.as_ref().map(|o| InputSummary {
-                variables: o.variables.clone(),
-                first: o
-                    .systems
-                    .values()
-                    .filter_map(|(t, _)| t.first())
-                    .min()
-                    .map(UnixTime::to_string)
-                    .unwrap_or_default(),
-                last: o
-                    .systems
-                    .values()
-                    .filter_map(|(t, _)| t.last())
-                    .max()
-                    .map(UnixTime::to_string)
-                    .unwrap_or_default(),
-                times: o.systems.values().map(|(t, _)| t.len()).sum(),
-                places: o.systems.len(),
-                missing_fraction: missing_fraction(
-                    &o.systems
-                        .values()
-                        .flat_map(|(_, v)| v.iter().copied())
-                        .collect::<Vec<_>>(),
-                ),
-            }),
+            satellite: self.satellite.as_ref().map(Input::summary),
+            nwp: self.nwp.as_ref().map(Input::summary),
+            observations: self.observations.as_ref().map(Input::summary),
             report: self.report.clone(),
+        }
+    }
+}
+
+/// What the inputs beside PV have in common: named variables standardised by one scaler, and a
+/// summary for people. [`Dataset`] handles its satellite, NWP and observations through it.
+trait Input {
+    /// The variables (channels), in value order.
+    fn variables(&self) -> &[String];
+    /// Their standardisation.
+    fn scaler(&self) -> &Scaler;
+    /// Their standardisation, to replace.
+    fn scaler_mut(&mut self) -> &mut Scaler;
+    /// Ranges, sizes and missing values.
+    fn summary(&self) -> InputSummary;
+
+    /// The scaler with the variable names it applies to.
+    fn named_scaler(&self) -> NamedScaler {
+        NamedScaler {
+            variables: self.variables().to_vec(),
+            scaler: self.scaler().clone(),
+        }
+    }
+}
+
+impl Input for Satellite {
+    fn variables(&self) -> &[String] {
+        &self.channels
+    }
+    fn scaler(&self) -> &Scaler {
+        &self.scaler
+    }
+    fn scaler_mut(&mut self) -> &mut Scaler {
+        &mut self.scaler
+    }
+    fn summary(&self) -> InputSummary {
+        InputSummary {
+            variables: self.channels.clone(),
+            first: self
+                .times
+                .first()
+                .map(UnixTime::to_string)
+                .unwrap_or_default(),
+            last: self
+                .times
+                .last()
+                .map(UnixTime::to_string)
+                .unwrap_or_default(),
+            times: self.times.len(),
+            places: self.pixels.len(),
+            missing_fraction: missing_fraction(&self.values),
+        }
+    }
+}
+
+impl Input for Nwp {
+    fn variables(&self) -> &[String] {
+        &self.variables
+    }
+    fn scaler(&self) -> &Scaler {
+        &self.scaler
+    }
+    fn scaler_mut(&mut self) -> &mut Scaler {
+        &mut self.scaler
+    }
+    fn summary(&self) -> InputSummary {
+        InputSummary {
+            variables: self.variables.clone(),
+            first: self
+                .inits
+                .first()
+                .map(UnixTime::to_string)
+                .unwrap_or_default(),
+            last: self
+                .inits
+                .last()
+                .map(UnixTime::to_string)
+                .unwrap_or_default(),
+            times: self.inits.len(),
+            places: self.points.len(),
+            missing_fraction: missing_fraction(&self.values),
+        }
+    }
+}
+
+impl Input for Observations {
+    fn variables(&self) -> &[String] {
+        &self.variables
+    }
+    fn scaler(&self) -> &Scaler {
+        &self.scaler
+    }
+    fn scaler_mut(&mut self) -> &mut Scaler {
+        &mut self.scaler
+    }
+    fn summary(&self) -> InputSummary {
+        InputSummary {
+            variables: self.variables.clone(),
+            first: self
+                .systems
+                .values()
+                .filter_map(|(t, _)| t.first())
+                .min()
+                .map(UnixTime::to_string)
+                .unwrap_or_default(),
+            last: self
+                .systems
+                .values()
+                .filter_map(|(t, _)| t.last())
+                .max()
+                .map(UnixTime::to_string)
+                .unwrap_or_default(),
+            times: self.systems.values().map(|(t, _)| t.len()).sum(),
+            places: self.systems.len(),
+            missing_fraction: missing_fraction(
+                &self
+                    .systems
+                    .values()
+                    .flat_map(|(_, v)| v.iter().copied())
+                    .collect::<Vec<_>>(),
+            ),
         }
     }
 }
