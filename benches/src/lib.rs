@@ -387,7 +387,7 @@ impl DecoderFixture {
                 &self.queries,
                 &self.query_mask,
                 &self.lead_hours,
-                self.bottleneck.as_tensor(),
+                Some(self.bottleneck.as_tensor()),
             )
             .expect("decode");
         out.sum_all().and_then(|s| s.backward()).expect("backward")

@@ -60,6 +60,35 @@ pub struct ModelConfig {
     /// k clipped to [0, 1.5], and a learned climatological index where the clear sky at the last
     /// observation is under 0.3 kW/kWp or there is none) plus the decoder's output.
     pub smart_persistence_prior: bool,
+    /// How the decoder learns the lead time: FiLM in every block (`film`, MetNet-2's way) or only
+    /// as a feature of its queries (`feature`). An ablation switch; `film` is the design.
+    pub lead_time_conditioning: LeadTimeConditioning,
+    /// What the decoder reads besides its queries: the HiP history encoder's bottleneck (`hip`)
+    /// or nothing (`none`: each query's own features only, the ablation of what the encoder adds).
+    pub encoder: EncoderKind,
+}
+
+/// How the decoder learns the lead time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadTimeConditioning {
+    /// FiLM scale and bias from the lead time before every attention of every decoder block.
+    #[default]
+    Film,
+    /// Only the query's `lead_hours` feature.
+    Feature,
+}
+
+/// The history encoder the decoder cross-attends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncoderKind {
+    /// The Hierarchical Perceiver: one group per history step, merged to a bottleneck.
+    #[default]
+    Hip,
+    /// No encoder: no token is read, the decoder sees its queries alone.
+    #[serde(rename = "none")]
+    QueriesOnly,
 }
 
 impl Default for ModelConfig {
@@ -109,6 +138,8 @@ impl ModelConfig {
             widening: 2,
             quantiles: vec![0.1, 0.5, 0.9],
             smart_persistence_prior: false,
+            lead_time_conditioning: LeadTimeConditioning::Film,
+            encoder: EncoderKind::Hip,
         }
     }
 }

@@ -12,7 +12,7 @@ use pv_data::features::{FOURIER, Modality, Query};
 use pv_data::{Batch, BatchTokens, FeatureWidths};
 
 use crate::baselines::{MAX_CLEAR_SKY_INDEX, MIN_CLEAR_SKY};
-use crate::config::ModelConfig;
+use crate::config::{EncoderKind, LeadTimeConditioning, ModelConfig};
 
 /// One modality's embedder. Names `embed.<modality>.{linear,type}`.
 struct Embedder {
@@ -88,7 +88,8 @@ pub fn modality_names(widths: &FeatureWidths) -> [(&'static str, usize, Vec<&'st
 /// The whole model. Parameter names: `embed.*`, `encoder.*`, `decoder.*`.
 pub struct PvForecaster {
     embedders: Vec<(usize, Embedder)>,
-    encoder: HipEncoder,
+    /// The history encoder; `None` for `encoder = "none"`.
+    encoder: Option<HipEncoder>,
     decoder: MetNetDecoder,
     quantiles: Vec<f64>,
     step_hours: f64,
@@ -139,9 +140,10 @@ impl PvForecaster {
         step_minutes: i64,
         vb: VarBuilder,
     ) -> Result<Self> {
+        let with_encoder = config.encoder == EncoderKind::Hip;
         let mut embedders = Vec::new();
         for (i, (name, width, names)) in modality_names(&widths).into_iter().enumerate() {
-            if width > 0 {
+            if width > 0 && with_encoder {
                 embedders.push((
                     i,
                     Embedder::new(width, &names, config, vb.pp(format!("embed.{name}")))?,
@@ -169,6 +171,8 @@ impl PvForecaster {
             heads: config.decoder_heads,
             widening: config.widening,
             quantiles: config.quantiles.clone(),
+            film: config.lead_time_conditioning == LeadTimeConditioning::Film,
+            cross_attention: with_encoder,
             ..DecoderConfig::new(widths.query, config.decoder_channels, context_dim)
         };
         let prior_index = config
@@ -180,7 +184,9 @@ impl PvForecaster {
             .transpose()?;
         Ok(PvForecaster {
             embedders,
-            encoder: HipEncoder::new(&hip, vb.pp("encoder"))?,
+            encoder: with_encoder
+                .then(|| HipEncoder::new(&hip, vb.pp("encoder")))
+                .transpose()?,
             decoder: MetNetDecoder::new(&decoder, vb.pp("decoder"))?,
             quantiles: config.quantiles.clone(),
             step_hours: step_minutes as f64 / 60.0,
@@ -190,6 +196,32 @@ impl PvForecaster {
 
     /// Quantiles of power / kWp, `[B, S, K, Q]`.
     pub fn forward(&self, batch: &BatchTensors) -> Result<Tensor> {
+        let bottleneck = match &self.encoder {
+            Some(encoder) => Some(self.encode(encoder, batch)?),
+            None => None,
+        };
+        let k = batch.queries.dim(2)?;
+        let lead_hours: Vec<f32> = (1..=k)
+            .map(|i| (i as f64 * self.step_hours) as f32)
+            .collect();
+        let lead_hours = Tensor::from_vec(lead_hours, k, batch.queries.device())?;
+        let out = self.decoder.forward(
+            &batch.queries,
+            &batch.query_mask,
+            &lead_hours,
+            bottleneck.as_ref(),
+        )?;
+        match &self.prior_index {
+            Some(index) => out.broadcast_add(
+                &smart_persistence_prior(&batch.queries, index)?.unsqueeze(D::Minus1)?,
+            ),
+            None => Ok(out),
+        }
+    }
+
+    /// Every modality's tokens embedded, concatenated per history step, and encoded into the
+    /// bottleneck.
+    fn encode(&self, encoder: &HipEncoder, batch: &BatchTensors) -> Result<Tensor> {
         let mut tokens = Vec::new();
         let mut masks = Vec::new();
         for (i, embedder) in &self.embedders {
@@ -202,21 +234,7 @@ impl PvForecaster {
         }
         let tokens = Tensor::cat(&tokens, 2)?;
         let mask = Tensor::cat(&masks, 2)?;
-        let bottleneck = self.encoder.forward(&tokens, &mask, None)?;
-        let k = batch.queries.dim(2)?;
-        let lead_hours: Vec<f32> = (1..=k)
-            .map(|i| (i as f64 * self.step_hours) as f32)
-            .collect();
-        let lead_hours = Tensor::from_vec(lead_hours, k, batch.queries.device())?;
-        let out =
-            self.decoder
-                .forward(&batch.queries, &batch.query_mask, &lead_hours, &bottleneck)?;
-        match &self.prior_index {
-            Some(index) => out.broadcast_add(
-                &smart_persistence_prior(&batch.queries, index)?.unsqueeze(D::Minus1)?,
-            ),
-            None => Ok(out),
-        }
+        encoder.forward(&tokens, &mask, None)
     }
 
     /// Masked pinball loss of a forward pass.

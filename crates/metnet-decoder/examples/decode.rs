@@ -17,7 +17,7 @@ fn main() -> candle_core::Result<()> {
         .to_dtype(DType::F32)?
         .affine(0.25, 0.0)?;
     let bottleneck = Tensor::randn(0f32, 1.0, (b, 16, 64), &dev)?;
-    let quantiles = decoder.forward(&queries, &query_mask, &lead_hours, &bottleneck)?;
+    let quantiles = decoder.forward(&queries, &query_mask, &lead_hours, Some(&bottleneck))?;
     let targets = Tensor::rand(0f32, 1.0, (b, s, k), &dev)?;
     let mask = Tensor::ones((b, s, k), DType::F32, &dev)?;
     let loss = pinball_loss(&quantiles, &targets, &mask, &config.quantiles)?.to_scalar::<f32>()?;

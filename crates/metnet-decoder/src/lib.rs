@@ -3,7 +3,8 @@
 //! A MetNet-style decoder: one query per (target system, lead time τ). Lead times are a batch
 //! axis, so the encoder's bottleneck is computed once and shared by every lead time. Each block is
 //! `FiLM(τ) → cross-attend to the whole bottleneck → FiLM(τ) → self-attend among the queries of
-//! the same lead time`; the head predicts quantiles that are monotone by construction
+//! the same lead time` (for the ablation study, `DecoderConfig::film` and
+//! `DecoderConfig::cross_attention` switch off the FiLM layers and the cross-attention); the head predicts quantiles that are monotone by construction
 //! (`q₀ = h₀`, `qᵢ = qᵢ₋₁ + softplus(hᵢ)`). [`pinball_loss`] is the training loss, masked where the
 //! target is missing.
 //!
@@ -21,7 +22,7 @@
 //! let query_mask = Tensor::ones((b, s), DType::F32, &Device::Cpu)?;
 //! let lead_hours = Tensor::arange(1u32, 17, &Device::Cpu)?.to_dtype(DType::F32)?.affine(0.25, 0.0)?;
 //! let bottleneck = Tensor::zeros((b, 24, 64), DType::F32, &Device::Cpu)?;
-//! let quantiles = decoder.forward(&queries, &query_mask, &lead_hours, &bottleneck)?;
+//! let quantiles = decoder.forward(&queries, &query_mask, &lead_hours, Some(&bottleneck))?;
 //! assert_eq!(quantiles.dims(), &[b, s, k, 3]);
 //! # Ok(()) }
 //! ```
@@ -52,6 +53,12 @@ pub struct DecoderConfig {
     pub lead_time_encoding: FourierFeatures,
     /// Quantile levels, increasing.
     pub quantiles: Vec<f64>,
+    /// Condition every block on the lead time (FiLM scale and bias before each attention, as
+    /// MetNet-2 does). Off, the lead time reaches the decoder only as a feature of its queries.
+    pub film: bool,
+    /// Cross-attend to an encoder's bottleneck in every block. Off, the decoder reads only its
+    /// queries (no history encoder: the ablation of what the encoder adds).
+    pub cross_attention: bool,
 }
 
 impl DecoderConfig {
@@ -71,6 +78,8 @@ impl DecoderConfig {
                 max_freq: 32.0,
             },
             quantiles: vec![0.1, 0.5, 0.9],
+            film: true,
+            cross_attention: true,
         }
     }
 
@@ -97,14 +106,23 @@ impl DecoderConfig {
 }
 
 struct Block {
-    film_cross: Film,
-    cross: AttentionBlock,
-    film_self: Film,
+    film_cross: Option<Film>,
+    cross: Option<AttentionBlock>,
+    film_self: Option<Film>,
     self_attention: AttentionBlock,
 }
 
+/// `film(x, cond)`, or `x` without FiLM.
+fn apply_film(film: &Option<Film>, x: Tensor, cond: &Tensor) -> Result<Tensor> {
+    match film {
+        Some(film) => film.forward(&x, cond),
+        None => Ok(x),
+    }
+}
+
 /// The decoder. Parameter names: `embed.*`, `blocks.{i}.{film_cross,cross,film_self,self_attention}.*`,
-/// `norm_out.*`, `head.*`.
+/// `norm_out.*`, `head.*` (without `film_*` when FiLM is off, without `cross` and `film_cross`
+/// without cross-attention).
 pub struct MetNetDecoder {
     embed: Linear,
     lead_time_encoding: FourierFeatures,
@@ -130,10 +148,19 @@ impl MetNetDecoder {
         let blocks = (0..config.blocks)
             .map(|i| {
                 let vb = vb.pp(format!("blocks.{i}"));
+                let film = |name: &str| {
+                    config
+                        .film
+                        .then(|| Film::new(cond, c, vb.pp(name)))
+                        .transpose()
+                };
+                let cross = config.cross_attention;
                 Ok(Block {
-                    film_cross: Film::new(cond, c, vb.pp("film_cross"))?,
-                    cross: AttentionBlock::cross(block, vb.pp("cross"))?,
-                    film_self: Film::new(cond, c, vb.pp("film_self"))?,
+                    film_cross: if cross { film("film_cross")? } else { None },
+                    cross: cross
+                        .then(|| AttentionBlock::cross(block, vb.pp("cross")))
+                        .transpose()?,
+                    film_self: film("film_self")?,
                     self_attention: AttentionBlock::self_attention(block, vb.pp("self_attention"))?,
                 })
             })
@@ -150,18 +177,28 @@ impl MetNetDecoder {
 
     /// Decodes `queries [B, S, K, F]` (S target systems, K lead times) against
     /// `bottleneck [B, L, C_ctx]`, with `query_mask [B, S]` (1 = real system) and
-    /// `lead_hours [K]`. Returns quantiles `[B, S, K, Q]`, increasing along Q.
+    /// `lead_hours [K]`. Returns quantiles `[B, S, K, Q]`, increasing along Q. A decoder without
+    /// cross-attention takes no bottleneck (`None`); one with it needs one.
     pub fn forward(
         &self,
         queries: &Tensor,
         query_mask: &Tensor,
         lead_hours: &Tensor,
-        bottleneck: &Tensor,
+        bottleneck: Option<&Tensor>,
     ) -> Result<Tensor> {
         let (b, s, k, _) = queries.dims4()?;
-        let (bb, _, _) = bottleneck.dims3()?;
-        if bb != b {
-            candle_core::bail!("decoder: bottleneck has {bb} examples, queries {b}");
+        let has_cross = self.blocks.first().is_some_and(|b| b.cross.is_some());
+        match bottleneck {
+            Some(bottleneck) => {
+                let (bb, _, _) = bottleneck.dims3()?;
+                if bb != b {
+                    candle_core::bail!("decoder: bottleneck has {bb} examples, queries {b}");
+                }
+            }
+            None if has_cross => {
+                candle_core::bail!("decoder: this decoder cross-attends and needs a bottleneck")
+            }
+            None => {}
         }
         // Lead times become a batch axis: [B, S, K, C] → [B·K, S, C].
         let x = self.embed.forward(queries)?.transpose(1, 2)?.contiguous()?;
@@ -181,16 +218,18 @@ impl MetNetDecoder {
             .broadcast_as((b, k, e))?
             .reshape((b * k, e))?;
         for block in &self.blocks {
-            x = block.film_cross.forward(&x, &cond)?;
-            // Every lead time of an example attends to the same bottleneck, and attention rows are
-            // independent, so the K·S queries of an example attend together: the bottleneck is
-            // normalised and projected to keys and values once per example, not once per lead time
-            // (the same numbers as attending per lead time; 16x less key/value work by default).
-            x = block
-                .cross
-                .forward_cross(&x.reshape((b, k * s, c))?, bottleneck, None)?
-                .reshape((b * k, s, c))?;
-            x = block.film_self.forward(&x, &cond)?;
+            if let (Some(cross), Some(bottleneck)) = (&block.cross, bottleneck) {
+                x = apply_film(&block.film_cross, x, &cond)?;
+                // Every lead time of an example attends to the same bottleneck, and attention rows
+                // are independent, so the K·S queries of an example attend together: the
+                // bottleneck is normalised and projected to keys and values once per example, not
+                // once per lead time (the same numbers as attending per lead time; 16x less
+                // key/value work by default).
+                x = cross
+                    .forward_cross(&x.reshape((b, k * s, c))?, bottleneck, None)?
+                    .reshape((b * k, s, c))?;
+            }
+            x = apply_film(&block.film_self, x, &cond)?;
             x = block.self_attention.forward_self(&x, Some(&mask))?;
         }
         let raw = self.head.forward(&self.norm_out.forward(&x)?)?;
@@ -204,7 +243,9 @@ impl MetNetDecoder {
     /// Switches every attention layer between the fused op and the composed reference.
     pub fn set_attention_impl(&mut self, how: AttentionImpl) {
         for block in &mut self.blocks {
-            block.cross.set_attention_impl(how);
+            if let Some(cross) = &mut block.cross {
+                cross.set_attention_impl(how);
+            }
             block.self_attention.set_attention_impl(how);
         }
     }

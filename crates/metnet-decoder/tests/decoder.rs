@@ -54,7 +54,7 @@ fn quantiles_are_monotone_and_shaped() {
             &tensor(1, &[2, 3, 4, 5]),
             &Tensor::ones((2, 3), DType::F32, &Device::Cpu).expect("m"),
             &leads(4),
-            &tensor(2, &[2, 7, 6]),
+            Some(&tensor(2, &[2, 7, 6])),
         )
         .expect("forward");
     assert_eq!(out.dims(), &[2, 3, 4, 3]);
@@ -70,7 +70,7 @@ fn padding_systems_do_not_change_real_ones() {
     let bottleneck = tensor(4, &[1, 7, 6]);
     let mask = Tensor::new(&[[1f32, 0.]], &Device::Cpu).expect("mask");
     let a = d
-        .forward(&queries, &mask, &leads(4), &bottleneck)
+        .forward(&queries, &mask, &leads(4), Some(&bottleneck))
         .expect("a");
     // Change the padded system's queries: the real system's forecast stays the same.
     let other = Tensor::cat(
@@ -81,7 +81,9 @@ fn padding_systems_do_not_change_real_ones() {
         1,
     )
     .expect("cat");
-    let b = d.forward(&other, &mask, &leads(4), &bottleneck).expect("b");
+    let b = d
+        .forward(&other, &mask, &leads(4), Some(&bottleneck))
+        .expect("b");
     let real = |t: &Tensor| vec(&t.i((.., 0..1)).expect("real"));
     for (x, y) in real(&a).iter().zip(real(&b)) {
         assert!((x - y).abs() < 1e-5);
@@ -96,14 +98,14 @@ fn lead_times_are_independent_batch_entries() {
     let mask = Tensor::ones((1, 2), DType::F32, &Device::Cpu).expect("m");
     let bottleneck = tensor(6, &[1, 7, 6]);
     let full = d
-        .forward(&queries, &mask, &leads(3), &bottleneck)
+        .forward(&queries, &mask, &leads(3), Some(&bottleneck))
         .expect("full");
     let single = d
         .forward(
             &queries.i((.., .., 1..2)).expect("q"),
             &mask,
             &leads(3).i(1..2).expect("l"),
-            &bottleneck,
+            Some(&bottleneck),
         )
         .expect("one");
     for (x, y) in vec(&full.i((.., .., 1..2)).expect("k1"))
@@ -171,4 +173,93 @@ fn bad_quantiles_are_refused() {
             .is_err()
         );
     }
+}
+
+/// A decoder with the given switches, and its parameter names.
+fn variant(film: bool, cross_attention: bool) -> (VarMap, MetNetDecoder, Vec<String>) {
+    let varmap = VarMap::new();
+    let config = DecoderConfig {
+        blocks: 2,
+        heads: 2,
+        film,
+        cross_attention,
+        ..DecoderConfig::new(5, 8, 6)
+    };
+    let d = MetNetDecoder::new(
+        &config,
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+    )
+    .expect("decoder");
+    let names = varmap
+        .data()
+        .lock()
+        .expect("lock")
+        .keys()
+        .cloned()
+        .collect();
+    (varmap, d, names)
+}
+
+#[test]
+fn without_film_the_lead_time_reaches_the_decoder_only_through_its_queries() {
+    let (varmap, d, names) = variant(false, true);
+    assert!(names.iter().all(|n| !n.contains("film")), "{names:?}");
+    assert!(names.iter().any(|n| n.contains(".cross.")));
+    let queries = tensor(7, &[2, 3, 4, 5]);
+    let mask = Tensor::ones((2, 3), DType::F32, &Device::Cpu).expect("m");
+    let bottleneck = tensor(8, &[2, 7, 6]);
+    let out = d
+        .forward(&queries, &mask, &leads(4), Some(&bottleneck))
+        .expect("forward");
+    assert_eq!(out.dims(), &[2, 3, 4, 3]);
+    // The lead-time values themselves no longer change the output...
+    let other_leads = (leads(4) * 3.0).expect("leads");
+    let again = d
+        .forward(&queries, &mask, &other_leads, Some(&bottleneck))
+        .expect("forward");
+    assert_eq!(vec(&out), vec(&again));
+    // ...and every parameter still learns.
+    let grads = out.sum_all().and_then(|s| s.backward()).expect("backward");
+    for (name, var) in varmap.data().lock().expect("lock").iter() {
+        let g = vec(grads.get(var.as_tensor()).expect("gradient"));
+        assert!(g.iter().all(|x| x.is_finite()), "{name}");
+    }
+    // With FiLM, after one nudge of its output layer, the lead time matters.
+    let (varmap, d, _) = variant(true, true);
+    for (name, var) in varmap.data().lock().expect("lock").iter() {
+        if name.contains("film") {
+            var.set(&(var.as_tensor().ones_like().expect("ones") * 0.1).expect("x"))
+                .expect("set");
+        }
+    }
+    let a = d.forward(&queries, &mask, &leads(4), Some(&bottleneck));
+    let b = d.forward(&queries, &mask, &other_leads, Some(&bottleneck));
+    assert_ne!(vec(&a.expect("a")), vec(&b.expect("b")));
+}
+
+#[test]
+fn without_cross_attention_the_decoder_needs_no_bottleneck_and_ignores_one() {
+    let (_, d, names) = variant(true, false);
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains(".cross.") && !n.contains("film_cross")),
+        "{names:?}"
+    );
+    let queries = tensor(9, &[2, 3, 4, 5]);
+    let mask = Tensor::ones((2, 3), DType::F32, &Device::Cpu).expect("m");
+    let alone = d
+        .forward(&queries, &mask, &leads(4), None)
+        .expect("forward");
+    assert_eq!(alone.dims(), &[2, 3, 4, 3]);
+    let with = d
+        .forward(&queries, &mask, &leads(4), Some(&tensor(10, &[2, 7, 6])))
+        .expect("forward");
+    assert_eq!(vec(&alone), vec(&with));
+    // A decoder that cross-attends refuses to run without a bottleneck.
+    let (_, cross, _) = variant(true, true);
+    let err = cross
+        .forward(&queries, &mask, &leads(4), None)
+        .expect_err("refused");
+    assert!(err.to_string().contains("needs a bottleneck"), "{err}");
 }

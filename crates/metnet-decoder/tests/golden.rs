@@ -35,7 +35,12 @@ fn decoder_matches_pytorch() {
         let lead = golden.get("input.lead_hours").expect("lead");
         let mask = golden.get("input.query_mask").expect("mask");
         let out = decoder
-            .forward(queries.as_tensor(), mask, lead, bottleneck.as_tensor())
+            .forward(
+                queries.as_tensor(),
+                mask,
+                lead,
+                Some(bottleneck.as_tensor()),
+            )
             .expect("forward");
         golden
             .check_backward(

@@ -1,0 +1,139 @@
+//! The model's ablation switches (issue 14): lead-time conditioning by FiLM or as a query feature
+//! only, and the HiP encoder or none. Every combination builds from the configuration, names its
+//! parameters by what it has, forecasts the same shape, and every parameter it has learns; the
+//! encoder-less model reads no token at all.
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use forecaster::model::BatchTensors;
+use forecaster::{EncoderKind, LeadTimeConditioning, ModelConfig, ModelSetup, PvForecaster};
+use pv_data::features::Modality;
+use pv_data::{Batch, Dataset, FeatureWidths, Split, build_batch, example_keys};
+
+fn bundled_batch() -> (Dataset, Batch) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data");
+    let setup = ModelSetup::default();
+    let dataset = Dataset::load_folder(&dir, setup.data).expect("load");
+    let keys = example_keys(&dataset, &setup.examples, Split::Train).expect("keys");
+    // UK examples carry every modality; take some of each system.
+    let picked: Vec<_> = keys.iter().step_by(keys.len() / 24).copied().collect();
+    let batch = build_batch(&dataset, &setup.examples, &picked, Split::Train);
+    (dataset, batch)
+}
+
+fn build(
+    dataset: &Dataset,
+    lead: LeadTimeConditioning,
+    encoder: EncoderKind,
+) -> (VarMap, PvForecaster) {
+    let config = ModelConfig {
+        lead_time_conditioning: lead,
+        encoder,
+        ..ModelConfig::small(8)
+    };
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let model = PvForecaster::new(&config, FeatureWidths::of(dataset), 15, vb).expect("model");
+    (varmap, model)
+}
+
+#[test]
+fn every_variant_forecasts_and_learns() {
+    let (dataset, batch) = bundled_batch();
+    let tensors = BatchTensors::new(&batch, &Device::Cpu).expect("tensors");
+    let (b, s, k) = (batch.len(), batch.targets.shape[1], batch.targets.shape[2]);
+    for lead in [LeadTimeConditioning::Film, LeadTimeConditioning::Feature] {
+        for encoder in [EncoderKind::Hip, EncoderKind::QueriesOnly] {
+            let (varmap, model) = build(&dataset, lead, encoder);
+            let names: Vec<String> = varmap
+                .data()
+                .lock()
+                .expect("lock")
+                .keys()
+                .cloned()
+                .collect();
+            let has = |part: &str| names.iter().any(|n| n.contains(part));
+            assert_eq!(has("film"), lead == LeadTimeConditioning::Film, "{lead:?}");
+            assert_eq!(has("encoder."), encoder == EncoderKind::Hip, "{encoder:?}");
+            assert_eq!(has("embed.pv"), encoder == EncoderKind::Hip, "{encoder:?}");
+            let out = model.forward(&tensors).expect("forward");
+            assert_eq!(out.dims(), &[b, s, k, 3], "{lead:?} {encoder:?}");
+            let loss = model.loss(&tensors).expect("loss");
+            assert!(loss.to_scalar::<f32>().expect("scalar").is_finite());
+            let grads = loss.backward().expect("backward");
+            for (name, var) in varmap.data().lock().expect("lock").iter() {
+                let g = grads
+                    .get(var.as_tensor())
+                    .unwrap_or_else(|| panic!("{lead:?} {encoder:?} {name}: no gradient"));
+                let v = g.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("v");
+                assert!(v.iter().all(|x| x.is_finite()), "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_encoder_less_model_reads_no_token() {
+    let (dataset, mut batch) = bundled_batch();
+    let (_, model) = build(
+        &dataset,
+        LeadTimeConditioning::Film,
+        EncoderKind::QueriesOnly,
+    );
+    let before = model
+        .forward(&BatchTensors::new(&batch, &Device::Cpu).expect("t"))
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .expect("forward");
+    for m in Modality::ALL {
+        for v in &mut batch.tokens[m].values.data {
+            *v += 3.0;
+        }
+    }
+    let after = model
+        .forward(&BatchTensors::new(&batch, &Device::Cpu).expect("t"))
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .expect("forward");
+    assert_eq!(before, after);
+    // The HiP model does read them.
+    let (_, hip) = build(&dataset, LeadTimeConditioning::Film, EncoderKind::Hip);
+    let (_, fresh) = bundled_batch();
+    let a = hip
+        .forward(&BatchTensors::new(&fresh, &Device::Cpu).expect("t"))
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .expect("forward");
+    let b = hip
+        .forward(&BatchTensors::new(&batch, &Device::Cpu).expect("t"))
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .expect("forward");
+    assert_ne!(a, b);
+}
+
+#[test]
+fn variants_are_configuration_values_with_clear_errors() {
+    let setup: ModelSetup =
+        toml::from_str("[model]\nencoder = \"none\"\nlead_time_conditioning = \"feature\"\n")
+            .expect("parse");
+    assert_eq!(setup.model.encoder, EncoderKind::QueriesOnly);
+    assert_eq!(
+        setup.model.lead_time_conditioning,
+        LeadTimeConditioning::Feature
+    );
+    // Absent keys mean the design (old checkpoints read as before).
+    let default: ModelSetup = toml::from_str("[model]\ntoken_dim = 32\n").expect("parse");
+    assert_eq!(default.model.encoder, EncoderKind::Hip);
+    assert_eq!(
+        default.model.lead_time_conditioning,
+        LeadTimeConditioning::Film
+    );
+    let err = toml::from_str::<ModelSetup>("[model]\nencoder = \"flat\"\n").expect_err("refused");
+    assert!(
+        err.to_string().contains("hip") && err.to_string().contains("none"),
+        "{err}"
+    );
+}
