@@ -66,6 +66,21 @@ pub struct ModelConfig {
     /// What the decoder reads besides its queries: the HiP history encoder's bottleneck (`hip`)
     /// or nothing (`none`: each query's own features only, the ablation of what the encoder adds).
     pub encoder: EncoderKind,
+    /// How token positions (east, north, hours from t0) are encoded: the hand-crafted Fourier
+    /// features (`fourier`), or learned ones (`learned`: frequencies that start at the
+    /// hand-crafted ones and are trained, free to mix the three offsets).
+    pub positions: PositionEncoding,
+}
+
+/// How token positions are encoded before each modality's embedding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionEncoding {
+    /// `[x, sin(π f x), cos(π f x)]` per offset at fixed frequencies `f`.
+    #[default]
+    Fourier,
+    /// `[x, sin(W x), cos(W x)]` with `W` learned (initialised at the Fourier frequencies).
+    Learned,
 }
 
 /// How the decoder learns the lead time.
@@ -140,6 +155,7 @@ impl ModelConfig {
             smart_persistence_prior: false,
             lead_time_conditioning: LeadTimeConditioning::Film,
             encoder: EncoderKind::Hip,
+            positions: PositionEncoding::Fourier,
         }
     }
 }

@@ -27,7 +27,9 @@ pub mod forecast;
 pub mod model;
 pub mod saved;
 
-pub use config::{EncoderKind, LeadTimeConditioning, LevelSpec, ModelConfig, ModelSetup};
+pub use config::{
+    EncoderKind, LeadTimeConditioning, LevelSpec, ModelConfig, ModelSetup, PositionEncoding,
+};
 pub use error::{Error, Result};
 pub use forecast::{ForecastRow, forecast_at, latest_t0, write_forecast};
 pub use model::PvForecaster;

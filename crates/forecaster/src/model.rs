@@ -12,12 +12,16 @@ use pv_data::features::{FOURIER, Modality, Query};
 use pv_data::{Batch, BatchTokens, FeatureWidths};
 
 use crate::baselines::{MAX_CLEAR_SKY_INDEX, MIN_CLEAR_SKY};
-use crate::config::{EncoderKind, LeadTimeConditioning, ModelConfig};
+use crate::config::{EncoderKind, LeadTimeConditioning, ModelConfig, PositionEncoding};
 
-/// One modality's embedder. Names `embed.<modality>.{linear,type}`.
+/// One modality's embedder. Names `embed.<modality>.{linear,type}`, and
+/// `embed.<modality>.positions.frequency_offset` for learned positions.
 struct Embedder {
     fourier_columns: Vec<usize>,
     fourier: FourierFeatures,
+    /// Learned positions: the Fourier frequencies as a matrix `[dims·bands, dims]`, and the
+    /// learned offset added to them (zero at initialisation).
+    learned: Option<(Tensor, Tensor)>,
     linear: Linear,
     kind: Tensor,
 }
@@ -31,7 +35,29 @@ impl Embedder {
             max_freq: config.fourier_max_freq,
         };
         let input = width + fourier.output_dim();
+        let learned = match config.positions {
+            PositionEncoding::Fourier => None,
+            PositionEncoding::Learned if fourier_columns.is_empty() => None,
+            PositionEncoding::Learned => {
+                let (dims, bands) = (fourier.dims, fourier.bands);
+                let mut base = vec![0f32; dims * bands * dims];
+                for (k, f) in fourier.frequencies().iter().enumerate() {
+                    for d in 0..dims {
+                        base[(d * bands + k) * dims + d] = (f * std::f64::consts::PI) as f32;
+                    }
+                }
+                let base = Tensor::from_vec(base, (dims * bands, dims), vb.device())?
+                    .to_dtype(vb.dtype())?;
+                let offset = vb.pp("positions").get_with_hints(
+                    (dims * bands, dims),
+                    "frequency_offset",
+                    Init::Const(0.0),
+                )?;
+                Some((base, offset))
+            }
+        };
         Ok(Embedder {
+            learned,
             linear: linear(input, config.token_dim, vb.pp("linear"))?,
             kind: vb.get_with_hints(
                 config.token_dim,
@@ -59,7 +85,14 @@ impl Embedder {
                 values.device(),
             )?;
             let picked = values.index_select(&index, D::Minus1)?;
-            Tensor::cat(&[values, &self.fourier.encode(&picked)?], D::Minus1)?
+            let positions = match &self.learned {
+                None => self.fourier.encode(&picked)?,
+                Some((base, offset)) => {
+                    let angles = picked.broadcast_matmul(&(base + offset)?.t()?)?;
+                    Tensor::cat(&[&picked, &angles.sin()?, &angles.cos()?], D::Minus1)?
+                }
+            };
+            Tensor::cat(&[values, &positions], D::Minus1)?
         };
         self.linear.forward(&x)?.broadcast_add(&self.kind)
     }

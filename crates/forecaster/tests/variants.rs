@@ -1,5 +1,5 @@
 //! The model's ablation switches (issue 14): lead-time conditioning by FiLM or as a query feature
-//! only, and the HiP encoder or none. Every combination builds from the configuration, names its
+//! only, the HiP encoder or none, and Fourier or learned position features. Every combination builds from the configuration, names its
 //! parameters by what it has, forecasts the same shape, and every parameter it has learns; the
 //! encoder-less model reads no token at all.
 
@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use forecaster::model::BatchTensors;
-use forecaster::{EncoderKind, LeadTimeConditioning, ModelConfig, ModelSetup, PvForecaster};
+use forecaster::{
+    EncoderKind, LeadTimeConditioning, ModelConfig, ModelSetup, PositionEncoding, PvForecaster,
+};
 use pv_data::features::Modality;
 use pv_data::{Batch, Dataset, FeatureWidths, Split, build_batch, example_keys};
 
@@ -28,9 +30,19 @@ fn build(
     lead: LeadTimeConditioning,
     encoder: EncoderKind,
 ) -> (VarMap, PvForecaster) {
+    build_with(dataset, lead, encoder, PositionEncoding::Fourier)
+}
+
+fn build_with(
+    dataset: &Dataset,
+    lead: LeadTimeConditioning,
+    encoder: EncoderKind,
+    positions: PositionEncoding,
+) -> (VarMap, PvForecaster) {
     let config = ModelConfig {
         lead_time_conditioning: lead,
         encoder,
+        positions,
         ..ModelConfig::small(8)
     };
     let varmap = VarMap::new();
@@ -44,31 +56,45 @@ fn every_variant_forecasts_and_learns() {
     let (dataset, batch) = bundled_batch();
     let tensors = BatchTensors::new(&batch, &Device::Cpu).expect("tensors");
     let (b, s, k) = (batch.len(), batch.targets.shape[1], batch.targets.shape[2]);
-    for lead in [LeadTimeConditioning::Film, LeadTimeConditioning::Feature] {
-        for encoder in [EncoderKind::Hip, EncoderKind::QueriesOnly] {
-            let (varmap, model) = build(&dataset, lead, encoder);
-            let names: Vec<String> = varmap
-                .data()
-                .lock()
-                .expect("lock")
-                .keys()
-                .cloned()
-                .collect();
-            let has = |part: &str| names.iter().any(|n| n.contains(part));
-            assert_eq!(has("film"), lead == LeadTimeConditioning::Film, "{lead:?}");
-            assert_eq!(has("encoder."), encoder == EncoderKind::Hip, "{encoder:?}");
-            assert_eq!(has("embed.pv"), encoder == EncoderKind::Hip, "{encoder:?}");
-            let out = model.forward(&tensors).expect("forward");
-            assert_eq!(out.dims(), &[b, s, k, 3], "{lead:?} {encoder:?}");
-            let loss = model.loss(&tensors).expect("loss");
-            assert!(loss.to_scalar::<f32>().expect("scalar").is_finite());
-            let grads = loss.backward().expect("backward");
-            for (name, var) in varmap.data().lock().expect("lock").iter() {
-                let g = grads
-                    .get(var.as_tensor())
-                    .unwrap_or_else(|| panic!("{lead:?} {encoder:?} {name}: no gradient"));
-                let v = g.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("v");
-                assert!(v.iter().all(|x| x.is_finite()), "{name}");
+    let variants = [LeadTimeConditioning::Film, LeadTimeConditioning::Feature]
+        .into_iter()
+        .flat_map(|l| [EncoderKind::Hip, EncoderKind::QueriesOnly].map(|e| (l, e)))
+        .flat_map(|(l, e)| {
+            [PositionEncoding::Fourier, PositionEncoding::Learned].map(|p| (l, e, p))
+        });
+    for (lead, encoder, positions) in variants {
+        let (varmap, model) = build_with(&dataset, lead, encoder, positions);
+        let names: Vec<String> = varmap
+            .data()
+            .lock()
+            .expect("lock")
+            .keys()
+            .cloned()
+            .collect();
+        let has = |part: &str| names.iter().any(|n| n.contains(part));
+        assert_eq!(has("film"), lead == LeadTimeConditioning::Film, "{lead:?}");
+        assert_eq!(has("encoder."), encoder == EncoderKind::Hip, "{encoder:?}");
+        assert_eq!(has("embed.pv"), encoder == EncoderKind::Hip, "{encoder:?}");
+        assert_eq!(
+            has("positions.frequency_offset"),
+            encoder == EncoderKind::Hip && positions == PositionEncoding::Learned,
+            "{positions:?}"
+        );
+        let variant = format!("{lead:?} {encoder:?} {positions:?}");
+        let out = model.forward(&tensors).expect("forward");
+        assert_eq!(out.dims(), &[b, s, k, 3], "{variant}");
+        let loss = model.loss(&tensors).expect("loss");
+        assert!(loss.to_scalar::<f32>().expect("scalar").is_finite());
+        let grads = loss.backward().expect("backward");
+        for (name, var) in varmap.data().lock().expect("lock").iter() {
+            let g = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("{variant} {name}: no gradient"));
+            let v = g.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("v");
+            assert!(v.iter().all(|x| x.is_finite()), "{variant} {name}");
+            // PV tokens are in every example (the picked ones need not reach the UK inputs).
+            if name == "embed.pv.positions.frequency_offset" {
+                assert!(v.iter().any(|&x| x != 0.0), "{name}: the frequencies learn");
             }
         }
     }

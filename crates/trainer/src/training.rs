@@ -167,7 +167,12 @@ pub fn initialise(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
             vec![0.6; n]
         } else if is_norm && name.ends_with("weight") {
             vec![1.0; n]
-        } else if is_norm || (name.contains("film") && name.contains(".out.")) {
+        } else if is_norm
+            || (name.contains("film") && name.contains(".out."))
+            || name.ends_with("frequency_offset")
+        {
+            // Norms' biases, FiLM's output layer (identity at start) and the learned positions'
+            // offset from the Fourier frequencies start at zero.
             vec![0.0; n]
         } else if name.ends_with("latents") || name.ends_with(".type") {
             (0..n).map(|_| (0.02 * rng.normal()) as f32).collect()
