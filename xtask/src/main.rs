@@ -2,7 +2,7 @@
 //! serde_json, for bench results.
 //!
 //! - `ci`: formatting, clippy with warnings denied, the layering rule, the import-circle and docs
-//!   checks, every test, the
+//!   checks, every test, the quick ablation study, the
 //!   instruction-count gate (callgrind), and the CUDA
 //!   kernels compiled to PTX by NVRTC (fetched from PyPI by `scripts/install-nvrtc.sh`).
 //! - `ptx-check`: only the last.
@@ -14,9 +14,11 @@
 //!   the criterion suite, results as JSON, ratios to a baseline (see `bench.rs`).
 //! - `bench instructions [--accept]`: the callgrind instruction-count gate.
 //! - `train [ARGS...]`: release build, then `power-perceiver train ARGS` (default config, `data/`).
+//! - `ablate [--quick] [--seeds N] [--steps N]`: the ablation study (`ablate.rs`).
 
 use std::process::{Command, ExitCode};
 
+mod ablate;
 mod bench;
 mod cycles;
 mod docs;
@@ -74,9 +76,10 @@ fn main() -> ExitCode {
         Some("data") => data(args.get(1).map_or("data", String::as_str)),
         Some("bench") => bench::run(&args[1..]),
         Some("train") => train(&args[1..]),
+        Some("ablate") => ablate::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | layering | cycles | docs | ptx-check | data [DIR] | bench [--quick] [--compare F] | bench instructions [--accept] | train [ARGS...]>"
+                "usage: cargo xtask <ci | layering | cycles | docs | ptx-check | data [DIR] | bench [--quick] [--compare F] | bench instructions [--accept] | train [ARGS...] | ablate [--quick] [--seeds N] [--steps N]>"
             );
             return ExitCode::from(2);
         }
@@ -128,6 +131,8 @@ fn ci() -> Result<(), String> {
     docs::check()?;
     cargo(&["test", "--workspace", "--all-targets"])?;
     cargo(&["test", "--workspace", "--doc"])?;
+    // The ablation study's whole path (every variant trained, evaluated and tabulated), small.
+    ablate::run(&["--quick".to_string()])?;
     bench::run(&["instructions".to_string()])?;
     ptx_check()
 }

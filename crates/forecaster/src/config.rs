@@ -192,6 +192,13 @@ impl ModelSetup {
     /// per history step.
     pub fn validate(&self) -> Result<(), String> {
         self.examples.validate().map_err(|e| e.to_string())?;
+        if self.model.encoder == EncoderKind::QueriesOnly
+            && self.model.positions == PositionEncoding::Learned
+        {
+            return Err(
+                "model.positions = \"learned\" needs tokens to place, but model.encoder = \"none\" reads none; use positions = \"fourier\" (the default) with encoder = \"none\"".into(),
+            );
+        }
         let first = self.model.levels.first().ok_or("model.levels is empty")?;
         if first.groups != self.examples.history_steps {
             return Err(format!(

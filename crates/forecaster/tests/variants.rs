@@ -157,6 +157,14 @@ fn variants_are_configuration_values_with_clear_errors() {
         default.model.lead_time_conditioning,
         LeadTimeConditioning::Film
     );
+    // A combination that makes no sense is refused by name.
+    let nonsense: ModelSetup =
+        toml::from_str("[model]\nencoder = \"none\"\npositions = \"learned\"\n").expect("parse");
+    let message = nonsense.validate().expect_err("refused");
+    assert!(
+        message.contains("positions") && message.contains("encoder"),
+        "{message}"
+    );
     let err = toml::from_str::<ModelSetup>("[model]\nencoder = \"flat\"\n").expect_err("refused");
     assert!(
         err.to_string().contains("hip") && err.to_string().contains("none"),

@@ -1,0 +1,317 @@
+//! `cargo xtask ablate [--quick] [--seeds N] [--steps N]`: the ablation study of issue 14 over the
+//! variants the model can be configured to (so far: lead-time conditioning, the history encoder,
+//! position features). Every variant is trained with the same data, step budget and seeds by the
+//! CLI (`power-perceiver train --config <variant> --seed <k>`), evaluated on the test split by the
+//! run's own evaluation (model, trees and baselines on the same examples), and tabulated: per
+//! variant and per system, daylight nMAE mean ± standard deviation over seeds, skill over smart
+//! persistence, parameters, and the wall time of a run.
+//!
+//! Runs go to `runs/ablation[-quick]/<variant>-seed<k>`; a finished run is reused and an
+//! unfinished one resumed, so the study can be stopped and continued. The table is written to
+//! `docs/ABLATION.md` (full study) or `runs/ablation-quick/ABLATION.md` (`--quick`: one seed,
+//! 20 steps, no trees; a smoke test of the whole path, not a result).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::Value;
+
+/// A variant: its name, what it changes, and its `[model]` keys.
+const VARIANTS: [(&str, &str, &str); 4] = [
+    (
+        "design",
+        "the current design: HiP encoder, FiLM in every decoder block, Fourier positions",
+        "",
+    ),
+    (
+        "lead-time-as-feature",
+        "no FiLM: the lead time only as a query feature",
+        "lead_time_conditioning = \"feature\"\n",
+    ),
+    (
+        "no-encoder",
+        "no history encoder: the decoder reads its queries alone",
+        "encoder = \"none\"\n",
+    ),
+    (
+        "learned-positions",
+        "learned position features instead of fixed Fourier ones",
+        "positions = \"learned\"\n",
+    ),
+];
+
+struct Options {
+    quick: bool,
+    seeds: u64,
+    steps: Option<usize>,
+}
+
+fn options(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        quick: false,
+        seeds: 3,
+        steps: None,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let value = |i: usize| args.get(i + 1).ok_or(format!("{} needs a value", args[i]));
+        match args[i].as_str() {
+            "--quick" => o.quick = true,
+            "--seeds" => {
+                o.seeds = value(i)?.parse().map_err(|_| "--seeds needs a number")?;
+                i += 1;
+            }
+            "--steps" => {
+                o.steps = Some(value(i)?.parse().map_err(|_| "--steps needs a number")?);
+                i += 1;
+            }
+            other => return Err(format!("ablate: unknown argument {other}")),
+        }
+        i += 1;
+    }
+    if o.quick {
+        o.seeds = o.seeds.min(1);
+        o.steps = Some(o.steps.unwrap_or(20));
+    }
+    Ok(o)
+}
+
+/// Runs the study.
+pub fn run(args: &[String]) -> Result<(), String> {
+    let o = options(args)?;
+    let root = PathBuf::from(if o.quick {
+        "runs/ablation-quick"
+    } else {
+        "runs/ablation"
+    });
+    std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+    // The quick study uses the test build's binary; the full one a release build.
+    let profile: &[&str] = if o.quick { &[] } else { &["--release"] };
+    let mut build = vec!["build", "-p", "trainer", "--bin", "power-perceiver"];
+    build.extend(profile);
+    crate::cargo(&build)?;
+    let binary = PathBuf::from("target")
+        .join(if o.quick { "debug" } else { "release" })
+        .join("power-perceiver");
+    let mut rows = Vec::new();
+    for (name, what, keys) in VARIANTS {
+        let config = root.join(format!("{name}.toml"));
+        let mut text = format!("[model]\n{keys}");
+        if o.quick {
+            text.push_str("\n[gbt]\nenabled = false\n");
+        }
+        std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
+        let mut runs = Vec::new();
+        for seed in 0..o.seeds {
+            let out = root.join(format!("{name}-seed{seed}"));
+            let seconds = train(&binary, &config, seed, o.steps, &out)?;
+            runs.push((out, seconds));
+        }
+        rows.push(Row::read(name, what, &runs)?);
+    }
+    let doc = if o.quick {
+        root.join("ABLATION.md")
+    } else {
+        PathBuf::from("docs/ABLATION.md")
+    };
+    let steps = o.steps.map_or("the default step budget".to_owned(), |s| {
+        format!("{s} steps")
+    });
+    let command = format!(
+        "cargo xtask ablate{}",
+        if o.quick { " --quick" } else { "" }
+    );
+    std::fs::write(&doc, markdown(&rows, &command, o.seeds, &steps))
+        .map_err(|e| format!("{}: {e}", doc.display()))?;
+    eprintln!("ablate: {} written", doc.display());
+    Ok(())
+}
+
+/// Trains (or resumes, or reuses) one run; the wall seconds of this call.
+fn train(
+    binary: &Path,
+    config: &Path,
+    seed: u64,
+    steps: Option<usize>,
+    out: &Path,
+) -> Result<f64, String> {
+    let started = Instant::now();
+    let mut command = Command::new(binary);
+    // The wall time of the session that finished the run, kept beside it for reuse.
+    let timing = out.join("ablate_wall_seconds.txt");
+    if out.join("test_metrics.json").exists() {
+        eprintln!("ablate: {} finished already; reused", out.display());
+        return Ok(std::fs::read_to_string(&timing)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(f64::NAN));
+    } else if out.exists() {
+        command.args(["train", "--resume"]).arg(out);
+    } else {
+        command
+            .args(["train", "--config"])
+            .arg(config)
+            .args(["--seed", &seed.to_string(), "--out"])
+            .arg(out);
+        if let Some(steps) = steps {
+            command.args(["--steps", &steps.to_string()]);
+        }
+    }
+    eprintln!("$ {command:?}");
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    if !status.success() {
+        return Err(format!("training {} failed ({status})", out.display()));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    std::fs::write(&timing, format!("{seconds}\n"))
+        .map_err(|e| format!("{}: {e}", timing.display()))?;
+    Ok(seconds)
+}
+
+/// One variant's results over its seeds.
+struct Row {
+    name: String,
+    what: String,
+    parameters: usize,
+    /// Daylight nMAE per seed: all systems pooled (key 0 is not a system), then per ss_id.
+    nmae: BTreeMap<String, Vec<f64>>,
+    skill: Vec<f64>,
+    seconds: Vec<f64>,
+}
+
+impl Row {
+    fn read(name: &str, what: &str, runs: &[(PathBuf, f64)]) -> Result<Row, String> {
+        let mut row = Row {
+            name: name.to_owned(),
+            what: what.to_owned(),
+            parameters: 0,
+            nmae: BTreeMap::new(),
+            skill: Vec::new(),
+            seconds: Vec::new(),
+        };
+        for (dir, seconds) in runs {
+            let path = dir.join("test_metrics.json");
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let report: Value =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            let model = |table: &Value| table["model"].clone();
+            let pooled = model(&report["pooled"]);
+            row.nmae
+                .entry("all systems".to_owned())
+                .or_default()
+                .extend(pooled["nmae"].as_f64());
+            row.skill.extend(pooled["skill"].as_f64());
+            if let Some(systems) = report["systems"].as_object() {
+                for (ss_id, table) in systems {
+                    row.nmae
+                        .entry(format!("ss_id {ss_id}"))
+                        .or_default()
+                        .extend(model(table)["nmae"].as_f64());
+                }
+            }
+            if seconds.is_finite() {
+                row.seconds.push(*seconds);
+            }
+            row.parameters = parameters(&dir.join("model.safetensors"))?;
+        }
+        Ok(row)
+    }
+}
+
+/// Parameters in a checkpoint: the element counts of every tensor in its safetensors header.
+fn parameters(path: &Path) -> Result<usize, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let n = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or_else(|| format!("{}: too short for a safetensors header", path.display()))?
+        as usize;
+    let header: Value = bytes
+        .get(8..8 + n)
+        .and_then(|h| serde_json::from_slice(h).ok())
+        .ok_or_else(|| format!("{}: unreadable safetensors header", path.display()))?;
+    Ok(header
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(_, t)| {
+            t["shape"].as_array().map_or(0, |s| {
+                s.iter().filter_map(Value::as_u64).product::<u64>() as usize
+            })
+        })
+        .sum())
+}
+
+/// `mean ± sd` (sample standard deviation) to `decimals`, or the value alone for one seed.
+fn mean_sd(values: &[f64], decimals: usize) -> String {
+    let n = values.len() as f64;
+    if values.is_empty() {
+        return "–".to_owned();
+    }
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() == 1 {
+        return format!("{mean:.decimals$}");
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    format!("{mean:.decimals$} ± {:.decimals$}", var.sqrt())
+}
+
+fn markdown(rows: &[Row], command: &str, seeds: u64, steps: &str) -> String {
+    let mut columns: Vec<String> = rows.iter().flat_map(|r| r.nmae.keys().cloned()).collect();
+    columns.sort_by_key(|c| (c != "all systems", c.clone()));
+    columns.dedup();
+    let mut out = format!(
+        "# Ablation study\n\nMeasured by `{command}`: every variant trained on the bundled data \
+         with {steps} and {seeds} seed(s) (0 to {last}), and evaluated on the test split by the run's own \
+         evaluation. Test daylight nMAE of the model, mean ± sample standard deviation over \
+         seeds; skill is over smart persistence, pooled. Wall time is the session that finished a \
+         run (training, test evaluation and plots; a resumed run counts its last session only).\n\n| variant | what changes | parameters | {} | skill | wall s |\n\
+         |---|---|---:|{}---:|---:|\n",
+        columns.join(" | "),
+        "---:|".repeat(columns.len()),
+        last = seeds.saturating_sub(1),
+    );
+    for r in rows {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|c| r.nmae.get(c).map_or("–".to_owned(), |v| mean_sd(v, 4)))
+            .collect();
+        let skill: Vec<f64> = r.skill.iter().map(|s| s * 100.0).collect();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} % | {} |\n",
+            r.name,
+            r.what,
+            r.parameters,
+            cells.join(" | "),
+            mean_sd(&skill, 1),
+            mean_sd(&r.seconds, 0)
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sample_sd() {
+        assert_eq!(mean_sd(&[1.0, 2.0, 3.0], 4), "2.0000 ± 1.0000");
+        assert_eq!(mean_sd(&[0.5], 1), "0.5");
+        assert_eq!(mean_sd(&[], 2), "–");
+    }
+
+    #[test]
+    fn quick_means_one_seed_and_few_steps() {
+        let o = options(&["--quick".to_owned()]).expect("options");
+        assert_eq!((o.quick, o.seeds, o.steps), (true, 1, Some(20)));
+        assert!(options(&["--bogus".to_owned()]).is_err());
+    }
+}
