@@ -1,4 +1,4 @@
-//! `cargo xtask ablate [--quick] [--seeds N] [--steps N]`: the ablation study of issue 14 over the
+//! `cargo xtask ablate [--quick] [--seeds N] [--steps N] [--no-trees]`: the ablation study of issue 14 over the
 //! variants the model can be configured to (so far: lead-time conditioning, the history encoder,
 //! position features). Every variant is trained with the same data, step budget and seeds by the
 //! CLI (`power-perceiver train --config <variant> --seed <k>`), evaluated on the test split by the
@@ -46,6 +46,8 @@ struct Options {
     quick: bool,
     seeds: u64,
     steps: Option<usize>,
+    /// Skip the gradient-boosted trees (the same for every variant; they cost time, not results).
+    no_trees: bool,
 }
 
 fn options(args: &[String]) -> Result<Options, String> {
@@ -53,12 +55,14 @@ fn options(args: &[String]) -> Result<Options, String> {
         quick: false,
         seeds: 3,
         steps: None,
+        no_trees: false,
     };
     let mut i = 0;
     while i < args.len() {
         let value = |i: usize| args.get(i + 1).ok_or(format!("{} needs a value", args[i]));
         match args[i].as_str() {
             "--quick" => o.quick = true,
+            "--no-trees" => o.no_trees = true,
             "--seeds" => {
                 o.seeds = value(i)?.parse().map_err(|_| "--seeds needs a number")?;
                 i += 1;
@@ -74,6 +78,7 @@ fn options(args: &[String]) -> Result<Options, String> {
     if o.quick {
         o.seeds = o.seeds.min(1);
         o.steps = Some(o.steps.unwrap_or(20));
+        o.no_trees = true;
     }
     Ok(o)
 }
@@ -99,7 +104,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     for (name, what, keys) in VARIANTS {
         let config = root.join(format!("{name}.toml"));
         let mut text = format!("[model]\n{keys}");
-        if o.quick {
+        if o.no_trees {
             text.push_str("\n[gbt]\nenabled = false\n");
         }
         std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
@@ -311,7 +316,15 @@ mod tests {
     #[test]
     fn quick_means_one_seed_and_few_steps() {
         let o = options(&["--quick".to_owned()]).expect("options");
-        assert_eq!((o.quick, o.seeds, o.steps), (true, 1, Some(20)));
+        assert_eq!(
+            (o.quick, o.seeds, o.steps, o.no_trees),
+            (true, 1, Some(20), true)
+        );
+        let o = options(&["--steps", "800", "--no-trees"].map(String::from)).expect("options");
+        assert_eq!(
+            (o.quick, o.seeds, o.steps, o.no_trees),
+            (false, 3, Some(800), true)
+        );
         assert!(options(&["--bogus".to_owned()]).is_err());
     }
 }
