@@ -42,6 +42,9 @@ const VARIANTS: [(&str, &str, &str); 4] = [
     ),
 ];
 
+/// The heading of the hand-written part of the study's document, kept when the table is redone.
+const READING: &str = "\n## Reading";
+
 struct Options {
     quick: bool,
     seeds: u64,
@@ -128,7 +131,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "cargo xtask ablate{}",
         if o.quick { " --quick" } else { "" }
     );
-    std::fs::write(&doc, markdown(&rows, &command, o.seeds, &steps))
+    // What people wrote about the numbers (from `## Reading` on) survives a rerun.
+    let reading = std::fs::read_to_string(&doc)
+        .ok()
+        .and_then(|old| old.find(READING).map(|at| old[at..].to_owned()))
+        .unwrap_or_default();
+    let table = markdown(&rows, &command, o.seeds, &steps);
+    std::fs::write(&doc, format!("{table}{reading}"))
         .map_err(|e| format!("{}: {e}", doc.display()))?;
     eprintln!("ablate: {} written", doc.display());
     Ok(())
