@@ -100,6 +100,15 @@ fn every_variant_forecasts_and_learns() {
     }
 }
 
+/// The model's quantiles for `batch`, flattened.
+fn forecast(model: &PvForecaster, batch: &Batch) -> Vec<f32> {
+    model
+        .forward(&BatchTensors::new(batch, &Device::Cpu).expect("tensors"))
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .expect("forward")
+}
+
 #[test]
 fn the_encoder_less_model_reads_no_token() {
     let (dataset, mut batch) = bundled_batch();
@@ -108,35 +117,19 @@ fn the_encoder_less_model_reads_no_token() {
         LeadTimeConditioning::Film,
         EncoderKind::QueriesOnly,
     );
-    let before = model
-        .forward(&BatchTensors::new(&batch, &Device::Cpu).expect("t"))
-        .and_then(|t| t.flatten_all())
-        .and_then(|t| t.to_vec1::<f32>())
-        .expect("forward");
+    let before = forecast(&model, &batch);
     for m in Modality::ALL {
         for v in &mut batch.tokens[m].values.data {
             *v += 3.0;
         }
     }
-    let after = model
-        .forward(&BatchTensors::new(&batch, &Device::Cpu).expect("t"))
-        .and_then(|t| t.flatten_all())
-        .and_then(|t| t.to_vec1::<f32>())
-        .expect("forward");
+    let after = forecast(&model, &batch);
     assert_eq!(before, after);
     // The HiP model does read them.
     let (_, hip) = build(&dataset, LeadTimeConditioning::Film, EncoderKind::Hip);
     let (_, fresh) = bundled_batch();
-    let a = hip
-        .forward(&BatchTensors::new(&fresh, &Device::Cpu).expect("t"))
-        .and_then(|t| t.flatten_all())
-        .and_then(|t| t.to_vec1::<f32>())
-        .expect("forward");
-    let b = hip
-        .forward(&BatchTensors::new(&batch, &Device::Cpu).expect("t"))
-        .and_then(|t| t.flatten_all())
-        .and_then(|t| t.to_vec1::<f32>())
-        .expect("forward");
+    let a = forecast(&hip, &fresh);
+    let b = forecast(&hip, &batch);
     assert_ne!(a, b);
 }
 
