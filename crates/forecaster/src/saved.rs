@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use pv_data::{
-    Batch, Dataset, ExampleConfig, ExampleKey, FeatureWidths, Scalers, Split, build_batch,
+    Batch, Dataset, ExampleConfig, ExampleKey, FeatureWidths, InputUse, Scalers, Split, build_batch,
 };
 use rayon::prelude::*;
 
@@ -103,8 +103,10 @@ impl SavedModel {
     }
 
     /// Makes `dataset` look like the training data to this model: the same inputs and variables,
-    /// standardised with the training scalers. Loading must have used `self.setup.data`.
-    pub fn adapt(&self, dataset: &mut Dataset) -> Result<()> {
+    /// standardised with the training scalers, and an input the folder lacks installed absent
+    /// (every value masked; [`Dataset::use_scalers`]). Says which inputs the data hold. Loading
+    /// must have used `self.setup.data`.
+    pub fn adapt(&self, dataset: &mut Dataset) -> Result<InputUse> {
         dataset
             .use_scalers(&self.scalers)
             .map_err(|source| Error::Data {
@@ -119,7 +121,7 @@ impl SavedModel {
                 trained: self.widths,
             });
         }
-        Ok(())
+        Ok(dataset.inputs())
     }
 }
 

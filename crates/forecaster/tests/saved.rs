@@ -103,10 +103,12 @@ fn what_cannot_be_used_is_refused_by_name() {
     let none = forecast_at(&saved, &dataset, far, 32, &Device::Cpu).expect_err("no history");
     assert!(matches!(none, Error::NoHistory { .. }), "{none}");
 
-    // A data folder without the satellite input does not match the model's widths.
-    let mut fewer = dataset.clone();
-    fewer.satellite = None;
-    let err = saved.adapt(&mut fewer).expect_err("other inputs");
+    // A data folder whose NWP has other variables than the model's.
+    let mut other = dataset.clone();
+    if let Some(nwp) = other.nwp.as_mut() {
+        nwp.variables[0] = "t2m".into();
+    }
+    let err = saved.adapt(&mut other).expect_err("other variables");
     assert!(err.to_string().contains("model.safetensors"), "{err}");
 
     // Not a checkpoint at all.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::error::{DataError, Location, Result};
+use crate::features::Modality;
 use crate::generation::{BadValuePolicy, LoadReport, load_generation};
 use crate::inputs::{Nwp, Observations, Satellite, Scaler};
 use crate::metadata::Metadata;
@@ -102,6 +103,27 @@ pub struct Scalers {
     pub nwp: Option<NamedScaler>,
     /// Observed variables.
     pub observations: Option<NamedScaler>,
+}
+
+/// Which inputs a dataset holds data for, and which it lacks but its model knows
+/// ([`Dataset::inputs`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InputUse {
+    /// Inputs with data (PV first).
+    pub present: Vec<Modality>,
+    /// Inputs the model was trained with that the folder lacks: masked everywhere.
+    pub absent: Vec<Modality>,
+}
+
+impl std::fmt::Display for InputUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |m: &[Modality]| m.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ");
+        write!(f, "inputs used: {}", names(&self.present))?;
+        if !self.absent.is_empty() {
+            write!(f, "; absent from the data, masked: {}", names(&self.absent))?;
+        }
+        Ok(())
+    }
 }
 
 /// A loaded, validated dataset.
@@ -298,46 +320,80 @@ impl Dataset {
     }
 
     /// Replaces the fitted standardisation with `scalers` (those a model was trained with), so a
-    /// model sees new data on the scale it learnt. Every input must be present exactly when it was
-    /// in training, with the same variables in the same order.
+    /// model sees new data on the scale it learnt.
+    ///
+    /// An input the model was trained with but the data lack is installed *absent*: the same
+    /// variables and scaler, and no values, so every example has no token of it and no value of
+    /// it in its queries (all masked) and the feature widths stay the model's. An input the data
+    /// have must be one the model was trained with, with the same variables in the same order;
+    /// anything else is [`DataError::IncompatibleInput`]. [`Dataset::inputs`] says afterwards which
+    /// inputs hold data.
     pub fn use_scalers(&mut self, scalers: &Scalers) -> Result<()> {
-        fn check(
+        fn conform<I: Input>(
             input: &'static str,
             trained: &Option<NamedScaler>,
-            have: Option<&mut dyn Input>,
+            have: &mut Option<I>,
         ) -> Result<()> {
-            let describe = |v: Option<&[String]>| match v {
-                Some(v) => format!("variables [{}]", v.join(", ")),
-                None => "no such input".to_owned(),
+            let variables = |v: &[String]| format!("variables [{}]", v.join(", "));
+            let expected = match trained {
+                Some(t) => format!("with {}", variables(&t.variables)),
+                None => "without this input (remove it from the folder, or train with it)".into(),
             };
-            match (trained, have) {
+            match (trained, have.as_mut()) {
                 (None, None) => Ok(()),
-                (Some(t), Some(have)) if t.variables == have.variables() => {
-                    *have.scaler_mut() = t.scaler.clone();
+                (Some(t), None) => {
+                    *have = Some(I::absent(t));
                     Ok(())
                 }
-                (t, h) => Err(DataError::IncompatibleInput {
+                (Some(t), Some(h)) if t.variables == h.variables() => {
+                    *h.scaler_mut() = t.scaler.clone();
+                    Ok(())
+                }
+                (_, h) => Err(DataError::IncompatibleInput {
                     input,
-                    expected: describe(t.as_ref().map(|t| t.variables.as_slice())),
-                    found: describe(h.map(|h| h.variables())),
+                    expected,
+                    found: h.map_or_else(String::new, |h| variables(h.variables())),
                 }),
             }
         }
-        check(
-            "satellite",
-            &scalers.satellite,
-            self.satellite.as_mut().map(|i| i as &mut dyn Input),
-        )?;
-        check(
-            "nwp",
-            &scalers.nwp,
-            self.nwp.as_mut().map(|i| i as &mut dyn Input),
-        )?;
-        check(
+        conform("satellite", &scalers.satellite, &mut self.satellite)?;
+        conform("nwp", &scalers.nwp, &mut self.nwp)?;
+        conform(
             "observations",
             &scalers.observations,
-            self.observations.as_mut().map(|i| i as &mut dyn Input),
+            &mut self.observations,
         )
+    }
+
+    /// Which inputs hold data ([`InputUse::present`], PV always) and which are known but absent
+    /// from the folder, so every value of them is masked ([`InputUse::absent`]; see
+    /// [`Dataset::use_scalers`]).
+    pub fn inputs(&self) -> InputUse {
+        let mut inputs = InputUse {
+            present: vec![Modality::Pv],
+            absent: Vec::new(),
+        };
+        let optional = [
+            (
+                Modality::Satellite,
+                self.satellite.is_some(),
+                &self.paths.satellite,
+            ),
+            (
+                Modality::Observations,
+                self.observations.is_some(),
+                &self.paths.observations,
+            ),
+            (Modality::Nwp, self.nwp.is_some(), &self.paths.nwp),
+        ];
+        for (modality, known, file) in optional {
+            match (known, file) {
+                (true, Some(_)) => inputs.present.push(modality),
+                (true, None) => inputs.absent.push(modality),
+                (false, _) => {}
+            }
+        }
+        inputs
     }
 
     /// A summary for people: systems, ranges, missing fractions, what loading found.
@@ -384,6 +440,11 @@ trait Input {
     fn scaler_mut(&mut self) -> &mut Scaler;
     /// Ranges, sizes and missing values.
     fn summary(&self) -> InputSummary;
+    /// An input with these variables and standardisation and no values: what a data folder
+    /// without the input stands for, to a model trained with it.
+    fn absent(named: &NamedScaler) -> Self
+    where
+        Self: Sized;
 
     /// The scaler with the variable names it applies to.
     fn named_scaler(&self) -> NamedScaler {
@@ -395,6 +456,16 @@ trait Input {
 }
 
 impl Input for Satellite {
+    fn absent(named: &NamedScaler) -> Self {
+        Satellite {
+            path: PathBuf::new(),
+            channels: named.variables.clone(),
+            times: Vec::new(),
+            pixels: Vec::new(),
+            values: Vec::new(),
+            scaler: named.scaler.clone(),
+        }
+    }
     fn variables(&self) -> &[String] {
         &self.channels
     }
@@ -425,6 +496,17 @@ impl Input for Satellite {
 }
 
 impl Input for Nwp {
+    fn absent(named: &NamedScaler) -> Self {
+        Nwp {
+            path: PathBuf::new(),
+            variables: named.variables.clone(),
+            points: Vec::new(),
+            inits: Vec::new(),
+            steps_s: Vec::new(),
+            values: Vec::new(),
+            scaler: named.scaler.clone(),
+        }
+    }
     fn variables(&self) -> &[String] {
         &self.variables
     }
@@ -455,6 +537,14 @@ impl Input for Nwp {
 }
 
 impl Input for Observations {
+    fn absent(named: &NamedScaler) -> Self {
+        Observations {
+            path: PathBuf::new(),
+            variables: named.variables.clone(),
+            systems: Default::default(),
+            scaler: named.scaler.clone(),
+        }
+    }
     fn variables(&self) -> &[String] {
         &self.variables
     }

@@ -255,8 +255,9 @@ pub enum DataError {
         /// "is coarser than" or "does not divide".
         problem: &'static str,
     },
-    /// Inputs differ from those a model was trained on (other variables, or a missing input).
-    #[error("{input}: the model was trained with {expected}, but the data have {found}")]
+    /// Inputs differ from those a model was trained on: other variables, or an input the model
+    /// was trained without.
+    #[error("{input}: the model was trained {expected}, but the data have {found}")]
     IncompatibleInput {
         /// Which input.
         input: &'static str,

@@ -809,6 +809,37 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
+
+    /// Removes `modality` from example `example`, as if its data had none of it: its tokens are
+    /// masked and zeroed and, for NWP, so are the NWP values and their observed fraction in its
+    /// queries (what a forecast sees when the folder lacks the input, or no run covers the
+    /// target time). For [`Modality::Pv`], the context systems' tokens go and the target
+    /// systems' own history stays: no input is optional but that one.
+    pub fn drop_input(&mut self, example: usize, modality: Modality) {
+        let tokens = &mut self.tokens[modality];
+        let [_, h, n, f] = tokens.values.shape[..] else {
+            return;
+        };
+        for token in 0..h * n {
+            let at = example * h * n + token;
+            let row = &mut tokens.values.data[at * f..(at + 1) * f];
+            if modality == Modality::Pv && row[PvToken::INDEX.is_target] == 1.0 {
+                continue;
+            }
+            row.fill(0.0);
+            tokens.mask.data[at] = 0.0;
+        }
+        if modality == Modality::Nwp {
+            let [_, s, k, fq] = self.queries.shape[..] else {
+                return;
+            };
+            for row in
+                self.queries.data[example * s * k * fq..(example + 1) * s * k * fq].chunks_mut(fq)
+            {
+                row[Query::WIDTH..].fill(0.0);
+            }
+        }
+    }
 }
 
 fn collate_tokens(

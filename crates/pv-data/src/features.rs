@@ -165,7 +165,10 @@ feature_row! {
 pub const FOURIER: [&str; 3] = ["east", "north", "hours_from_t0"];
 
 /// The kinds of token input, in the order the model embeds them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Modality {
     /// PV power of the target and context systems.
     Pv,

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use pv_data::{Dataset, ExampleConfig, LoadConfig, Split, build_batch, example_keys};
+use pv_data::features::{Modality, PvToken, Query};
+use pv_data::{Dataset, ExampleConfig, LoadConfig, Split, UnixTime, build_batch, example_keys};
 
 fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data")
@@ -64,6 +65,79 @@ fn bundled_batches_are_finite_with_real_tokens_in_every_modality() {
     for b in 0..80 {
         let observed: f32 = batch.target_mask.data[b * 16..(b + 1) * 16].iter().sum();
         assert!(observed >= 1.0);
+    }
+}
+
+/// Dropping an input from one example of a batch masks and zeroes exactly that example's tokens
+/// of it (for PV: its context systems', never its targets'), and for NWP its query values.
+/// At 11:00 the 09:00 UKV run is available (after its 2-hour delay) and covers two hours ahead.
+#[test]
+fn dropping_an_input_touches_one_example_and_one_input() {
+    let d = load();
+    let config = ExampleConfig::default();
+    let keys: Vec<_> = example_keys(&d, &config, Split::Train)
+        .expect("keys")
+        .into_iter()
+        .filter(|k| {
+            d.systems[k.system].meta.ss_id == 8215
+                && k.t0 >= UnixTime::parse("2020-01-02T11:00:00Z").expect("time")
+        })
+        .take(4)
+        .collect();
+    let batch = build_batch(&d, &config, &keys, Split::Train);
+    let real = |b: &pv_data::Batch, m: Modality, example: usize| -> usize {
+        let [_, h, n] = b.tokens[m].mask.shape[..] else {
+            panic!("mask is [B, H, N]")
+        };
+        b.tokens[m].mask.data[example * h * n..(example + 1) * h * n]
+            .iter()
+            .filter(|&&x| x == 1.0)
+            .count()
+    };
+    for m in Modality::ALL {
+        assert!(
+            real(&batch, m, 1) > 0 || m == Modality::Observations,
+            "{m:?}"
+        );
+        let mut dropped = batch.clone();
+        dropped.drop_input(1, m);
+        for (other, tokens) in dropped.tokens.iter() {
+            for example in [0, 2, 3] {
+                assert_eq!(real(&dropped, other, example), real(&batch, other, example));
+            }
+            if other != m {
+                assert_eq!(tokens, &batch.tokens[other]);
+            }
+        }
+        let [_, h, n, f] = dropped.tokens[m].values.shape[..] else {
+            panic!("values are [B, H, N, F]")
+        };
+        let rows = &dropped.tokens[m].values.data[h * n * f..2 * h * n * f];
+        let targets = rows
+            .chunks(f)
+            .filter(|r| m == Modality::Pv && r[PvToken::INDEX.is_target] == 1.0)
+            .count();
+        // One target system per example at each history step: its own history stays.
+        let kept = if m == Modality::Pv { h } else { 0 };
+        assert_eq!((real(&dropped, m, 1), targets), (kept, kept));
+        let queries = |b: &pv_data::Batch, example: usize| {
+            let [_, s, k, fq] = b.queries.shape[..] else {
+                panic!("queries are [B, S, K, F]")
+            };
+            b.queries.data[example * s * k * fq..(example + 1) * s * k * fq].to_vec()
+        };
+        let nwp_in_queries = |b: &pv_data::Batch| {
+            queries(b, 1)
+                .chunks(b.queries.shape[3])
+                .map(|row| row[Query::WIDTH..].iter().filter(|&&x| x != 0.0).count())
+                .sum::<usize>()
+        };
+        assert!(nwp_in_queries(&batch) > 0);
+        match m {
+            Modality::Nwp => assert_eq!(nwp_in_queries(&dropped), 0),
+            _ => assert_eq!(queries(&dropped, 1), queries(&batch, 1)),
+        }
+        assert_eq!(queries(&dropped, 2), queries(&batch, 2));
     }
 }
 

@@ -92,6 +92,12 @@ impl RunConfig {
                 self.train.learning_rate
             ));
         }
+        if !(0.0..=1.0).contains(&self.train.modality_dropout) {
+            return Err(format!(
+                "train.modality_dropout is a probability, between 0 and 1; got {}",
+                self.train.modality_dropout
+            ));
+        }
         if self.eval.every_steps == 0 || self.eval.batch_size == 0 {
             return Err("eval.every_steps and eval.batch_size must be at least 1".into());
         }

@@ -280,8 +280,10 @@ fn main() -> Result<()> {
                 );
             }
             let mut dataset = load_data(&data, saved.setup.data)?;
-            saved.adapt(&mut dataset)?;
-            let report = trainer::evaluate::evaluate_saved(&saved, &dataset, split, &device)?;
+            let inputs = saved.adapt(&mut dataset)?;
+            println!("{inputs}");
+            let mut report = trainer::evaluate::evaluate_saved(&saved, &dataset, split, &device)?;
+            report.inputs = Some(inputs);
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             trainer::report::draw_report_plots(&saved, &dataset, &report, split, &out, &device)?;
             forecaster::checkpoint::write_atomic(
@@ -321,7 +323,7 @@ fn main() -> Result<()> {
             let device = device(device_arg)?;
             let saved = SavedModel::read(&model, &device)?;
             let mut dataset = load_data(&data, saved.setup.data)?;
-            saved.adapt(&mut dataset)?;
+            println!("{}", saved.adapt(&mut dataset)?);
             let batch_size = trainer::evaluate::run_config(&saved)?.eval.batch_size;
             let (rows, skipped) =
                 forecaster::forecast_at(&saved, &dataset, t0, batch_size, &device)?;

@@ -143,6 +143,10 @@ pub struct Report {
     pub pooled: ForecasterTable,
     /// Per system, by ss_id.
     pub systems: BTreeMap<i64, ForecasterTable>,
+    /// Which inputs the evaluated data held (written by `evaluate`, where a folder may lack
+    /// some of the model's inputs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<pv_data::InputUse>,
 }
 
 impl Report {
@@ -350,6 +354,7 @@ impl Metrics {
                 .iter()
                 .map(|(&ss_id, group)| (ss_id, self.table(group, reference)))
                 .collect(),
+            inputs: None,
         }
     }
 

@@ -282,6 +282,7 @@ mod tests {
                 reference: "smart_persistence".into(),
                 pooled: table.clone(),
                 systems: [(50, table)].into_iter().collect(),
+                inputs: None,
             }
         };
         let text = seed_table(&[report(0.10, 0.10), report(0.20, 0.30)]);

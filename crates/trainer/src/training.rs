@@ -7,8 +7,9 @@
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
+use pv_data::features::Modality;
 use pv_data::{
-    Dataset, ExampleConfig, ExampleKey, FeatureWidths, Split, build_batch, example_keys,
+    Batch, Dataset, ExampleConfig, ExampleKey, FeatureWidths, Split, build_batch, example_keys,
 };
 use rayon::prelude::*;
 
@@ -40,6 +41,11 @@ pub struct TrainConfig {
     /// sum is divided by the whole batch's term count), up to float rounding. Part of the run's
     /// numbers: the same seed and shards give the same weights on any number of threads.
     pub shards: usize,
+    /// Probability that an example is trained without one of its optional inputs: each of
+    /// satellite, observations, NWP and the context systems' PV is dropped independently, per
+    /// example and step ([`pv_data::Batch::drop_input`]), so the model learns to forecast from
+    /// whatever a folder holds. Drawn from the seed and the step: resumes reproduce it.
+    pub modality_dropout: f64,
 }
 
 impl Default for TrainConfig {
@@ -53,6 +59,7 @@ impl Default for TrainConfig {
             warmup_steps: 50,
             grad_clip: 1.0,
             shards: 2,
+            modality_dropout: 0.0,
         }
     }
 }
@@ -141,6 +148,18 @@ fn name_seed(seed: u64, name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325u64 ^ seed, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
     })
+}
+
+/// Drops each optional input of each example of `batch` with probability `p`
+/// ([`TrainConfig::modality_dropout`]).
+pub fn drop_inputs(batch: &mut Batch, p: f64, rng: &mut SplitMix64) {
+    for example in 0..batch.len() {
+        for modality in Modality::ALL {
+            if rng.next_f64() < p {
+                batch.drop_input(example, modality);
+            }
+        }
+    }
 }
 
 /// Re-initialises every parameter from `seed`, by name, independent of creation order:
@@ -375,10 +394,18 @@ impl Trainer {
     ) -> Result<StepLog, TrainError> {
         let keys = self.next_keys();
         let shard_len = keys.len().div_ceil(self.config.shards.max(1));
+        let mut dropout = SplitMix64::new(name_seed(self.config.seed, "modality_dropout"))
+            .next_u64()
+            ^ (self.step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let shards = keys
             .chunks(shard_len)
             .map(|keys| {
-                let batch = build_batch(dataset, examples, keys, Split::Train);
+                let mut batch = build_batch(dataset, examples, keys, Split::Train);
+                if self.config.modality_dropout > 0.0 {
+                    let mut rng = SplitMix64::new(dropout);
+                    dropout = rng.next_u64();
+                    drop_inputs(&mut batch, self.config.modality_dropout, &mut rng);
+                }
                 BatchTensors::new(&batch, &self.device)
             })
             .collect::<candle_core::Result<Vec<_>>>()?;

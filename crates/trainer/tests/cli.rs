@@ -120,6 +120,56 @@ fn train_evaluate_forecast_and_inspect_on_two_folders() {
     ]);
     assert!(err.contains("--overwrite"), "{err}");
     assert_eq!(std::fs::read_to_string(&csv).expect("csv"), text);
+
+    // A folder with PV only: forecast with the model's other inputs masked, as it says.
+    let pv_only = tmp.path().join("pv-only");
+    std::fs::create_dir_all(&pv_only).expect("mkdir");
+    for file in ["generation.parquet", "metadata.csv"] {
+        std::fs::copy(common::data_dir().join(file), pv_only.join(file)).expect("copy");
+    }
+    let said = ok(&[
+        "forecast",
+        path(&run_dir),
+        "--data",
+        path(&pv_only),
+        "--t0",
+        "2013-09-10 18:00",
+        "--out",
+        path(&tmp.path().join("pv.csv")),
+    ]);
+    assert!(
+        said.contains(
+            "inputs used: pv; absent from the data, masked: satellite, observations, nwp"
+        ),
+        "{said}"
+    );
+    // A folder with an input the model was not trained with is refused by name.
+    let pv_run = tmp.path().join("pv-run");
+    ok(&[
+        "train",
+        "--config",
+        path(&config),
+        "--data",
+        path(&pv_only),
+        "--steps",
+        "2",
+        "--out",
+        path(&pv_run),
+    ]);
+    let err = fails(&[
+        "forecast",
+        path(&pv_run),
+        "--data",
+        path(&other),
+        "--t0",
+        "2013-09-10 18:00",
+        "--out",
+        path(&tmp.path().join("refused.csv")),
+    ]);
+    assert!(
+        err.contains("satellite: the model was trained without this input"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -159,6 +209,11 @@ fn bad_input_gives_clear_errors_and_touches_nothing() {
             "shards.toml",
             "[train]\nbatch_size = 8\nshards = 9\n",
             vec!["train.shards must be between 1 and train.batch_size (8), got 9"],
+        ),
+        (
+            "dropout.toml",
+            "[train]\nmodality_dropout = 1.5\n",
+            vec!["train.modality_dropout is a probability, between 0 and 1; got 1.5"],
         ),
     ];
     for (name, text, expected) in bad_configs {

@@ -324,4 +324,28 @@ fn a_saved_model_evaluates_and_forecasts_on_two_folders() {
         err.to_string().contains("not on the 15-minute grid"),
         "{err}"
     );
+
+    // A PV-only folder (generation and metadata only): the model trained with every input
+    // evaluates and forecasts it with the others masked, and says so.
+    let pv_only = out.path().join("pv-only");
+    std::fs::create_dir_all(&pv_only).expect("mkdir");
+    for file in ["generation.parquet", "metadata.csv"] {
+        std::fs::copy(common::data_dir().join(file), pv_only.join(file)).expect("copy");
+    }
+    let mut pv_data = common::load(&pv_only);
+    let used = saved.adapt(&mut pv_data).expect("adapt a PV-only folder");
+    assert_eq!(used.present, vec![pv_data::features::Modality::Pv]);
+    assert_eq!(used.absent.len(), 3);
+    let report = trainer::evaluate::evaluate_saved(&saved, &pv_data, Split::Test, &Device::Cpu)
+        .expect("evaluate PV only");
+    for name in ["model", "smart_persistence", "gbt"] {
+        assert!(report.pooled[name].nmae.is_finite(), "{name}");
+    }
+    let (rows, _) =
+        forecaster::forecast_at(&saved, &pv_data, t0, 64, &Device::Cpu).expect("forecast");
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter()
+            .all(|r| r.quantiles_kw.iter().all(|q| q.is_finite()))
+    );
 }

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use forecaster::ModelConfig;
+use pv_data::features::{Modality, PvToken};
 use pv_data::{Dataset, ExampleConfig, LoadConfig};
-use trainer::training::{SplitMix64, StepLog, TrainConfig, Trainer, learning_rate_at};
+use trainer::training::{SplitMix64, StepLog, TrainConfig, Trainer, drop_inputs, learning_rate_at};
 
 fn dataset() -> Dataset {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data");
@@ -36,6 +37,10 @@ fn run(seed: u64, steps: usize) -> (Vec<f64>, Vec<(String, Vec<f32>)>) {
 type Params = Vec<(String, Vec<f32>)>;
 
 fn run_sharded(seed: u64, steps: usize, shards: usize) -> (Vec<StepLog>, Params) {
+    run_with(seed, steps, shards, 0.0)
+}
+
+fn run_with(seed: u64, steps: usize, shards: usize, dropout: f64) -> (Vec<StepLog>, Params) {
     let data = dataset();
     // Every 97th training example is plenty for a few steps and keeps the test fast.
     let examples = ExampleConfig {
@@ -49,6 +54,7 @@ fn run_sharded(seed: u64, steps: usize, shards: usize) -> (Vec<StepLog>, Params)
         learning_rate: 3e-3,
         warmup_steps: 2,
         shards,
+        modality_dropout: dropout,
         ..TrainConfig::default()
     };
     let mut trainer =
@@ -68,6 +74,65 @@ fn the_same_seed_gives_bit_identical_weights_and_another_seed_does_not() {
     let (loss_c, params_c) = run(8, 6);
     assert_ne!(loss_a, loss_c);
     assert_ne!(params_a, params_c);
+}
+
+/// Modality dropout is drawn from the seed and the step: the same seed repeats it, and it
+/// changes what the model sees.
+#[test]
+fn modality_dropout_is_seeded_and_changes_the_batches() {
+    let loss = |dropout| -> Vec<f64> {
+        let (logs, _) = run_with(7, 3, 2, dropout);
+        logs.iter().map(|l| l.loss).collect()
+    };
+    assert_eq!(loss(0.5), loss(0.5));
+    assert_ne!(loss(0.5), loss(0.0));
+}
+
+/// `drop_inputs` drops nothing at 0 and every optional input of every example at 1.
+#[test]
+fn drop_inputs_at_zero_and_one() {
+    let data = dataset();
+    let examples = ExampleConfig::default();
+    let keys = pv_data::example_keys(&data, &examples, pv_data::Split::Train).expect("keys");
+    // UK examples with satellite and NWP, and PVDAQ 50 examples with observations.
+    let noon = pv_data::UnixTime::parse("2020-01-02T11:00:00Z").expect("time");
+    let ss_id = |k: &pv_data::ExampleKey| data.systems[k.system].meta.ss_id;
+    let uk = keys
+        .iter()
+        .filter(|k| ss_id(k) == 8215 && k.t0 >= noon)
+        .take(4);
+    let us = keys.iter().filter(|k| ss_id(k) == 50).step_by(1000).take(4);
+    let keys: Vec<_> = uk.chain(us).copied().collect();
+    let batch = pv_data::build_batch(&data, &examples, &keys, pv_data::Split::Train);
+    let mut rng = SplitMix64::new(1);
+    let mut none = batch.clone();
+    drop_inputs(&mut none, 0.0, &mut rng);
+    assert_eq!(none, batch);
+    let mut all = batch.clone();
+    drop_inputs(&mut all, 1.0, &mut rng);
+    for m in [Modality::Satellite, Modality::Observations, Modality::Nwp] {
+        assert!(batch.tokens[m].mask.data.contains(&1.0), "{m:?}");
+        assert!(all.tokens[m].mask.data.iter().all(|&x| x == 0.0), "{m:?}");
+    }
+    let pv = &all.tokens[Modality::Pv];
+    let f = pv.values.shape[3];
+    for (row, &mask) in pv.values.data.chunks(f).zip(&pv.mask.data) {
+        assert_eq!(
+            mask,
+            row[PvToken::INDEX.is_target],
+            "only target systems stay"
+        );
+    }
+    let targets = |t: &pv_data::BatchTokens| {
+        t.values
+            .data
+            .chunks(f)
+            .zip(&t.mask.data)
+            .filter(|(row, mask)| row[PvToken::INDEX.is_target] == 1.0 && **mask == 1.0)
+            .count()
+    };
+    assert_eq!(targets(pv), targets(&batch.tokens[Modality::Pv]));
+    assert!(targets(pv) > 0);
 }
 
 /// A batch split into shards gives the whole batch's loss and gradient (here: its norm), up to

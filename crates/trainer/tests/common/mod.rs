@@ -90,6 +90,8 @@ pub fn tiny_config() -> RunConfig {
             steps: 6,
             batch_size: 8,
             warmup_steps: 2,
+            // So that the resume tests cover the dropout draws too.
+            modality_dropout: 0.25,
             ..TrainConfig::default()
         },
         eval: EvalConfig {
