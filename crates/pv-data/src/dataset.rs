@@ -31,11 +31,25 @@ fn first_existing(dir: &Path, names: &[&str]) -> Option<PathBuf> {
     names.iter().map(|n| dir.join(n)).find(|p| p.exists())
 }
 
+/// The generation files of the published uk_pv dataset, by the step they are sampled at, in the
+/// order a folder is searched when no file is named: the finer of the two usual ones first. The
+/// 2-minute file is read only when it is the only one.
+pub const UK_PV_GENERATION: [(&str, i64); 3] = [("5min", 5), ("30min", 30), ("2min", 2)];
+
 impl DataPaths {
     /// The conventional layout of a data folder:
     /// `generation.parquet` (or a `generation/` folder), `metadata.csv` (or `.parquet`), and
-    /// optionally `satellite.parquet`, `nwp.parquet`, `observations.parquet` (`.arrow` also accepted).
+    /// optionally `satellite.parquet`, `nwp.parquet`, `observations.parquet` (`.arrow` also
+    /// accepted). A folder as the uk_pv dataset publishes it, with `5min.parquet` and
+    /// `30min.parquet` ([`UK_PV_GENERATION`]) in place of `generation.parquet`, loads too.
     pub fn in_folder(dir: &Path) -> Result<DataPaths> {
+        DataPaths::in_folder_with(dir, None)
+    }
+
+    /// [`DataPaths::in_folder`], with the generation file named: `generation` names the file
+    /// without its extension (`30min` for the uk_pv `30min.parquet`), or `None` for the search
+    /// order of [`DataPaths::in_folder`].
+    pub fn in_folder_with(dir: &Path, generation: Option<&str>) -> Result<DataPaths> {
         if !dir.is_dir() {
             return Err(DataError::io(
                 dir,
@@ -46,11 +60,37 @@ impl DataPaths {
             path: dir.to_owned(),
             what: format!("no {what} (expected {what}.parquet, {what}.arrow or a {what}/ folder)"),
         };
-        let generation = first_existing(
-            dir,
-            &["generation.parquet", "generation.arrow", "generation"],
-        )
-        .ok_or_else(|| missing("generation"))?;
+        let forms = |stem: &str| {
+            [
+                format!("{stem}.parquet"),
+                format!("{stem}.arrow"),
+                stem.to_owned(),
+            ]
+        };
+        let find = |stem: &str| {
+            forms(stem)
+                .into_iter()
+                .map(|n| dir.join(n))
+                .find(|p| p.exists())
+        };
+        let generation = match generation {
+            Some(stem) => find(stem).ok_or_else(|| DataError::Empty {
+                path: dir.to_owned(),
+                what: format!(
+                    "no generation file {stem} (expected {stem}.parquet, {stem}.arrow or a \
+                     {stem}/ folder)"
+                ),
+            })?,
+            None => std::iter::once("generation")
+                .chain(UK_PV_GENERATION.iter().map(|(stem, _)| *stem))
+                .find_map(find)
+                .ok_or_else(|| DataError::Empty {
+                    path: dir.to_owned(),
+                    what: "no generation (expected generation.parquet, generation.arrow, a \
+                           generation/ folder, or the uk_pv 5min.parquet or 30min.parquet)"
+                        .into(),
+                })?,
+        };
         let metadata = first_existing(dir, &["metadata.csv", "metadata.parquet", "metadata.arrow"])
             .ok_or_else(|| missing("metadata"))?;
         Ok(DataPaths {
@@ -60,6 +100,16 @@ impl DataPaths {
             nwp: first_existing(dir, &["nwp.parquet", "nwp.arrow"]),
             observations: first_existing(dir, &["observations.parquet", "observations.arrow"]),
         })
+    }
+
+    /// The step, minutes, that the generation file's name states: 30 for the uk_pv
+    /// `30min.parquet` ([`UK_PV_GENERATION`]); `None` for any other name.
+    pub fn named_step_minutes(&self) -> Option<i64> {
+        let stem = self.generation.file_stem()?.to_str()?;
+        UK_PV_GENERATION
+            .iter()
+            .find(|(name, _)| *name == stem)
+            .map(|&(_, minutes)| minutes)
     }
 }
 

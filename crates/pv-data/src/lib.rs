@@ -43,7 +43,9 @@ pub mod split;
 mod table;
 pub mod time;
 
-pub use dataset::{DataPaths, DataSummary, Dataset, InputUse, LoadConfig, NamedScaler, Scalers};
+pub use dataset::{
+    DataPaths, DataSummary, Dataset, InputUse, LoadConfig, NamedScaler, Scalers, UK_PV_GENERATION,
+};
 pub use error::{BadValueKind, DataError, Location, Result};
 pub use example::{
     Array, Batch, BatchTokens, Example, ExampleConfig, ExampleKey, FeatureWidths, build_batch,

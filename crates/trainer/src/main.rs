@@ -55,6 +55,10 @@ enum Command {
         /// A data folder in the uk_pv layout (see docs/DATA.md).
         #[arg(long, default_value = "data")]
         data: PathBuf,
+        /// The generation file of the data folder, without its extension: `30min` for the uk_pv
+        /// `30min.parquet`. Default: `generation`, else the finer of uk_pv's `5min` and `30min`.
+        #[arg(long, value_name = "NAME")]
+        generation: Option<String>,
         /// Output folder; must not hold a run. Default: runs/<UTC time>.
         #[arg(long, conflicts_with = "resume")]
         out: Option<PathBuf>,
@@ -84,6 +88,10 @@ enum Command {
         /// A data folder in the uk_pv layout.
         #[arg(long, default_value = "data")]
         data: PathBuf,
+        /// The generation file of the data folder, without its extension: `30min` for the uk_pv
+        /// `30min.parquet`. Default: `generation`, else the finer of uk_pv's `5min` and `30min`.
+        #[arg(long, value_name = "NAME")]
+        generation: Option<String>,
         /// Which split of that folder.
         #[arg(long, value_enum, default_value = "test")]
         split: SplitArg,
@@ -101,6 +109,10 @@ enum Command {
         /// A data folder in the uk_pv layout, with history up to t0.
         #[arg(long, default_value = "data")]
         data: PathBuf,
+        /// The generation file of the data folder, without its extension: `30min` for the uk_pv
+        /// `30min.parquet`. Default: `generation`, else the finer of uk_pv's `5min` and `30min`.
+        #[arg(long, value_name = "NAME")]
+        generation: Option<String>,
         /// Forecast time, on the data's grid: `2021-06-01T10:00:00Z` or `2021-06-01 10:00` (UTC).
         #[arg(long)]
         t0: String,
@@ -134,6 +146,10 @@ enum DataCommand {
     Inspect {
         /// The data folder.
         dir: PathBuf,
+        /// The generation file of the data folder, without its extension: `30min` for the uk_pv
+        /// `30min.parquet`. Default: `generation`, else the finer of uk_pv's `5min` and `30min`.
+        #[arg(long, value_name = "NAME")]
+        generation: Option<String>,
     },
 }
 
@@ -164,9 +180,13 @@ fn load_config(path: Option<&PathBuf>) -> Result<RunConfig> {
     Ok(config)
 }
 
-fn load_data(dir: &Path, config: LoadConfig) -> Result<Dataset> {
-    let paths =
-        DataPaths::in_folder(dir).with_context(|| format!("finding data in {}", dir.display()))?;
+fn find_data(dir: &Path, generation: Option<&str>) -> Result<DataPaths> {
+    DataPaths::in_folder_with(dir, generation)
+        .with_context(|| format!("finding data in {}", dir.display()))
+}
+
+fn load_data(dir: &Path, generation: Option<&str>, config: LoadConfig) -> Result<Dataset> {
+    let paths = find_data(dir, generation)?;
     Dataset::load(&paths, config).with_context(|| format!("loading {}", dir.display()))
 }
 
@@ -198,6 +218,7 @@ fn main() -> Result<()> {
         Command::Train {
             config,
             data,
+            generation,
             out,
             steps,
             seed,
@@ -222,7 +243,7 @@ fn main() -> Result<()> {
                     return Ok(());
                 }
                 let device = device(device_arg)?;
-                let dataset = load_data(&data, config.data)?;
+                let dataset = load_data(&data, generation.as_deref(), config.data)?;
                 eprintln!("resuming {} on {}", run.display(), data.display());
                 let summary = trainer::run::resume_stored(&dataset, stored, &device, options)?;
                 print_summary(&summary, config.data.step_minutes);
@@ -239,8 +260,20 @@ fn main() -> Result<()> {
                 print!("{}", toml::to_string(&config)?);
                 return Ok(());
             }
+            let paths = find_data(&data, generation.as_deref())?;
+            if let Some(minutes) = paths.named_step_minutes()
+                && minutes > config.data.step_minutes
+            {
+                eprintln!(
+                    "{} holds {minutes}-minute values: the grid step is {minutes} minutes (data.step_minutes was {})",
+                    paths.generation.display(),
+                    config.data.step_minutes
+                );
+                config.data.step_minutes = minutes;
+            }
             let device = device(device_arg)?;
-            let dataset = load_data(&data, config.data)?;
+            let dataset = Dataset::load(&paths, config.data)
+                .with_context(|| format!("loading {}", data.display()))?;
             let out = out.unwrap_or_else(|| PathBuf::from("runs").join(utc_now_name()));
             warn_starved_blocks(&dataset, &config.examples);
             eprintln!(
@@ -255,6 +288,7 @@ fn main() -> Result<()> {
         Command::Evaluate {
             model,
             data,
+            generation,
             split,
             out,
             device: device_arg,
@@ -279,7 +313,7 @@ fn main() -> Result<()> {
                     out.display()
                 );
             }
-            let mut dataset = load_data(&data, saved.setup.data)?;
+            let mut dataset = load_data(&data, generation.as_deref(), saved.setup.data)?;
             let inputs = saved.adapt(&mut dataset)?;
             println!("{inputs}");
             let mut report = trainer::evaluate::evaluate_saved(&saved, &dataset, split, &device)?;
@@ -303,6 +337,7 @@ fn main() -> Result<()> {
         Command::Forecast {
             model,
             data,
+            generation,
             t0,
             out,
             overwrite,
@@ -322,7 +357,7 @@ fn main() -> Result<()> {
             }
             let device = device(device_arg)?;
             let saved = SavedModel::read(&model, &device)?;
-            let mut dataset = load_data(&data, saved.setup.data)?;
+            let mut dataset = load_data(&data, generation.as_deref(), saved.setup.data)?;
             println!("{}", saved.adapt(&mut dataset)?);
             let batch_size = trainer::evaluate::run_config(&saved)?.eval.batch_size;
             let (rows, skipped) =
@@ -361,9 +396,19 @@ fn main() -> Result<()> {
             print!("{}", trainer::report::seed_table(&reports));
         }
         Command::Data {
-            command: DataCommand::Inspect { dir },
+            command: DataCommand::Inspect { dir, generation },
         } => {
-            let dataset = load_data(&dir, LoadConfig::default())?;
+            let paths = find_data(&dir, generation.as_deref())?;
+            let config = LoadConfig {
+                step_minutes: paths
+                    .named_step_minutes()
+                    .map_or(LoadConfig::default().step_minutes, |m| {
+                        m.max(LoadConfig::default().step_minutes)
+                    }),
+                ..LoadConfig::default()
+            };
+            let dataset = Dataset::load(&paths, config)
+                .with_context(|| format!("loading {}", dir.display()))?;
             print!("{}", dataset.summary());
             let examples = ExampleConfig::default();
             print!("{}", diagnostics_table(&dataset, &examples));

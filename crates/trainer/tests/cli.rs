@@ -172,6 +172,28 @@ fn train_evaluate_forecast_and_inspect_on_two_folders() {
     );
 }
 
+/// A folder named as the uk_pv dataset publishes it: `5min.parquet` beside `metadata.csv`.
+#[test]
+fn a_uk_pv_folder_as_published_is_inspected_unchanged() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("uk_pv");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::copy(
+        common::data_dir().join("generation.parquet"),
+        dir.join("5min.parquet"),
+    )
+    .expect("copy");
+    std::fs::copy(
+        common::data_dir().join("metadata.csv"),
+        dir.join("metadata.csv"),
+    )
+    .expect("copy");
+    let summary = ok(&["data", "inspect", path(&dir)]);
+    assert!(summary.contains("8215"), "{summary}");
+    let err = fails(&["data", "inspect", path(&dir), "--generation", "30min"]);
+    assert!(err.contains("30min.parquet"), "{err}");
+}
+
 #[test]
 fn bad_input_gives_clear_errors_and_touches_nothing() {
     let tmp = tempfile::tempdir().expect("tempdir");
