@@ -393,3 +393,78 @@ impl DecoderFixture {
         out.sum_all().and_then(|s| s.backward()).expect("backward")
     }
 }
+
+/// A synthetic fleet of `n` systems for forecasts at `t0`: each system a copy of one of the
+/// `source` systems that have history at `t0` (in turn), keeping only its `history_steps`
+/// intervals up to `t0`, placed on a jittered grid over Great Britain (49.9–55.9 N,
+/// 5.5 W–1.5 E), ss_ids 1..=n, with the source's satellite, NWP and observations. For the
+/// fleet-forecast benchmark (`fleet` binary) and the streaming test.
+pub fn synthetic_fleet(
+    source: &Dataset,
+    n: usize,
+    t0: pv_data::UnixTime,
+    history_steps: usize,
+) -> Dataset {
+    let step = source.step_s();
+    let first = pv_data::UnixTime(t0.0 - (history_steps as i64 - 1) * step);
+    let templates: Vec<pv_data::PvSeries> = source
+        .systems
+        .iter()
+        .filter_map(|s| {
+            let (a, b) = (s.index_of(first)?, s.index_of(t0)?);
+            let mut cut = s.clone();
+            cut.start = first;
+            cut.power_kw = s.power_kw[a..=b].to_vec();
+            cut.power_kw.iter().any(|p| !p.is_nan()).then_some(cut)
+        })
+        .collect();
+    assert!(
+        !templates.is_empty(),
+        "no source system has history at {t0}"
+    );
+    let side = (n as f64).sqrt().ceil() as usize;
+    let mut rng = SplitMix64::new(0xf1ee7);
+    let systems = (0..n)
+        .map(|i| {
+            let mut s = templates[i % templates.len()].clone();
+            let (row, col) = ((i / side) as f64, (i % side) as f64);
+            s.meta.ss_id = i as i64 + 1;
+            s.meta.latitude_deg = 49.9 + 6.0 * (row + rng.next_f64()) / side as f64;
+            s.meta.longitude_deg = -5.5 + 7.0 * (col + rng.next_f64()) / side as f64;
+            s
+        })
+        .collect();
+    Dataset {
+        systems,
+        ..source.clone()
+    }
+}
+
+/// A freshly initialised model of `setup` for `dataset`, written to `dir/model.safetensors`
+/// and read back as a [`forecaster::SavedModel`] (what `forecast` runs; its weights do not
+/// change the cost).
+pub fn untrained_saved_model(
+    dataset: &Dataset,
+    setup: &forecaster::ModelSetup,
+    dir: &std::path::Path,
+) -> forecaster::SavedModel {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let widths = FeatureWidths::of(dataset);
+    forecaster::PvForecaster::new(&setup.model, widths, setup.data.step_minutes, vb)
+        .expect("model");
+    initialise(&varmap, 0).expect("initialise");
+    let mut tensors: Vec<(String, Tensor)> = varmap
+        .data()
+        .lock()
+        .expect("varmap")
+        .iter()
+        .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let metadata =
+        forecaster::saved::model_metadata(setup, widths, &dataset.scalers()).expect("metadata");
+    forecaster::checkpoint::write(&dir.join("model.safetensors"), &tensors, metadata)
+        .expect("write");
+    forecaster::SavedModel::read(dir, &Device::Cpu).expect("read back")
+}

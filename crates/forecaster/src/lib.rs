@@ -31,6 +31,9 @@ pub use config::{
     EncoderKind, LeadTimeConditioning, LevelSpec, ModelConfig, ModelSetup, PositionEncoding,
 };
 pub use error::{Error, Result};
-pub use forecast::{ForecastRow, forecast_at, latest_t0, write_forecast};
+pub use forecast::{
+    FleetForecast, ForecastFile, ForecastRow, forecast_at, forecast_fleet, latest_t0,
+    write_forecast,
+};
 pub use model::PvForecaster;
 pub use saved::{SavedModel, predict, predict_batches};

@@ -113,7 +113,8 @@ enum Command {
         /// `30min.parquet`. Default: `generation`, else the finer of uk_pv's `5min` and `30min`.
         #[arg(long, value_name = "NAME")]
         generation: Option<String>,
-        /// Forecast time, on the data's grid: `2021-06-01T10:00:00Z` or `2021-06-01 10:00` (UTC).
+        /// Forecast time, on the data's grid: `2021-06-01T10:00:00Z` or `2021-06-01 10:00` (UTC),
+        /// or `latest`: the end of the last observed interval of any system.
         #[arg(long)]
         t0: String,
         /// Output file: `.parquet` for Parquet, anything else for CSV. Default: forecast-<t0>.csv.
@@ -129,7 +130,8 @@ enum Command {
     /// Summarise finished runs of one configuration with different seeds: per system and pooled,
     /// each forecaster's test nMAE and skill as mean ± standard deviation over the runs.
     Skill {
-        /// Finished run folders (each with test_metrics.json).
+        /// Finished run folders (test_metrics.json), evaluation folders (metrics.json), or
+        /// either file.
         #[arg(required = true)]
         runs: Vec<PathBuf>,
     },
@@ -343,40 +345,71 @@ fn main() -> Result<()> {
             overwrite,
             device: device_arg,
         } => {
-            let t0 = UnixTime::parse(&t0).with_context(|| {
-                format!("--t0 `{t0}` is not a time like 2021-06-01T10:00:00Z or 2021-06-01 10:00")
-            })?;
-            let out = out.unwrap_or_else(|| {
-                PathBuf::from(format!("forecast-{}.csv", t0.to_string().replace(':', "")))
-            });
-            if out.exists() && !overwrite {
-                bail!(
-                    "{} exists; pass --overwrite to replace it or choose another --out",
-                    out.display()
-                );
+            let requested = match t0.as_str() {
+                "latest" => None,
+                text => Some(UnixTime::parse(text).with_context(|| {
+                    format!(
+                        "--t0 `{text}` is not a time like 2021-06-01T10:00:00Z or 2021-06-01 10:00, nor `latest`"
+                    )
+                })?),
+            };
+            let unwritten = |out: &Path| -> Result<()> {
+                if out.exists() && !overwrite {
+                    bail!(
+                        "{} exists; pass --overwrite to replace it or choose another --out",
+                        out.display()
+                    );
+                }
+                Ok(())
+            };
+            if let Some(out) = &out {
+                unwritten(out)?;
             }
             let device = device(device_arg)?;
             let saved = SavedModel::read(&model, &device)?;
             let mut dataset = load_data(&data, generation.as_deref(), saved.setup.data)?;
             println!("{}", saved.adapt(&mut dataset)?);
+            let t0 = match requested {
+                Some(t0) => t0,
+                None => forecaster::latest_t0(&dataset).with_context(|| {
+                    format!("{}: no observed PV value, so no latest t0", data.display())
+                })?,
+            };
+            let out = match out {
+                Some(out) => out,
+                None => {
+                    let out =
+                        PathBuf::from(format!("forecast-{}.csv", t0.to_string().replace(':', "")));
+                    unwritten(&out)?;
+                    out
+                }
+            };
             let batch_size = trainer::evaluate::run_config(&saved)?.eval.batch_size;
-            let (rows, skipped) =
-                forecaster::forecast_at(&saved, &dataset, t0, batch_size, &device)?;
-            if !skipped.is_empty() {
+            let mut file = forecaster::ForecastFile::create(&out, &saved.setup.model.quantiles)?;
+            let fleet =
+                forecaster::forecast_fleet(&saved, &dataset, t0, batch_size, &device, |rows| {
+                    file.write(rows)
+                })?;
+            file.finish()?;
+            if !fleet.skipped.is_empty() {
+                let shown: Vec<String> =
+                    fleet.skipped.iter().take(20).map(i64::to_string).collect();
+                let more = fleet.skipped.len().saturating_sub(shown.len());
                 eprintln!(
-                    "no PV history before {t0} for ss_id {}: not forecast",
-                    skipped
-                        .iter()
-                        .map(i64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "no PV history before {t0} for {} systems (ss_id {}{}): not forecast",
+                    fleet.skipped.len(),
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
                 );
             }
-            forecaster::write_forecast(&rows, &saved.setup.model.quantiles, &out)?;
             println!(
-                "{} rows ({} systems × {} lead times) in {}",
-                rows.len(),
-                rows.len() / saved.setup.examples.lead_times.max(1),
+                "{} rows ({} systems × {} lead times) at t0 {t0} in {}",
+                fleet.rows,
+                fleet.systems,
                 saved.setup.examples.lead_times,
                 out.display()
             );
@@ -385,7 +418,16 @@ fn main() -> Result<()> {
             let reports = runs
                 .iter()
                 .map(|run| {
-                    let path = run.join("test_metrics.json");
+                    // A run folder, an evaluation folder, or either's JSON file.
+                    let path = if run.is_file() {
+                        run.clone()
+                    } else if run.join("test_metrics.json").exists() {
+                        run.join("test_metrics.json")
+                    } else if run.join("metrics.json").exists() {
+                        run.join("metrics.json")
+                    } else {
+                        run.join("test_metrics.json")
+                    };
                     let text = std::fs::read_to_string(&path).with_context(|| {
                         format!("reading {} (is the run finished?)", path.display())
                     })?;

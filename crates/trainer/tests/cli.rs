@@ -133,7 +133,7 @@ fn train_evaluate_forecast_and_inspect_on_two_folders() {
         "--data",
         path(&pv_only),
         "--t0",
-        "2013-09-10 18:00",
+        "latest",
         "--out",
         path(&tmp.path().join("pv.csv")),
     ]);
@@ -143,6 +143,8 @@ fn train_evaluate_forecast_and_inspect_on_two_folders() {
         ),
         "{said}"
     );
+    // The latest t0: the end of the last observed interval (UK system 8229's, 2020-01-13).
+    assert!(said.contains("at t0 2020-01-13T"), "{said}");
     // A folder with an input the model was not trained with is refused by name.
     let pv_run = tmp.path().join("pv-run");
     ok(&[
