@@ -81,6 +81,31 @@ enum Command {
         #[arg(long, conflicts_with = "resume")]
         print_config: bool,
     },
+    /// Continue training a saved model on another data folder: a new run that starts from the
+    /// model's weights, sees the data through its input scalers, and keeps its variant and
+    /// settings (`train.init_from`).
+    Finetune {
+        /// A run folder or a model checkpoint (.safetensors).
+        model: PathBuf,
+        /// A data folder in the uk_pv layout.
+        #[arg(long)]
+        data: PathBuf,
+        /// The generation file of the data folder, without its extension (see `train`).
+        #[arg(long, value_name = "NAME")]
+        generation: Option<String>,
+        /// Output folder; must not hold a run. Default: runs/<UTC time>-finetune.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Steps of fine-tuning (default: the run's own train.steps).
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Override train.seed (shuffling and dropout draws).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Where to compute.
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceArg,
+    },
     /// Evaluate a saved model and the baselines on a data folder: table, metrics.json, plots.
     Evaluate {
         /// A run folder or a model checkpoint (.safetensors).
@@ -285,6 +310,48 @@ fn main() -> Result<()> {
                 out.display()
             );
             let summary = trainer::run::train(&dataset, &config, &out, &device, options)?;
+            print_summary(&summary, config.data.step_minutes);
+        }
+        Command::Finetune {
+            model,
+            data,
+            generation,
+            out,
+            steps,
+            seed,
+            device: device_arg,
+        } => {
+            let device = device(device_arg)?;
+            let saved = SavedModel::read(&model, &device)?;
+            let mut config = trainer::evaluate::run_config(&saved)?;
+            config.train.init_from = Some(saved.path().to_owned());
+            if let Some(steps) = steps {
+                config.train.steps = steps;
+            }
+            if let Some(seed) = seed {
+                config.train.seed = seed;
+            }
+            let dataset = load_data(&data, generation.as_deref(), config.data)?;
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from("runs").join(format!("{}-finetune", utc_now_name()))
+            });
+            eprintln!(
+                "fine-tuning {} on {} ({} systems), writing {}",
+                saved.path().display(),
+                data.display(),
+                dataset.systems.len(),
+                out.display()
+            );
+            let summary = trainer::run::train(
+                &dataset,
+                &config,
+                &out,
+                &device,
+                RunOptions {
+                    stop_after: None,
+                    progress,
+                },
+            )?;
             print_summary(&summary, config.data.step_minutes);
         }
         Command::Evaluate {

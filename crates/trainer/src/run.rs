@@ -194,16 +194,29 @@ impl Session<'_> {
     }
 }
 
-/// `dataset` with its input scalers fitted on the systems' training blocks under `config`
-/// ([`Dataset::fit_scalers`]); borrowed as it is when they already are.
-fn with_training_scalers<'a>(dataset: &'a Dataset, config: &RunConfig) -> Cow<'a, Dataset> {
+/// `dataset` as the run sees it: with its input scalers fitted on the systems' training blocks
+/// under `config` ([`Dataset::fit_scalers`]), or, when fine-tuning (`train.init_from`), adapted
+/// to the starting model's scalers and inputs ([`SavedModel::adapt`]). Borrowed as it is when
+/// nothing changes.
+fn with_training_scalers<'a>(dataset: &'a Dataset, config: &RunConfig) -> Result<Cow<'a, Dataset>> {
     let mut fitted = dataset.clone();
-    fitted.fit_scalers(&config.examples);
-    if fitted.scalers() == dataset.scalers() {
-        Cow::Borrowed(dataset)
-    } else {
-        Cow::Owned(fitted)
+    match &config.train.init_from {
+        Some(model) => {
+            let saved = SavedModel::read(model, &Device::Cpu)
+                .with_context(|| format!("train.init_from = {}", model.display()))?;
+            saved.adapt(&mut fitted)?;
+        }
+        None => fitted.fit_scalers(&config.examples),
     }
+    Ok(
+        if fitted.scalers() == dataset.scalers()
+            && FeatureWidths::of(&fitted) == FeatureWidths::of(dataset)
+        {
+            Cow::Borrowed(dataset)
+        } else {
+            Cow::Owned(fitted)
+        },
+    )
 }
 
 /// Trains on `dataset` with `config`, writing everything into `out_dir` (which must not hold a
@@ -229,7 +242,7 @@ pub fn train(
             );
         }
     }
-    let dataset = with_training_scalers(dataset, config);
+    let dataset = with_training_scalers(dataset, config)?;
     start(&dataset, config, out_dir, device, options, started)
 }
 
@@ -254,6 +267,22 @@ fn start(
     started: Instant,
 ) -> Result<RunSummary> {
     let trainer = new_trainer(dataset, config, device)?;
+    if let Some(model) = &config.train.init_from {
+        // Fine-tuning: the starting weights replace the seed's initialisation.
+        let file = if model.is_dir() {
+            model.join(MODEL)
+        } else {
+            model.clone()
+        };
+        Checkpoint::read(&file, device)?
+            .load_into(&trainer.varmap)
+            .with_context(|| {
+                format!(
+                    "train.init_from = {}: the model settings must be the checkpoint's",
+                    model.display()
+                )
+            })?;
+    }
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     write_atomic(
         &out_dir.join("config.toml"),
@@ -408,7 +437,7 @@ pub fn resume_stored(
     }
     let run_dir = run.dir.as_path();
     let config = run.config;
-    let dataset = &*with_training_scalers(dataset, &config);
+    let dataset = &*with_training_scalers(dataset, &config)?;
     let Some((checkpoint, state)) = run.state else {
         // Stopped before the first checkpoint: nothing was learnt yet, so start again.
         return start(dataset, &config, run_dir, device, options, started);

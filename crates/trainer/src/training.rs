@@ -46,6 +46,12 @@ pub struct TrainConfig {
     /// example and step ([`pv_data::Batch::drop_input`]), so the model learns to forecast from
     /// whatever a folder holds. Drawn from the seed and the step: resumes reproduce it.
     pub modality_dropout: f64,
+    /// Fine-tuning: start from this model checkpoint's weights (a run folder's
+    /// `model.safetensors`) instead of the seed's initialisation, and see the data through its
+    /// input scalers instead of refitting them (`power-perceiver finetune`). The model and
+    /// example settings must be the checkpoint's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<std::path::PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -60,6 +66,7 @@ impl Default for TrainConfig {
             grad_clip: 1.0,
             shards: 2,
             modality_dropout: 0.0,
+            init_from: None,
         }
     }
 }

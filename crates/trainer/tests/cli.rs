@@ -145,6 +145,21 @@ fn train_evaluate_forecast_and_inspect_on_two_folders() {
     );
     // The latest t0: the end of the last observed interval (UK system 8229's, 2020-01-13).
     assert!(said.contains("at t0 2020-01-13T"), "{said}");
+    // Fine-tuning the model on the PV-only folder writes a new run with the usual report.
+    let tuned = tmp.path().join("tuned");
+    let said = ok(&[
+        "finetune",
+        path(&run_dir),
+        "--data",
+        path(&pv_only),
+        "--steps",
+        "2",
+        "--out",
+        path(&tuned),
+    ]);
+    assert!(said.contains("smart_persistence"), "{said}");
+    let tuned_config = std::fs::read_to_string(tuned.join("config.toml")).expect("config");
+    assert!(tuned_config.contains("init_from"), "{tuned_config}");
     // A folder with an input the model was not trained with is refused by name.
     let pv_run = tmp.path().join("pv-run");
     ok(&[

@@ -349,3 +349,96 @@ fn a_saved_model_evaluates_and_forecasts_on_two_folders() {
             .all(|r| r.quantiles_kw.iter().all(|q| q.is_finite()))
     );
 }
+
+/// Fine-tuning starts from the saved model's weights (a learning rate of 1e-12 leaves them where
+/// they were, far from a fresh initialisation), sees a new folder through the model's scalers
+/// (here a PV-only folder: the other inputs absent), and resumes bit-identically.
+#[test]
+fn fine_tuning_starts_from_the_model_and_resumes() {
+    let config = common::tiny_config();
+    let out = tempfile::tempdir().expect("tempdir");
+    let base = out.path().join("base");
+    train(&config, &base, None);
+    let pv_only = out.path().join("pv-only");
+    std::fs::create_dir_all(&pv_only).expect("mkdir");
+    for file in ["generation.parquet", "metadata.csv"] {
+        std::fs::copy(common::data_dir().join(file), pv_only.join(file)).expect("copy");
+    }
+    let data = common::load(&pv_only);
+    let tune = |learning_rate: f64, steps: usize| {
+        let mut tuned = config.clone();
+        tuned.train.init_from = Some(base.join("model.safetensors"));
+        tuned.train.learning_rate = learning_rate;
+        tuned.train.steps = steps;
+        tuned
+    };
+    let run_with = |config: &RunConfig, run: &Path, stop_after: Option<usize>| {
+        trainer::run::train(
+            &data,
+            config,
+            run,
+            &Device::Cpu,
+            RunOptions {
+                stop_after,
+                progress: false,
+            },
+        )
+        .expect("fine-tune")
+    };
+
+    let still = out.path().join("still");
+    run_with(&tune(1e-12, 1), &still, None);
+    let before = common::checkpoint_bits(&base.join("model.safetensors"));
+    let after = common::checkpoint_bits(&still.join("last.safetensors"));
+    let weights = |bits: &[(String, Vec<u32>)], name: &str| -> Vec<f32> {
+        bits.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.iter().map(|b| f32::from_bits(*b)).collect())
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    let name = "decoder.head.weight";
+    let (a, b) = (weights(&before, name), weights(&after, name));
+    assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-6));
+    let mut fresh = config.clone();
+    fresh.train.steps = 1;
+    fresh.train.seed = 7;
+    fresh.train.learning_rate = 1e-12;
+    let fresh_run = out.path().join("fresh");
+    trainer::run::train(
+        &data,
+        &fresh,
+        &fresh_run,
+        &Device::Cpu,
+        RunOptions::default(),
+    )
+    .expect("fresh");
+    let c = weights(
+        &common::checkpoint_bits(&fresh_run.join("last.safetensors")),
+        name,
+    );
+    assert!(a.iter().zip(&c).any(|(x, y)| (x - y).abs() > 1e-3));
+    // The PV-only folder was seen through the base model's scalers, with its inputs absent.
+    let stored: forecaster::SavedModel =
+        SavedModel::read(&still, &Device::Cpu).expect("fine-tuned model");
+    let base_model = SavedModel::read(&base, &Device::Cpu).expect("base");
+    assert_eq!(stored.scalers, base_model.scalers);
+    assert_eq!(stored.widths, base_model.widths);
+
+    // Interrupted and resumed: the same as uninterrupted.
+    let tuned = tune(1e-3, 6);
+    let whole = out.path().join("whole");
+    run_with(&tuned, &whole, None);
+    let parts = out.path().join("parts");
+    run_with(&tuned, &parts, Some(4));
+    trainer::run::resume(
+        &data,
+        &parts,
+        &Device::Cpu,
+        RunOptions {
+            stop_after: None,
+            progress: false,
+        },
+    )
+    .expect("resume fine-tuning");
+    common::assert_same_run(&whole, &parts, "after resuming a fine-tuning run");
+}
