@@ -418,8 +418,7 @@ fn fine_tuning_starts_from_the_model_and_resumes() {
     );
     assert!(a.iter().zip(&c).any(|(x, y)| (x - y).abs() > 1e-3));
     // The PV-only folder was seen through the base model's scalers, with its inputs absent.
-    let stored: forecaster::SavedModel =
-        SavedModel::read(&still, &Device::Cpu).expect("fine-tuned model");
+    let stored: SavedModel = SavedModel::read(&still, &Device::Cpu).expect("fine-tuned model");
     let base_model = SavedModel::read(&base, &Device::Cpu).expect("base");
     assert_eq!(stored.scalers, base_model.scalers);
     assert_eq!(stored.widths, base_model.widths);
