@@ -49,21 +49,49 @@ pub fn evaluate(
     device: &Device,
 ) -> Result<Report> {
     let mut metrics = new_metrics(dataset, config);
-    predict_batches(
+    let to_score = Scored {
         model,
-        dataset,
-        &config.examples,
-        keys,
-        config.eval.batch_size,
-        split,
+        scale,
+        gbt,
         device,
-        |_, batch, quantiles| -> Result<()> {
-            metrics.add_quantiles("model", batch, quantiles, &config.model.quantiles);
-            add_baselines(&mut metrics, batch, scale, gbt);
-            Ok(())
-        },
-    )?;
+    };
+    to_score.add(&mut metrics, dataset, config, keys, split)?;
     Ok(metrics.report(REFERENCE))
+}
+
+/// What an evaluation scores: the model, and what the baselines fitted.
+struct Scored<'a> {
+    model: &'a PvForecaster,
+    scale: &'a ClearSkyScale,
+    gbt: Option<&'a Gbt>,
+    device: &'a Device,
+}
+
+impl Scored<'_> {
+    /// Adds the model's and the baselines' forecasts for `keys` of `split` to `metrics`.
+    fn add(
+        &self,
+        metrics: &mut Metrics,
+        dataset: &Dataset,
+        config: &RunConfig,
+        keys: &[ExampleKey],
+        split: Split,
+    ) -> Result<()> {
+        predict_batches(
+            self.model,
+            dataset,
+            &config.examples,
+            keys,
+            config.eval.batch_size,
+            split,
+            self.device,
+            |_, batch, quantiles| -> Result<()> {
+                metrics.add_quantiles("model", batch, quantiles, &config.model.quantiles);
+                add_baselines(metrics, batch, self.scale, self.gbt);
+                Ok(())
+            },
+        )
+    }
 }
 
 /// The forecaster skill is measured against.
@@ -132,17 +160,31 @@ pub fn evaluate_saved(
     split: Split,
     device: &Device,
 ) -> Result<Report> {
+    evaluate_saved_on(saved, dataset, &[split], device)
+}
+
+/// [`evaluate_saved`] on several splits at once, pooled into one report (each example built
+/// within its own split). For `Split::ALL` on a folder the model never trained on: every
+/// observed day of its systems. The baselines are still fitted on the folder's training split,
+/// so on that split their rows are in-sample and flattered; the model's are not.
+pub fn evaluate_saved_on(
+    saved: &SavedModel,
+    dataset: &Dataset,
+    splits: &[Split],
+    device: &Device,
+) -> Result<Report> {
     let config = run_config(saved)?;
     let (scale, gbt) = fit_baselines(dataset, &config)?;
-    let keys = example_keys(dataset, &config.examples, split)?;
-    evaluate(
-        &saved.model,
-        dataset,
-        &config,
-        &keys,
-        split,
-        &scale,
-        gbt.as_ref(),
+    let mut metrics = new_metrics(dataset, &config);
+    let to_score = Scored {
+        model: &saved.model,
+        scale: &scale,
+        gbt: gbt.as_ref(),
         device,
-    )
+    };
+    for &split in splits {
+        let keys = example_keys(dataset, &config.examples, split)?;
+        to_score.add(&mut metrics, dataset, &config, &keys, split)?;
+    }
+    Ok(metrics.report(REFERENCE))
 }

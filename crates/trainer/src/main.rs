@@ -33,14 +33,24 @@ enum SplitArg {
     Train,
     Validation,
     Test,
+    /// Every split: for systems the model never trained on.
+    All,
 }
 
-impl From<SplitArg> for Split {
-    fn from(s: SplitArg) -> Split {
-        match s {
-            SplitArg::Train => Split::Train,
-            SplitArg::Validation => Split::Validation,
-            SplitArg::Test => Split::Test,
+impl SplitArg {
+    fn splits(self) -> Vec<Split> {
+        match self {
+            SplitArg::Train => vec![Split::Train],
+            SplitArg::Validation => vec![Split::Validation],
+            SplitArg::Test => vec![Split::Test],
+            SplitArg::All => Split::ALL.to_vec(),
+        }
+    }
+
+    fn name(self) -> String {
+        match self {
+            SplitArg::All => "all".into(),
+            one => one.splits()[0].to_string(),
         }
     }
 }
@@ -364,7 +374,7 @@ fn main() -> Result<()> {
         } => {
             let device = device(device_arg)?;
             let saved = SavedModel::read(&model, &device)?;
-            let split = Split::from(split);
+            let (splits, split_name) = (split.splits(), split.name());
             let out = out.unwrap_or_else(|| {
                 let base = if model.is_dir() {
                     model.clone()
@@ -374,7 +384,7 @@ fn main() -> Result<()> {
                 let name = data
                     .file_name()
                     .map_or("data".into(), |n| n.to_string_lossy().into_owned());
-                base.join(format!("evaluation-{name}-{split}"))
+                base.join(format!("evaluation-{name}-{split_name}"))
             });
             if out.join("metrics.json").exists() {
                 bail!(
@@ -385,10 +395,15 @@ fn main() -> Result<()> {
             let mut dataset = load_data(&data, generation.as_deref(), saved.setup.data)?;
             let inputs = saved.adapt(&mut dataset)?;
             println!("{inputs}");
-            let mut report = trainer::evaluate::evaluate_saved(&saved, &dataset, split, &device)?;
+            let mut report =
+                trainer::evaluate::evaluate_saved_on(&saved, &dataset, &splits, &device)?;
             report.inputs = Some(inputs);
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            trainer::report::draw_report_plots(&saved, &dataset, &report, split, &out, &device)?;
+            // Fans from the last split asked for (the test split for `all`).
+            let fan_split = splits.last().copied().unwrap_or(Split::Test);
+            trainer::report::draw_report_plots(
+                &saved, &dataset, &report, fan_split, &out, &device,
+            )?;
             forecaster::checkpoint::write_atomic(
                 &out.join("metrics.json"),
                 serde_json::to_string_pretty(&report)?.as_bytes(),
@@ -398,7 +413,7 @@ fn main() -> Result<()> {
                 trainer::report::table(&report, saved.setup.data.step_minutes)
             );
             println!(
-                "{split} split of {}; outputs in {} (metrics.json, nmae_by_lead.png, forecast_fans.png)",
+                "{split_name} split of {}; outputs in {} (metrics.json, nmae_by_lead.png, forecast_fans.png)",
                 data.display(),
                 out.display()
             );

@@ -325,6 +325,20 @@ fn a_saved_model_evaluates_and_forecasts_on_two_folders() {
         "{err}"
     );
 
+    // Every split at once (`evaluate --split all`): the three splits' targets pooled, and the
+    // pooled nMAE their target-weighted mean.
+    let all = trainer::evaluate::evaluate_saved_on(&saved, &other_data, &Split::ALL, &Device::Cpu)
+        .expect("all splits");
+    let (mut targets, mut weighted) = (0, 0.0);
+    for split in Split::ALL {
+        let one = trainer::evaluate::evaluate_saved(&saved, &other_data, split, &Device::Cpu)
+            .expect("one split");
+        targets += one.pooled["model"].daylight_targets;
+        weighted += one.pooled["model"].nmae * one.pooled["model"].daylight_targets as f64;
+    }
+    assert_eq!(all.pooled["model"].daylight_targets, targets);
+    assert!((all.pooled["model"].nmae - weighted / targets as f64).abs() < 1e-9);
+
     // A PV-only folder (generation and metadata only): the model trained with every input
     // evaluates and forecasts it with the others masked, and says so.
     let pv_only = out.path().join("pv-only");
