@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use crate::error::{DataError, Location, Result};
 use crate::features::Modality;
-use crate::generation::{BadValuePolicy, LoadReport, load_generation};
+use crate::generation::{BadValuePolicy, LoadReport, Selection, load_generation_selected};
 use crate::inputs::{Nwp, Observations, Satellite, Scaler};
 use crate::metadata::Metadata;
 use crate::series::{PvSeries, resample};
@@ -204,6 +204,17 @@ impl Dataset {
 
     /// Loads and validates every file named in `paths`.
     pub fn load(paths: &DataPaths, config: LoadConfig) -> Result<Dataset> {
+        Dataset::load_selected(paths, config, &Selection::default())
+    }
+
+    /// [`Dataset::load`] of the selected systems and time window of the generation only
+    /// ([`Selection`]: streamed, with Parquet row groups outside it never read). The other
+    /// inputs are read whole.
+    pub fn load_selected(
+        paths: &DataPaths,
+        config: LoadConfig,
+        selection: &Selection,
+    ) -> Result<Dataset> {
         if config.step_minutes <= 0 || 1440 % config.step_minutes != 0 {
             return Err(DataError::Config(format!(
                 "step_minutes must be a positive divisor of a day, got {}",
@@ -211,7 +222,7 @@ impl Dataset {
             )));
         }
         let metadata = Metadata::load(&paths.metadata)?;
-        let generation = load_generation(&paths.generation, config.bad_values)?;
+        let generation = load_generation_selected(&paths.generation, config.bad_values, selection)?;
         let mut report = generation.report.clone();
         let mut kept = Vec::new();
         for (ss_id, raw) in &generation.systems {
@@ -258,7 +269,11 @@ impl Dataset {
         if systems.is_empty() {
             return Err(DataError::Empty {
                 path: paths.generation.clone(),
-                what: "no system with metadata".into(),
+                what: if selection.is_everything() {
+                    "no system with metadata".into()
+                } else {
+                    format!("no system with metadata in the selection ({selection})")
+                },
             });
         }
         let satellite = paths

@@ -51,7 +51,9 @@ pub use example::{
     Array, Batch, BatchTokens, Example, ExampleConfig, ExampleKey, FeatureWidths, build_batch,
     build_example, collate, evenly_spaced, example_keys,
 };
-pub use generation::{BadValuePolicy, Generation, LoadReport, load_generation};
+pub use generation::{
+    BadValuePolicy, Generation, LoadReport, Selection, load_generation, load_generation_selected,
+};
 pub use metadata::{Metadata, SystemMetadata, TimeLabel};
 pub use series::PvSeries;
 pub use split::{Split, SplitConfig};

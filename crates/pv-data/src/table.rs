@@ -52,8 +52,10 @@ pub(crate) struct Table {
 impl Table {
     /// Reads a whole Parquet or Arrow IPC file (chosen by extension).
     pub(crate) fn read(path: &Path) -> Result<Table> {
-        let (schema, batches) = open(path)?;
-        let batches = batches
+        let (schema, segments) = open(path, &[])?;
+        let batches = segments
+            .into_iter()
+            .flat_map(|(_, batches)| batches)
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| corrupt(path, &e))?;
         Ok(Table {
@@ -66,26 +68,31 @@ impl Table {
 
     /// Reads a Parquet or Arrow IPC file one record batch (at most 64 Ki rows) at a time, so
     /// memory holds one batch however large the file: `f` sees each batch as a table of its own
-    /// whose rows keep their file row numbers in errors. Returns the file's row count.
+    /// whose rows keep their file row numbers in errors. A Parquet row group whose column
+    /// statistics put it outside any of `keep` is skipped unread. Returns the rows read.
     pub(crate) fn for_each_batch(
         path: &Path,
+        keep: &[KeepRange<'_>],
         mut f: impl FnMut(&Table) -> Result<()>,
     ) -> Result<usize> {
-        let (schema, batches) = open(path)?;
-        let mut first_row = 0;
-        for batch in batches {
-            let batch = batch.map_err(|e| corrupt(path, &e))?;
-            let rows = batch.num_rows();
-            let table = Table {
-                path: path.to_owned(),
-                schema: schema.clone(),
-                batches: vec![batch],
-                first_row,
-            };
-            f(&table)?;
-            first_row += rows;
+        let (schema, segments) = open(path, keep)?;
+        let mut read = 0;
+        for (mut first_row, batches) in segments {
+            for batch in batches {
+                let batch = batch.map_err(|e| corrupt(path, &e))?;
+                let rows = batch.num_rows();
+                let table = Table {
+                    path: path.to_owned(),
+                    schema: schema.clone(),
+                    batches: vec![batch],
+                    first_row,
+                };
+                f(&table)?;
+                first_row += rows;
+                read += rows;
+            }
         }
-        Ok(first_row)
+        Ok(read)
     }
 
     /// The file row number of this table's row `row`.
@@ -470,24 +477,37 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// Opens a Parquet or Arrow IPC (file or stream format) file: its schema and a lazy reader of
 /// its record batches.
-fn open(path: &Path) -> Result<(SchemaRef, Batches)> {
+/// An inclusive range of one integer or timestamp column: a Parquet row group whose statistics
+/// say no value of it lies in the range is skipped ([`Table::for_each_batch`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeepRange<'a> {
+    /// The column, by any of these names (ASCII case ignored).
+    pub(crate) names: &'a [&'a str],
+    /// Smallest value kept (seconds for a timestamp column).
+    pub(crate) min: i64,
+    /// Largest value kept (seconds for a timestamp column).
+    pub(crate) max: i64,
+}
+
+/// Runs of a file's record batches, each with the file row number of its first row.
+type Segments = Vec<(usize, Batches)>;
+
+fn open(path: &Path, keep: &[KeepRange<'_>]) -> Result<(SchemaRef, Segments)> {
     match Format::of(path) {
         Some(Format::Parquet) => {
-            use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+            use parquet::arrow::arrow_reader::{
+                ArrowReaderMetadata, ParquetRecordBatchReaderBuilder,
+            };
             let file = File::open(path).map_err(|e| DataError::io(path, e))?;
             let file_len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
             // The footer is parsed here, and the parquet crate panics on some corrupt footers
             // (negative column offsets, found by fuzzing): caught like the batches' panics.
             let opened = std::panic::catch_unwind(|| {
-                let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
-                check_footer(builder.metadata(), file_len)?;
-                let schema = builder.schema().clone();
-                Ok::<_, parquet::errors::ParquetError>((
-                    schema,
-                    builder.with_batch_size(64 * 1024).build()?,
-                ))
+                let metadata = ArrowReaderMetadata::load(&file, Default::default())?;
+                check_footer(metadata.metadata(), file_len)?;
+                Ok::<_, parquet::errors::ParquetError>(metadata)
             });
-            let (schema, reader) = match opened {
+            let metadata = match opened {
                 Ok(result) => result.map_err(|e| corrupt(path, &e))?,
                 Err(panic) => {
                     return Err(corrupt(
@@ -499,12 +519,36 @@ fn open(path: &Path) -> Result<(SchemaRef, Batches)> {
                     ));
                 }
             };
-            Ok((schema, Box::new(PanicFree(reader))))
+            let schema = metadata.schema().clone();
+            let reader = |groups: Option<Vec<usize>>| -> Result<Batches> {
+                let file = file.try_clone().map_err(|e| DataError::io(path, e))?;
+                let mut builder =
+                    ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata.clone())
+                        .with_batch_size(64 * 1024);
+                if let Some(groups) = groups {
+                    builder = builder.with_row_groups(groups);
+                }
+                let reader = builder.build().map_err(|e| corrupt(path, &e))?;
+                Ok(Box::new(PanicFree(reader)))
+            };
+            if keep.is_empty() {
+                return Ok((schema, vec![(0, reader(None)?)]));
+            }
+            let mut segments = Vec::new();
+            let mut first_row = 0;
+            for (g, group) in metadata.metadata().row_groups().iter().enumerate() {
+                if keep.iter().all(|range| may_hold(&schema, group, range)) {
+                    segments.push((first_row, reader(Some(vec![g]))?));
+                }
+                first_row += group.num_rows() as usize;
+            }
+            Ok((schema, segments))
         }
         Some(Format::ArrowIpc) => {
             let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+            let whole = |batches: Batches| Ok((0, batches));
             match arrow_ipc::reader::FileReader::try_new(file, None) {
-                Ok(reader) => Ok((reader.schema(), Box::new(reader))),
+                Ok(reader) => Ok((reader.schema(), vec![whole(Box::new(reader))?])),
                 Err(file_error) => {
                     // Not the file format: perhaps the streaming format.
                     let file = File::open(path).map_err(|e| DataError::io(path, e))?;
@@ -513,7 +557,7 @@ fn open(path: &Path) -> Result<(SchemaRef, Batches)> {
                         None,
                     )
                     .map_err(|_| corrupt(path, &file_error))?;
-                    Ok((reader.schema(), Box::new(reader)))
+                    Ok((reader.schema(), vec![whole(Box::new(reader))?]))
                 }
             }
         }
@@ -522,6 +566,47 @@ fn open(path: &Path) -> Result<(SchemaRef, Batches)> {
             csv_allowed: false,
         }),
     }
+}
+
+/// Whether a Parquet row group may hold a value of `range`'s column inside it: false only when
+/// the column's statistics exist and put all its values outside.
+fn may_hold(
+    schema: &SchemaRef,
+    group: &parquet::file::metadata::RowGroupMetaData,
+    range: &KeepRange<'_>,
+) -> bool {
+    use parquet::file::statistics::Statistics;
+    let Some(index) = schema
+        .fields()
+        .iter()
+        .position(|f| range.names.iter().any(|n| f.name().eq_ignore_ascii_case(n)))
+    else {
+        return true;
+    };
+    // Flat files only: with a nested column before it, leaf and field indices differ.
+    if schema.fields().iter().any(|f| f.data_type().is_nested()) || index >= group.num_columns() {
+        return true;
+    }
+    let scale = match schema.field(index).data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => 1,
+        DataType::Timestamp(TimeUnit::Millisecond, _) => 1_000,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => 1_000_000,
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => 1_000_000_000,
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => 1,
+        _ => return true,
+    };
+    let (min, max) = match group.column(index).statistics() {
+        Some(Statistics::Int32(s)) => match (s.min_opt(), s.max_opt()) {
+            (Some(&a), Some(&b)) => (i64::from(a), i64::from(b)),
+            _ => return true,
+        },
+        Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+            (Some(&a), Some(&b)) => (a, b),
+            _ => return true,
+        },
+        _ => return true,
+    };
+    max >= range.min.saturating_mul(scale) && min <= range.max.saturating_mul(scale)
 }
 
 /// Lists the data files of an input: the file itself, or every file with a known extension below a

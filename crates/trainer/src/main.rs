@@ -7,7 +7,9 @@ use anyhow::{Context, Result, bail};
 use candle_core::Device;
 use clap::{Parser, Subcommand, ValueEnum};
 use forecaster::SavedModel;
-use pv_data::{DataPaths, Dataset, ExampleConfig, LoadConfig, Split, UnixTime, example_keys};
+use pv_data::{
+    DataPaths, Dataset, ExampleConfig, LoadConfig, Selection, Split, UnixTime, example_keys,
+};
 use trainer::config::RunConfig;
 use trainer::run::{RunOptions, RunSummary};
 
@@ -65,10 +67,8 @@ enum Command {
         /// A data folder in the uk_pv layout (see docs/DATA.md).
         #[arg(long, default_value = "data")]
         data: PathBuf,
-        /// The generation file of the data folder, without its extension: `30min` for the uk_pv
-        /// `30min.parquet`. Default: `generation`, else the finer of uk_pv's `5min` and `30min`.
-        #[arg(long, value_name = "NAME")]
-        generation: Option<String>,
+        #[command(flatten)]
+        source: Source,
         /// Output folder; must not hold a run. Default: runs/<UTC time>.
         #[arg(long, conflicts_with = "resume")]
         out: Option<PathBuf>,
@@ -100,9 +100,8 @@ enum Command {
         /// A data folder in the uk_pv layout.
         #[arg(long)]
         data: PathBuf,
-        /// The generation file of the data folder, without its extension (see `train`).
-        #[arg(long, value_name = "NAME")]
-        generation: Option<String>,
+        #[command(flatten)]
+        source: Source,
         /// Output folder; must not hold a run. Default: runs/<UTC time>-finetune.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -123,10 +122,8 @@ enum Command {
         /// A data folder in the uk_pv layout.
         #[arg(long, default_value = "data")]
         data: PathBuf,
-        /// The generation file of the data folder, without its extension: `30min` for the uk_pv
-        /// `30min.parquet`. Default: `generation`, else the finer of uk_pv's `5min` and `30min`.
-        #[arg(long, value_name = "NAME")]
-        generation: Option<String>,
+        #[command(flatten)]
+        source: Source,
         /// Which split of that folder.
         #[arg(long, value_enum, default_value = "test")]
         split: SplitArg,
@@ -144,10 +141,8 @@ enum Command {
         /// A data folder in the uk_pv layout, with history up to t0.
         #[arg(long, default_value = "data")]
         data: PathBuf,
-        /// The generation file of the data folder, without its extension: `30min` for the uk_pv
-        /// `30min.parquet`. Default: `generation`, else the finer of uk_pv's `5min` and `30min`.
-        #[arg(long, value_name = "NAME")]
-        generation: Option<String>,
+        #[command(flatten)]
+        source: Source,
         /// Forecast time, on the data's grid: `2021-06-01T10:00:00Z` or `2021-06-01 10:00` (UTC),
         /// or `latest`: the end of the last observed interval of any system.
         #[arg(long)]
@@ -183,10 +178,8 @@ enum DataCommand {
     Inspect {
         /// The data folder.
         dir: PathBuf,
-        /// The generation file of the data folder, without its extension: `30min` for the uk_pv
-        /// `30min.parquet`. Default: `generation`, else the finer of uk_pv's `5min` and `30min`.
-        #[arg(long, value_name = "NAME")]
-        generation: Option<String>,
+        #[command(flatten)]
+        source: Source,
     },
 }
 
@@ -217,14 +210,76 @@ fn load_config(path: Option<&PathBuf>) -> Result<RunConfig> {
     Ok(config)
 }
 
-fn find_data(dir: &Path, generation: Option<&str>) -> Result<DataPaths> {
-    DataPaths::in_folder_with(dir, generation)
+/// Which file of a data folder, and which part of it, to load.
+#[derive(clap::Args)]
+struct Source {
+    /// The generation file of the data folder, without its extension: `30min` for the uk_pv
+    /// `30min.parquet`. Default: `generation`, else the finer of uk_pv's `5min` and `30min`.
+    #[arg(long, value_name = "NAME")]
+    generation: Option<String>,
+    /// Only these systems: ss_ids separated by commas, or `@FILE` with one per line. Parquet
+    /// row groups without them are not read.
+    #[arg(long, value_name = "IDS")]
+    systems: Option<String>,
+    /// Only generation from this time on (UTC, `2021-06-01` or `2021-06-01 10:00`).
+    #[arg(long)]
+    from: Option<String>,
+    /// Only generation up to this time (UTC).
+    #[arg(long)]
+    to: Option<String>,
+}
+
+impl Source {
+    fn selection(&self) -> Result<Selection> {
+        let time = |flag: &str, text: &Option<String>| -> Result<Option<UnixTime>> {
+            text.as_deref()
+                .map(|t| {
+                    UnixTime::parse(t)
+                        .or_else(|| UnixTime::parse(&format!("{t} 00:00")))
+                        .with_context(|| {
+                            format!(
+                                "{flag} `{t}` is not a time like 2021-06-01 or 2021-06-01 10:00"
+                            )
+                        })
+                })
+                .transpose()
+        };
+        let systems = match self.systems.as_deref() {
+            None => None,
+            Some(list) => {
+                let text = match list.strip_prefix('@') {
+                    Some(file) => std::fs::read_to_string(file)
+                        .with_context(|| format!("reading --systems {list}"))?,
+                    None => list.to_owned(),
+                };
+                Some(
+                    text.split(|c: char| c == ',' || c.is_whitespace())
+                        .filter(|s| !s.is_empty())
+                        .map(|s| {
+                            s.parse::<i64>()
+                                .with_context(|| format!("--systems: `{s}` is not an ss_id"))
+                        })
+                        .collect::<Result<_>>()?,
+                )
+            }
+        };
+        Ok(Selection {
+            systems,
+            from: time("--from", &self.from)?,
+            to: time("--to", &self.to)?,
+        })
+    }
+}
+
+fn find_data(dir: &Path, source: &Source) -> Result<DataPaths> {
+    DataPaths::in_folder_with(dir, source.generation.as_deref())
         .with_context(|| format!("finding data in {}", dir.display()))
 }
 
-fn load_data(dir: &Path, generation: Option<&str>, config: LoadConfig) -> Result<Dataset> {
-    let paths = find_data(dir, generation)?;
-    Dataset::load(&paths, config).with_context(|| format!("loading {}", dir.display()))
+fn load_data(dir: &Path, source: &Source, config: LoadConfig) -> Result<Dataset> {
+    let paths = find_data(dir, source)?;
+    Dataset::load_selected(&paths, config, &source.selection()?)
+        .with_context(|| format!("loading {}", dir.display()))
 }
 
 fn print_summary(summary: &RunSummary, step_minutes: i64) {
@@ -255,7 +310,7 @@ fn main() -> Result<()> {
         Command::Train {
             config,
             data,
-            generation,
+            source,
             out,
             steps,
             seed,
@@ -280,7 +335,7 @@ fn main() -> Result<()> {
                     return Ok(());
                 }
                 let device = device(device_arg)?;
-                let dataset = load_data(&data, generation.as_deref(), config.data)?;
+                let dataset = load_data(&data, &source, config.data)?;
                 eprintln!("resuming {} on {}", run.display(), data.display());
                 let summary = trainer::run::resume_stored(&dataset, stored, &device, options)?;
                 print_summary(&summary, config.data.step_minutes);
@@ -297,7 +352,7 @@ fn main() -> Result<()> {
                 print!("{}", toml::to_string(&config)?);
                 return Ok(());
             }
-            let paths = find_data(&data, generation.as_deref())?;
+            let paths = find_data(&data, &source)?;
             if let Some(minutes) = paths.named_step_minutes()
                 && minutes > config.data.step_minutes
             {
@@ -309,7 +364,7 @@ fn main() -> Result<()> {
                 config.data.step_minutes = minutes;
             }
             let device = device(device_arg)?;
-            let dataset = Dataset::load(&paths, config.data)
+            let dataset = Dataset::load_selected(&paths, config.data, &source.selection()?)
                 .with_context(|| format!("loading {}", data.display()))?;
             let out = out.unwrap_or_else(|| PathBuf::from("runs").join(utc_now_name()));
             warn_starved_blocks(&dataset, &config.examples);
@@ -325,7 +380,7 @@ fn main() -> Result<()> {
         Command::Finetune {
             model,
             data,
-            generation,
+            source,
             out,
             steps,
             seed,
@@ -341,7 +396,7 @@ fn main() -> Result<()> {
             if let Some(seed) = seed {
                 config.train.seed = seed;
             }
-            let dataset = load_data(&data, generation.as_deref(), config.data)?;
+            let dataset = load_data(&data, &source, config.data)?;
             let out = out.unwrap_or_else(|| {
                 PathBuf::from("runs").join(format!("{}-finetune", utc_now_name()))
             });
@@ -367,7 +422,7 @@ fn main() -> Result<()> {
         Command::Evaluate {
             model,
             data,
-            generation,
+            source,
             split,
             out,
             device: device_arg,
@@ -392,7 +447,7 @@ fn main() -> Result<()> {
                     out.display()
                 );
             }
-            let mut dataset = load_data(&data, generation.as_deref(), saved.setup.data)?;
+            let mut dataset = load_data(&data, &source, saved.setup.data)?;
             let inputs = saved.adapt(&mut dataset)?;
             println!("{inputs}");
             let mut report =
@@ -421,7 +476,7 @@ fn main() -> Result<()> {
         Command::Forecast {
             model,
             data,
-            generation,
+            source,
             t0,
             out,
             overwrite,
@@ -449,7 +504,7 @@ fn main() -> Result<()> {
             }
             let device = device(device_arg)?;
             let saved = SavedModel::read(&model, &device)?;
-            let mut dataset = load_data(&data, generation.as_deref(), saved.setup.data)?;
+            let mut dataset = load_data(&data, &source, saved.setup.data)?;
             println!("{}", saved.adapt(&mut dataset)?);
             let t0 = match requested {
                 Some(t0) => t0,
@@ -520,9 +575,9 @@ fn main() -> Result<()> {
             print!("{}", trainer::report::seed_table(&reports));
         }
         Command::Data {
-            command: DataCommand::Inspect { dir, generation },
+            command: DataCommand::Inspect { dir, source },
         } => {
-            let paths = find_data(&dir, generation.as_deref())?;
+            let paths = find_data(&dir, &source)?;
             let config = LoadConfig {
                 step_minutes: paths
                     .named_step_minutes()
@@ -531,7 +586,7 @@ fn main() -> Result<()> {
                     }),
                 ..LoadConfig::default()
             };
-            let dataset = Dataset::load(&paths, config)
+            let dataset = Dataset::load_selected(&paths, config, &source.selection()?)
                 .with_context(|| format!("loading {}", dir.display()))?;
             print!("{}", dataset.summary());
             let examples = ExampleConfig::default();

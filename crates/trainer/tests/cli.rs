@@ -209,6 +209,23 @@ fn a_uk_pv_folder_as_published_is_inspected_unchanged() {
     assert!(summary.contains("8215"), "{summary}");
     let err = fails(&["data", "inspect", path(&dir), "--generation", "30min"]);
     assert!(err.contains("30min.parquet"), "{err}");
+    // A selection of systems and a time window.
+    let part = ok(&[
+        "data",
+        "inspect",
+        path(&dir),
+        "--systems",
+        "8215,50",
+        "--from",
+        "2020-01-02",
+        "--to",
+        "2020-01-05 12:00",
+    ]);
+    assert!(part.contains("8215") && !part.contains("8229"), "{part}");
+    assert!(part.contains("2020-01-05T12:00:00Z"), "{part}");
+    assert!(!part.contains("2020-01-01T"), "{part}");
+    let err = fails(&["data", "inspect", path(&dir), "--systems", "8215,x"]);
+    assert!(err.contains("`x` is not an ss_id"), "{err}");
 }
 
 #[test]
