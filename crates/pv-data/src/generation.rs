@@ -126,7 +126,7 @@ impl Selection {
     }
 
     /// The column ranges a Parquet row group must meet to hold a selected row.
-    fn ranges(&self) -> Vec<KeepRange<'static>> {
+    fn ranges(&self) -> Vec<KeepRange<'_>> {
         let mut ranges = Vec::new();
         if let Some(systems) = &self.systems {
             let (min, max) = match (systems.first(), systems.last()) {
@@ -138,6 +138,7 @@ impl Selection {
                 names: SS_ID_COLUMNS,
                 min,
                 max,
+                only: Some(systems),
             });
         }
         if self.from.is_some() || self.to.is_some() {
@@ -145,6 +146,7 @@ impl Selection {
                 names: TIME_COLUMNS,
                 min: self.from.map_or(i64::MIN, |t| t.0),
                 max: self.to.map_or(i64::MAX, |t| t.0),
+                only: None,
             });
         }
         ranges

@@ -487,6 +487,8 @@ pub(crate) struct KeepRange<'a> {
     pub(crate) min: i64,
     /// Largest value kept (seconds for a timestamp column).
     pub(crate) max: i64,
+    /// Only these values, when given (within `min..=max`): a row group must span one of them.
+    pub(crate) only: Option<&'a std::collections::BTreeSet<i64>>,
 }
 
 /// Runs of a file's record batches, each with the file row number of its first row.
@@ -606,7 +608,12 @@ fn may_hold(
         },
         _ => return true,
     };
-    max >= range.min.saturating_mul(scale) && min <= range.max.saturating_mul(scale)
+    let overlaps =
+        max >= range.min.saturating_mul(scale) && min <= range.max.saturating_mul(scale);
+    match range.only {
+        Some(values) if scale == 1 => overlaps && values.range(min..=max).next().is_some(),
+        _ => overlaps,
+    }
 }
 
 /// Lists the data files of an input: the file itself, or every file with a known extension below a
