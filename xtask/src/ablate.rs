@@ -19,7 +19,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 /// A variant: its name, what it changes, and its `[model]` keys.
-const VARIANTS: [(&str, &str, &str); 4] = [
+const VARIANTS: [(&str, &str, &str); 5] = [
     (
         "design",
         "the current design: HiP encoder, FiLM in every decoder block, Fourier positions",
@@ -39,6 +39,11 @@ const VARIANTS: [(&str, &str, &str); 4] = [
         "learned-positions",
         "learned position features instead of fixed Fourier ones",
         "positions = \"learned\"\n",
+    ),
+    (
+        "flat-perceiver",
+        "a flat Perceiver: one group over every history step's tokens instead of one per step",
+        "encoder = \"flat\"\n",
     ),
 ];
 

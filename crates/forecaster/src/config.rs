@@ -101,6 +101,10 @@ pub enum EncoderKind {
     /// The Hierarchical Perceiver: one group per history step, merged to a bottleneck.
     #[default]
     Hip,
+    /// A flat Perceiver (an ablation, issue 14's second question): every history step's tokens
+    /// in one group, read by the last level's latents in one cross-attention, then as many
+    /// self-attention layers as all `levels` have together.
+    Flat,
     /// No encoder: no token is read, the decoder sees its queries alone.
     #[serde(rename = "none")]
     QueriesOnly,

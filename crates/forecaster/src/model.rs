@@ -123,6 +123,8 @@ pub struct PvForecaster {
     embedders: Vec<(usize, Embedder)>,
     /// The history encoder; `None` for `encoder = "none"`.
     encoder: Option<HipEncoder>,
+    /// `encoder = "flat"`: every history step's tokens form one group.
+    flat: bool,
     decoder: MetNetDecoder,
     quantiles: Vec<f64>,
     step_hours: f64,
@@ -173,7 +175,7 @@ impl PvForecaster {
         step_minutes: i64,
         vb: VarBuilder,
     ) -> Result<Self> {
-        let with_encoder = config.encoder == EncoderKind::Hip;
+        let with_encoder = config.encoder != EncoderKind::QueriesOnly;
         let mut embedders = Vec::new();
         for (i, (name, width, names)) in modality_names(&widths).into_iter().enumerate() {
             if width > 0 && with_encoder {
@@ -183,14 +185,33 @@ impl PvForecaster {
                 ));
             }
         }
-        let hip = HipConfig {
-            input_dim: config.token_dim,
-            levels: config
+        let levels: Vec<LevelConfig> = match config.encoder {
+            EncoderKind::Flat => {
+                // One group over every token, with the bottleneck level's latents and the
+                // hierarchy's self-attention layers.
+                let last = config.levels.last().copied().map(LevelConfig::from);
+                last.map(|l| LevelConfig {
+                    groups: 1,
+                    self_attention_layers: config
+                        .levels
+                        .iter()
+                        .map(|l| l.self_attention_layers)
+                        .sum(),
+                    ..l
+                })
+                .into_iter()
+                .collect()
+            }
+            _ => config
                 .levels
                 .iter()
                 .copied()
                 .map(LevelConfig::from)
                 .collect(),
+        };
+        let hip = HipConfig {
+            input_dim: config.token_dim,
+            levels,
             widening: config.widening,
             activation: Activation::Gelu,
             lead_time_dim: None,
@@ -220,6 +241,7 @@ impl PvForecaster {
             encoder: with_encoder
                 .then(|| HipEncoder::new(&hip, vb.pp("encoder")))
                 .transpose()?,
+            flat: config.encoder == EncoderKind::Flat,
             decoder: MetNetDecoder::new(&decoder, vb.pp("decoder"))?,
             quantiles: config.quantiles.clone(),
             step_hours: step_minutes as f64 / 60.0,
@@ -265,8 +287,13 @@ impl PvForecaster {
             tokens.push(embedder.forward(values)?);
             masks.push(mask.clone());
         }
-        let tokens = Tensor::cat(&tokens, 2)?;
-        let mask = Tensor::cat(&masks, 2)?;
+        let mut tokens = Tensor::cat(&tokens, 2)?;
+        let mut mask = Tensor::cat(&masks, 2)?;
+        if self.flat {
+            let (b, h, n, c) = tokens.dims4()?;
+            tokens = tokens.reshape((b, 1, h * n, c))?;
+            mask = mask.reshape((b, 1, h * n))?;
+        }
         encoder.forward(&tokens, &mask, None)
     }
 

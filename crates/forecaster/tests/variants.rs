@@ -58,7 +58,14 @@ fn every_variant_forecasts_and_learns() {
     let (b, s, k) = (batch.len(), batch.targets.shape[1], batch.targets.shape[2]);
     let variants = [LeadTimeConditioning::Film, LeadTimeConditioning::Feature]
         .into_iter()
-        .flat_map(|l| [EncoderKind::Hip, EncoderKind::QueriesOnly].map(|e| (l, e)))
+        .flat_map(|l| {
+            [
+                EncoderKind::Hip,
+                EncoderKind::Flat,
+                EncoderKind::QueriesOnly,
+            ]
+            .map(|e| (l, e))
+        })
         .flat_map(|(l, e)| {
             [PositionEncoding::Fourier, PositionEncoding::Learned].map(|p| (l, e, p))
         });
@@ -73,11 +80,18 @@ fn every_variant_forecasts_and_learns() {
             .collect();
         let has = |part: &str| names.iter().any(|n| n.contains(part));
         assert_eq!(has("film"), lead == LeadTimeConditioning::Film, "{lead:?}");
-        assert_eq!(has("encoder."), encoder == EncoderKind::Hip, "{encoder:?}");
-        assert_eq!(has("embed.pv"), encoder == EncoderKind::Hip, "{encoder:?}");
+        let reads_tokens = encoder != EncoderKind::QueriesOnly;
+        assert_eq!(has("encoder."), reads_tokens, "{encoder:?}");
+        assert_eq!(has("embed.pv"), reads_tokens, "{encoder:?}");
+        // The flat encoder has one level.
+        assert_eq!(
+            has("encoder.levels.1"),
+            encoder == EncoderKind::Hip,
+            "{encoder:?}: {names:?}"
+        );
         assert_eq!(
             has("positions.frequency_offset"),
-            encoder == EncoderKind::Hip && positions == PositionEncoding::Learned,
+            reads_tokens && positions == PositionEncoding::Learned,
             "{positions:?}"
         );
         let variant = format!("{lead:?} {encoder:?} {positions:?}");
@@ -158,9 +172,46 @@ fn variants_are_configuration_values_with_clear_errors() {
         message.contains("positions") && message.contains("encoder"),
         "{message}"
     );
-    let err = toml::from_str::<ModelSetup>("[model]\nencoder = \"flat\"\n").expect_err("refused");
+    let flat: ModelSetup = toml::from_str("[model]\nencoder = \"flat\"\n").expect("parse");
+    assert_eq!(flat.model.encoder, EncoderKind::Flat);
+    let err = toml::from_str::<ModelSetup>("[model]\nencoder = \"rnn\"\n").expect_err("refused");
+    let message = err.to_string();
     assert!(
-        err.to_string().contains("hip") && err.to_string().contains("none"),
-        "{err}"
+        ["hip", "flat", "none"].iter().all(|v| message.contains(v)),
+        "{message}"
     );
+}
+
+/// The flat encoder reads one set of tokens: moving whole history steps' tokens between steps
+/// changes nothing, while HiP, which groups tokens by step, sees the difference.
+#[test]
+fn the_flat_encoder_sees_one_set_and_hip_sees_steps() {
+    let (dataset, batch) = bundled_batch();
+    let mut swapped = batch.clone();
+    for m in Modality::ALL {
+        let tokens = &mut swapped.tokens[m];
+        let [b, h, n, f] = tokens.values.shape[..] else {
+            panic!("[B, H, N, F]")
+        };
+        assert!(h >= 2);
+        for example in 0..b {
+            for token in 0..n {
+                let at = |step: usize| (example * h + step) * n + token;
+                tokens.mask.data.swap(at(0), at(1));
+                for c in 0..f {
+                    tokens.values.data.swap(at(0) * f + c, at(1) * f + c);
+                }
+            }
+        }
+    }
+    let differs = |encoder| {
+        let (_, model) = build(&dataset, LeadTimeConditioning::Film, encoder);
+        let (a, b) = (forecast(&model, &batch), forecast(&model, &swapped));
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    };
+    assert!(differs(EncoderKind::Flat) < 1e-5);
+    assert!(differs(EncoderKind::Hip) > 1e-4);
 }

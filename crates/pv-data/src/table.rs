@@ -608,8 +608,7 @@ fn may_hold(
         },
         _ => return true,
     };
-    let overlaps =
-        max >= range.min.saturating_mul(scale) && min <= range.max.saturating_mul(scale);
+    let overlaps = max >= range.min.saturating_mul(scale) && min <= range.max.saturating_mul(scale);
     match range.only {
         Some(values) if scale == 1 => overlaps && values.range(min..=max).next().is_some(),
         _ => overlaps,
