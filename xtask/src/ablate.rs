@@ -19,7 +19,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 /// A variant: its name, what it changes, and its `[model]` keys.
-const VARIANTS: [(&str, &str, &str); 5] = [
+const VARIANTS: [(&str, &str, &str); 6] = [
     (
         "design",
         "the current design: HiP encoder, FiLM in every decoder block, Fourier positions",
@@ -44,6 +44,11 @@ const VARIANTS: [(&str, &str, &str); 5] = [
         "flat-perceiver",
         "a flat Perceiver: one group over every history step's tokens instead of one per step",
         "encoder = \"flat\"\n",
+    ),
+    (
+        "perceiver-rnn",
+        "a Perceiver as a recurrent network: one latent array reads the steps in turn",
+        "encoder = \"recurrent\"\n",
     ),
 ];
 

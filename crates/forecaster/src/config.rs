@@ -105,6 +105,10 @@ pub enum EncoderKind {
     /// in one group, read by the last level's latents in one cross-attention, then as many
     /// self-attention layers as all `levels` have together.
     Flat,
+    /// A Perceiver used as a recurrent network (an ablation, issue 14's second question): the
+    /// last level's latents read the history one step at a time, each step starting from the
+    /// latents the previous one left, with the last level's self-attention layers after each.
+    Recurrent,
     /// No encoder: no token is read, the decoder sees its queries alone.
     #[serde(rename = "none")]
     QueriesOnly,

@@ -4,7 +4,7 @@
 
 use candle_core::{D, Device, Module, Result, Tensor};
 use candle_nn::{Init, Linear, VarBuilder, linear};
-use hip_encoder::{HipConfig, HipEncoder, LevelConfig};
+use hip_encoder::{HipConfig, HipEncoder, LevelConfig, RecurrentConfig, RecurrentEncoder};
 use metnet_decoder::{DecoderConfig, MetNetDecoder, pinball_loss, pinball_loss_sum, pinball_terms};
 use perceiver_core::FourierFeatures;
 use perceiver_core::layers::Activation;
@@ -118,13 +118,19 @@ pub fn modality_names(widths: &FeatureWidths) -> [(&'static str, usize, Vec<&'st
     })
 }
 
+/// The history encoder of each `model.encoder` that reads tokens.
+enum Encoder {
+    /// `hip`, and `flat` (one group over every step's tokens: `flat` is true).
+    Hip { encoder: HipEncoder, flat: bool },
+    /// `recurrent`.
+    Recurrent(RecurrentEncoder),
+}
+
 /// The whole model. Parameter names: `embed.*`, `encoder.*`, `decoder.*`.
 pub struct PvForecaster {
     embedders: Vec<(usize, Embedder)>,
     /// The history encoder; `None` for `encoder = "none"`.
-    encoder: Option<HipEncoder>,
-    /// `encoder = "flat"`: every history step's tokens form one group.
-    flat: bool,
+    encoder: Option<Encoder>,
     decoder: MetNetDecoder,
     quantiles: Vec<f64>,
     step_hours: f64,
@@ -238,10 +244,31 @@ impl PvForecaster {
             .transpose()?;
         Ok(PvForecaster {
             embedders,
-            encoder: with_encoder
-                .then(|| HipEncoder::new(&hip, vb.pp("encoder")))
-                .transpose()?,
-            flat: config.encoder == EncoderKind::Flat,
+            encoder: match config.encoder {
+                EncoderKind::QueriesOnly => None,
+                EncoderKind::Hip | EncoderKind::Flat => Some(Encoder::Hip {
+                    encoder: HipEncoder::new(&hip, vb.pp("encoder"))?,
+                    flat: config.encoder == EncoderKind::Flat,
+                }),
+                EncoderKind::Recurrent => {
+                    let last =
+                        hip.levels.last().copied().ok_or_else(|| {
+                            candle_core::Error::Msg("model.levels is empty".into())
+                        })?;
+                    Some(Encoder::Recurrent(RecurrentEncoder::new(
+                        RecurrentConfig {
+                            input_dim: config.token_dim,
+                            latents: last.latents,
+                            channels: last.channels,
+                            heads: last.heads,
+                            self_attention_layers: last.self_attention_layers,
+                            widening: config.widening,
+                            activation: Activation::Gelu,
+                        },
+                        vb.pp("encoder"),
+                    )?))
+                }
+            },
             decoder: MetNetDecoder::new(&decoder, vb.pp("decoder"))?,
             quantiles: config.quantiles.clone(),
             step_hours: step_minutes as f64 / 60.0,
@@ -276,7 +303,7 @@ impl PvForecaster {
 
     /// Every modality's tokens embedded, concatenated per history step, and encoded into the
     /// bottleneck.
-    fn encode(&self, encoder: &HipEncoder, batch: &BatchTensors) -> Result<Tensor> {
+    fn encode(&self, encoder: &Encoder, batch: &BatchTensors) -> Result<Tensor> {
         let mut tokens = Vec::new();
         let mut masks = Vec::new();
         for (i, embedder) in &self.embedders {
@@ -287,14 +314,23 @@ impl PvForecaster {
             tokens.push(embedder.forward(values)?);
             masks.push(mask.clone());
         }
-        let mut tokens = Tensor::cat(&tokens, 2)?;
-        let mut mask = Tensor::cat(&masks, 2)?;
-        if self.flat {
-            let (b, h, n, c) = tokens.dims4()?;
-            tokens = tokens.reshape((b, 1, h * n, c))?;
-            mask = mask.reshape((b, 1, h * n))?;
+        let tokens = Tensor::cat(&tokens, 2)?;
+        let mask = Tensor::cat(&masks, 2)?;
+        match encoder {
+            Encoder::Hip {
+                encoder,
+                flat: false,
+            } => encoder.forward(&tokens, &mask, None),
+            Encoder::Hip {
+                encoder,
+                flat: true,
+            } => {
+                let (b, h, n, c) = tokens.dims4()?;
+                let tokens = tokens.reshape((b, 1, h * n, c))?;
+                encoder.forward(&tokens, &mask.reshape((b, 1, h * n))?, None)
+            }
+            Encoder::Recurrent(encoder) => encoder.forward(&tokens, &mask),
         }
-        encoder.forward(&tokens, &mask, None)
     }
 
     /// Masked pinball loss of a forward pass.

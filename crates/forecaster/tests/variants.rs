@@ -62,6 +62,7 @@ fn every_variant_forecasts_and_learns() {
             [
                 EncoderKind::Hip,
                 EncoderKind::Flat,
+                EncoderKind::Recurrent,
                 EncoderKind::QueriesOnly,
             ]
             .map(|e| (l, e))
@@ -174,16 +175,19 @@ fn variants_are_configuration_values_with_clear_errors() {
     );
     let flat: ModelSetup = toml::from_str("[model]\nencoder = \"flat\"\n").expect("parse");
     assert_eq!(flat.model.encoder, EncoderKind::Flat);
-    let err = toml::from_str::<ModelSetup>("[model]\nencoder = \"rnn\"\n").expect_err("refused");
+    let err = toml::from_str::<ModelSetup>("[model]\nencoder = \"lstm\"\n").expect_err("refused");
     let message = err.to_string();
     assert!(
-        ["hip", "flat", "none"].iter().all(|v| message.contains(v)),
+        ["hip", "flat", "recurrent", "none"]
+            .iter()
+            .all(|v| message.contains(v)),
         "{message}"
     );
 }
 
 /// The flat encoder reads one set of tokens: moving whole history steps' tokens between steps
-/// changes nothing, while HiP, which groups tokens by step, sees the difference.
+/// changes nothing, while HiP, which groups tokens by step, and the recurrent encoder, which
+/// reads them in order, see the difference.
 #[test]
 fn the_flat_encoder_sees_one_set_and_hip_sees_steps() {
     let (dataset, batch) = bundled_batch();
@@ -214,4 +218,6 @@ fn the_flat_encoder_sees_one_set_and_hip_sees_steps() {
     };
     assert!(differs(EncoderKind::Flat) < 1e-5);
     assert!(differs(EncoderKind::Hip) > 1e-4);
+    // The recurrent encoder reads the steps in order.
+    assert!(differs(EncoderKind::Recurrent) > 1e-4);
 }

@@ -34,8 +34,11 @@
 
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
+
+pub mod recurrent;
 use perceiver_core::AttentionImpl;
 use perceiver_core::layers::{Activation, AttentionBlock, BlockConfig, Film};
+pub use recurrent::{RecurrentConfig, RecurrentEncoder};
 
 /// One level of the hierarchy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
