@@ -123,7 +123,7 @@ enum Encoder {
     /// `hip`, and `flat` (one group over every step's tokens: `flat` is true).
     Hip { encoder: HipEncoder, flat: bool },
     /// `recurrent`.
-    Recurrent(RecurrentEncoder),
+    Recurrent(Box<RecurrentEncoder>),
 }
 
 /// The whole model. Parameter names: `embed.*`, `encoder.*`, `decoder.*`.
@@ -255,7 +255,7 @@ impl PvForecaster {
                         hip.levels.last().copied().ok_or_else(|| {
                             candle_core::Error::Msg("model.levels is empty".into())
                         })?;
-                    Some(Encoder::Recurrent(RecurrentEncoder::new(
+                    Some(Encoder::Recurrent(Box::new(RecurrentEncoder::new(
                         RecurrentConfig {
                             input_dim: config.token_dim,
                             latents: last.latents,
@@ -266,7 +266,7 @@ impl PvForecaster {
                             activation: Activation::Gelu,
                         },
                         vb.pp("encoder"),
-                    )?))
+                    )?)))
                 }
             },
             decoder: MetNetDecoder::new(&decoder, vb.pp("decoder"))?,
