@@ -116,7 +116,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut rows = Vec::new();
     for (name, what, keys) in VARIANTS {
         let config = root.join(format!("{name}.toml"));
-        let mut text = format!("[model]\n{keys}");
+        // The study compares model variants without modality dropout (its first runs were made
+        // before dropout existed), whatever the default is.
+        let mut text = format!("[model]\n{keys}\n[train]\nmodality_dropout = 0.0\n");
         if o.no_trees {
             text.push_str("\n[gbt]\nenabled = false\n");
         }
