@@ -3,25 +3,16 @@
 //! those inputs dropped. A folder with an input the model never saw is refused by name, and an
 //! input that runs out part-way through the horizon changes nothing before it runs out.
 
-use std::path::PathBuf;
+mod common;
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
-use forecaster::checkpoint::write;
-use forecaster::saved::model_metadata;
-use forecaster::{Error, ModelSetup, PvForecaster, SavedModel, predict};
+use common::bundled;
+
+use candle_core::Device;
+use forecaster::{Error, ModelSetup, SavedModel, predict};
 use pv_data::features::{Modality, Query};
 use pv_data::{
     Dataset, ExampleKey, FeatureWidths, InputUse, Split, UnixTime, build_batch, example_keys,
 };
-
-fn bundled() -> Dataset {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data");
-    let setup = ModelSetup::default();
-    let mut dataset = Dataset::load_folder(&dir, setup.data).expect("load");
-    dataset.fit_scalers(&setup.examples);
-    dataset
-}
 
 /// `dataset` as loaded from a folder holding only generation and metadata.
 fn pv_only(dataset: &Dataset) -> Dataset {
@@ -37,21 +28,7 @@ fn pv_only(dataset: &Dataset) -> Dataset {
 
 /// A freshly initialised model for `dataset`, written to `dir` and read back.
 fn saved_model(dataset: &Dataset, dir: &std::path::Path) -> SavedModel {
-    let setup = ModelSetup::default();
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let widths = FeatureWidths::of(dataset);
-    PvForecaster::new(&setup.model, widths, setup.data.step_minutes, vb).expect("model");
-    let mut tensors: Vec<_> = varmap
-        .data()
-        .lock()
-        .expect("lock")
-        .iter()
-        .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
-        .collect();
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let metadata = model_metadata(&setup, widths, &dataset.scalers()).expect("metadata");
-    write(&dir.join("model.safetensors"), &tensors, metadata).expect("write");
+    common::write_model(dataset, dir);
     SavedModel::read(dir, &Device::Cpu).expect("read")
 }
 

@@ -2,43 +2,15 @@
 //! this crate's format and metadata reads back into the same predictions, forecasts every system
 //! of the bundled data at a t0, and refuses what it cannot use with errors naming the cause.
 
+mod common;
+
+use common::{bundled, write_model};
+
 use std::path::PathBuf;
 
-use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
-use forecaster::checkpoint::write;
-use forecaster::saved::model_metadata;
-use forecaster::{Error, ModelSetup, PvForecaster, SavedModel, forecast_at, latest_t0, predict};
-use pv_data::{DataPaths, Dataset, FeatureWidths, Split, UnixTime, build_batch, example_keys};
-
-fn bundled() -> Dataset {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data");
-    let setup = ModelSetup::default();
-    let mut dataset = Dataset::load_folder(&dir, setup.data).expect("load");
-    dataset.fit_scalers(&setup.examples);
-    dataset
-}
-
-/// Writes a freshly initialised model for `dataset` to `dir/model.safetensors`; returns it.
-fn write_model(dataset: &Dataset, dir: &std::path::Path) -> (PvForecaster, ModelSetup) {
-    let setup = ModelSetup::default();
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let widths = FeatureWidths::of(dataset);
-    let model =
-        PvForecaster::new(&setup.model, widths, setup.data.step_minutes, vb).expect("model");
-    let mut tensors: Vec<_> = varmap
-        .data()
-        .lock()
-        .expect("lock")
-        .iter()
-        .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
-        .collect();
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let metadata = model_metadata(&setup, widths, &dataset.scalers()).expect("metadata");
-    write(&dir.join("model.safetensors"), &tensors, metadata).expect("write");
-    (model, setup)
-}
+use candle_core::Device;
+use forecaster::{Error, SavedModel, forecast_at, latest_t0, predict};
+use pv_data::{DataPaths, Dataset, Split, UnixTime, build_batch, example_keys};
 
 #[test]
 fn a_written_model_reads_back_and_forecasts() {

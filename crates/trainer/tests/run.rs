@@ -14,8 +14,17 @@ use trainer::config::RunConfig;
 use trainer::run::RunOptions;
 
 fn train(config: &RunConfig, run: &Path, stop_after: Option<usize>) -> trainer::run::RunSummary {
+    train_on(&common::dataset(), config, run, stop_after)
+}
+
+fn train_on(
+    data: &pv_data::Dataset,
+    config: &RunConfig,
+    run: &Path,
+    stop_after: Option<usize>,
+) -> trainer::run::RunSummary {
     trainer::run::train(
-        &common::dataset(),
+        data,
         config,
         run,
         &Device::Cpu,
@@ -387,17 +396,7 @@ fn fine_tuning_starts_from_the_model_and_resumes() {
         tuned
     };
     let run_with = |config: &RunConfig, run: &Path, stop_after: Option<usize>| {
-        trainer::run::train(
-            &data,
-            config,
-            run,
-            &Device::Cpu,
-            RunOptions {
-                stop_after,
-                progress: false,
-            },
-        )
-        .expect("fine-tune")
+        train_on(&data, config, run, stop_after)
     };
 
     let still = out.path().join("still");
@@ -418,14 +417,7 @@ fn fine_tuning_starts_from_the_model_and_resumes() {
     fresh.train.seed = 7;
     fresh.train.learning_rate = 1e-12;
     let fresh_run = out.path().join("fresh");
-    trainer::run::train(
-        &data,
-        &fresh,
-        &fresh_run,
-        &Device::Cpu,
-        RunOptions::default(),
-    )
-    .expect("fresh");
+    run_with(&fresh, &fresh_run, None);
     let c = weights(
         &common::checkpoint_bits(&fresh_run.join("last.safetensors")),
         name,
