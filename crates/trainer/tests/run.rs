@@ -447,3 +447,30 @@ fn fine_tuning_starts_from_the_model_and_resumes() {
     .expect("resume fine-tuning");
     common::assert_same_run(&whole, &parts, "after resuming a fine-tuning run");
 }
+
+/// A system the model never trained on is forecast from its metadata and history alone: a model
+/// trained without SERF East forecasts it at a t0 of its own data.
+#[test]
+fn a_system_absent_from_training_is_forecast() {
+    let config = common::tiny_config();
+    let out = tempfile::tempdir().expect("tempdir");
+    let without = out.path().join("without-1001");
+    common::other_folder(&without, 1001);
+    let run = out.path().join("run");
+    let data = common::load(&without);
+    assert!(data.systems.iter().all(|s| s.meta.ss_id != 1001));
+    train_on(&data, &config, &run, None);
+    let saved = SavedModel::read(&run, &Device::Cpu).expect("saved");
+    let mut everything = common::dataset();
+    saved.adapt(&mut everything).expect("adapt");
+    let t0 = UnixTime::parse("2016-10-03T17:00:00Z").expect("t0");
+    let (rows, _) =
+        forecaster::forecast_at(&saved, &everything, t0, 64, &Device::Cpu).expect("forecast");
+    let serf: Vec<_> = rows.iter().filter(|r| r.ss_id == 1001).collect();
+    assert_eq!(serf.len(), config.examples.lead_times);
+    for row in serf {
+        assert!(row.quantiles_kw.iter().all(|q| q.is_finite() && *q >= 0.0));
+        // A sunny October afternoon: observed power to compare with.
+        assert!(row.observed_kw.is_finite());
+    }
+}
