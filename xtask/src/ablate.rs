@@ -19,7 +19,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 /// A variant: its name, what it changes, and its `[model]` keys.
-const VARIANTS: [(&str, &str, &str); 6] = [
+const VARIANTS: [(&str, &str, &str); 7] = [
     (
         "design",
         "the current design: HiP encoder, FiLM in every decoder block, Fourier positions",
@@ -49,6 +49,11 @@ const VARIANTS: [(&str, &str, &str); 6] = [
         "perceiver-rnn",
         "a Perceiver as a recurrent network: one latent array reads the steps in turn",
         "encoder = \"recurrent\"\n",
+    ),
+    (
+        "metnet-way",
+        "the MetNet way: the encoder runs once per lead time, its latents conditioned on it",
+        "encoder_runs = \"per_lead\"\n",
     ),
 ];
 

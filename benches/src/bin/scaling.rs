@@ -10,7 +10,8 @@
 //!   with the original's values).
 //!
 //! `cargo run --release -p power-perceiver-benches --bin scaling -- leads|satellite [VARIANTS]`
-//! with VARIANTS a comma-separated subset of `hip,flat,recurrent,none`.
+//! with VARIANTS a comma-separated subset of `hip,flat,recurrent,metnet,none` (`metnet`: HiP
+//! run once per lead time, `model.encoder_runs = "per_lead"`).
 
 use std::time::Instant;
 
@@ -18,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use forecaster::model::BatchTensors;
-use forecaster::{EncoderKind, ModelConfig, PvForecaster};
+use forecaster::{EncoderKind, EncoderRuns, ModelConfig, PvForecaster};
 use power_perceiver_benches::bundled;
 use pv_data::{Dataset, ExampleConfig, FeatureWidths, Split, UnixTime, build_batch, example_keys};
 
@@ -41,9 +42,11 @@ fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
     times[runs / 2]
 }
 
-fn model(encoder: EncoderKind, dataset: &Dataset) -> Result<PvForecaster> {
+fn model(variant: Variant, dataset: &Dataset) -> Result<PvForecaster> {
+    let (encoder, encoder_runs) = variant;
     let config = ModelConfig {
         encoder,
+        encoder_runs,
         ..ModelConfig::default()
     };
     let varmap = VarMap::new();
@@ -99,12 +102,16 @@ fn tiled(dataset: &Dataset, copies: usize) -> Dataset {
     out
 }
 
-fn variants(arg: Option<&String>) -> Result<Vec<(&'static str, EncoderKind)>> {
+/// An encoder and how often it runs.
+type Variant = (EncoderKind, EncoderRuns);
+
+fn variants(arg: Option<&String>) -> Result<Vec<(&'static str, Variant)>> {
     let all = [
-        ("hip", EncoderKind::Hip),
-        ("flat", EncoderKind::Flat),
-        ("recurrent", EncoderKind::Recurrent),
-        ("none", EncoderKind::QueriesOnly),
+        ("hip", (EncoderKind::Hip, EncoderRuns::Once)),
+        ("flat", (EncoderKind::Flat, EncoderRuns::Once)),
+        ("recurrent", (EncoderKind::Recurrent, EncoderRuns::Once)),
+        ("metnet", (EncoderKind::Hip, EncoderRuns::PerLead)),
+        ("none", (EncoderKind::QueriesOnly, EncoderRuns::Once)),
     ];
     match arg {
         None => Ok(all.to_vec()),
@@ -198,7 +205,7 @@ fn main() -> Result<()> {
                 }
             }
         }
-        _ => bail!("usage: scaling leads|satellite [hip,flat,recurrent,none]"),
+        _ => bail!("usage: scaling leads|satellite [hip,flat,recurrent,metnet,none]"),
     }
     Ok(())
 }

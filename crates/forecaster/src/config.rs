@@ -70,6 +70,23 @@ pub struct ModelConfig {
     /// features (`fourier`), or learned ones (`learned`: frequencies that start at the
     /// hand-crafted ones and are trained, free to mix the three offsets).
     pub positions: PositionEncoding,
+    /// How often the encoder runs: once per example, its bottleneck read by every lead time
+    /// (`once`, the design), or once per (example, lead time) with every encoder level's
+    /// latents FiLM-conditioned on the lead time and each lead's queries reading their own
+    /// bottleneck (`per_lead`: the MetNet way, an ablation of issue 14's first question; it
+    /// costs the encoder's work times the lead times). Needs `encoder = "hip"` or `"flat"`.
+    pub encoder_runs: EncoderRuns,
+}
+
+/// How often the encoder runs ([`ModelConfig::encoder_runs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncoderRuns {
+    /// Once per example (the design).
+    #[default]
+    Once,
+    /// Once per example and lead time, conditioned on the lead time (the MetNet way).
+    PerLead,
 }
 
 /// How token positions are encoded before each modality's embedding.
@@ -164,6 +181,7 @@ impl ModelConfig {
             lead_time_conditioning: LeadTimeConditioning::Film,
             encoder: EncoderKind::Hip,
             positions: PositionEncoding::Fourier,
+            encoder_runs: EncoderRuns::Once,
         }
     }
 }
@@ -206,6 +224,14 @@ impl ModelSetup {
             return Err(
                 "model.positions = \"learned\" needs tokens to place, but model.encoder = \"none\" reads none; use positions = \"fourier\" (the default) with encoder = \"none\"".into(),
             );
+        }
+        if self.model.encoder_runs == EncoderRuns::PerLead
+            && !matches!(self.model.encoder, EncoderKind::Hip | EncoderKind::Flat)
+        {
+            return Err(format!(
+                "model.encoder_runs = \"per_lead\" conditions the HiP or flat encoder's latents on the lead time, but model.encoder = {:?} has none; use encoder = \"hip\" or \"flat\"",
+                self.model.encoder
+            ));
         }
         let first = self.model.levels.first().ok_or("model.levels is empty")?;
         if first.groups != self.examples.history_steps {

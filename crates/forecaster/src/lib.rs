@@ -28,7 +28,8 @@ pub mod model;
 pub mod saved;
 
 pub use config::{
-    EncoderKind, LeadTimeConditioning, LevelSpec, ModelConfig, ModelSetup, PositionEncoding,
+    EncoderKind, EncoderRuns, LeadTimeConditioning, LevelSpec, ModelConfig, ModelSetup,
+    PositionEncoding,
 };
 pub use error::{Error, Result};
 pub use forecast::{

@@ -12,7 +12,9 @@ use pv_data::features::{FOURIER, Modality, Query};
 use pv_data::{Batch, BatchTokens, FeatureWidths};
 
 use crate::baselines::{MAX_CLEAR_SKY_INDEX, MIN_CLEAR_SKY};
-use crate::config::{EncoderKind, LeadTimeConditioning, ModelConfig, PositionEncoding};
+use crate::config::{
+    EncoderKind, EncoderRuns, LeadTimeConditioning, ModelConfig, PositionEncoding,
+};
 
 /// One modality's embedder. Names `embed.<modality>.{linear,type}`, and
 /// `embed.<modality>.positions.frequency_offset` for learned positions.
@@ -131,6 +133,8 @@ pub struct PvForecaster {
     embedders: Vec<(usize, Embedder)>,
     /// The history encoder; `None` for `encoder = "none"`.
     encoder: Option<Encoder>,
+    /// `encoder_runs = "per_lead"`: the lead-time encoding the encoder is conditioned on.
+    per_lead: Option<FourierFeatures>,
     decoder: MetNetDecoder,
     quantiles: Vec<f64>,
     step_hours: f64,
@@ -182,6 +186,8 @@ impl PvForecaster {
         vb: VarBuilder,
     ) -> Result<Self> {
         let with_encoder = config.encoder != EncoderKind::QueriesOnly;
+        let per_lead = config.encoder_runs == EncoderRuns::PerLead;
+        let lead_encoding = DecoderConfig::new(0, 0, 0).lead_time_encoding;
         let mut embedders = Vec::new();
         for (i, (name, width, names)) in modality_names(&widths).into_iter().enumerate() {
             if width > 0 && with_encoder {
@@ -220,7 +226,9 @@ impl PvForecaster {
             levels,
             widening: config.widening,
             activation: Activation::Gelu,
-            lead_time_dim: None,
+            // The MetNet way: every level's latents conditioned on the lead time, encoded as the
+            // decoder encodes it.
+            lead_time_dim: per_lead.then(|| lead_encoding.output_dim()),
         };
         let context_dim = config
             .levels
@@ -272,21 +280,22 @@ impl PvForecaster {
             decoder: MetNetDecoder::new(&decoder, vb.pp("decoder"))?,
             quantiles: config.quantiles.clone(),
             step_hours: step_minutes as f64 / 60.0,
+            per_lead: per_lead.then_some(lead_encoding),
             prior_index,
         })
     }
 
     /// Quantiles of power / kWp, `[B, S, K, Q]`.
     pub fn forward(&self, batch: &BatchTensors) -> Result<Tensor> {
-        let bottleneck = match &self.encoder {
-            Some(encoder) => Some(self.encode(encoder, batch)?),
-            None => None,
-        };
         let k = batch.queries.dim(2)?;
         let lead_hours: Vec<f32> = (1..=k)
             .map(|i| (i as f64 * self.step_hours) as f32)
             .collect();
         let lead_hours = Tensor::from_vec(lead_hours, k, batch.queries.device())?;
+        let bottleneck = match &self.encoder {
+            Some(encoder) => Some(self.encode(encoder, batch, &lead_hours)?),
+            None => None,
+        };
         let out = self.decoder.forward(
             &batch.queries,
             &batch.query_mask,
@@ -303,7 +312,12 @@ impl PvForecaster {
 
     /// Every modality's tokens embedded, concatenated per history step, and encoded into the
     /// bottleneck.
-    fn encode(&self, encoder: &Encoder, batch: &BatchTensors) -> Result<Tensor> {
+    fn encode(
+        &self,
+        encoder: &Encoder,
+        batch: &BatchTensors,
+        lead_hours: &Tensor,
+    ) -> Result<Tensor> {
         let mut tokens = Vec::new();
         let mut masks = Vec::new();
         for (i, embedder) in &self.embedders {
@@ -314,20 +328,44 @@ impl PvForecaster {
             tokens.push(embedder.forward(values)?);
             masks.push(mask.clone());
         }
-        let tokens = Tensor::cat(&tokens, 2)?;
-        let mask = Tensor::cat(&masks, 2)?;
+        let mut tokens = Tensor::cat(&tokens, 2)?;
+        let mut mask = Tensor::cat(&masks, 2)?;
+        // The MetNet way: every example once per lead time, [B, …] → [B·K, …] example-major,
+        // with the lead time's encoding for the encoder's FiLM.
+        let lead = match &self.per_lead {
+            None => None,
+            Some(encoding) => {
+                let (b, h, n, c) = tokens.dims4()?;
+                let k = lead_hours.dim(0)?;
+                tokens = tokens
+                    .unsqueeze(1)?
+                    .broadcast_as((b, k, h, n, c))?
+                    .reshape((b * k, h, n, c))?;
+                mask = mask
+                    .unsqueeze(1)?
+                    .broadcast_as((b, k, h, n))?
+                    .reshape((b * k, h, n))?;
+                let e = encoding.encode(&lead_hours.to_dtype(tokens.dtype())?.reshape((k, 1))?)?;
+                let width = e.dim(1)?;
+                Some(
+                    e.unsqueeze(0)?
+                        .broadcast_as((b, k, width))?
+                        .reshape((b * k, width))?,
+                )
+            }
+        };
         match encoder {
             Encoder::Hip {
                 encoder,
                 flat: false,
-            } => encoder.forward(&tokens, &mask, None),
+            } => encoder.forward(&tokens, &mask, lead.as_ref()),
             Encoder::Hip {
                 encoder,
                 flat: true,
             } => {
                 let (b, h, n, c) = tokens.dims4()?;
                 let tokens = tokens.reshape((b, 1, h * n, c))?;
-                encoder.forward(&tokens, &mask.reshape((b, 1, h * n))?, None)
+                encoder.forward(&tokens, &mask.reshape((b, 1, h * n))?, lead.as_ref())
             }
             Encoder::Recurrent(encoder) => encoder.forward(&tokens, &mask),
         }

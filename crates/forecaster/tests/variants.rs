@@ -9,7 +9,8 @@ use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use forecaster::model::BatchTensors;
 use forecaster::{
-    EncoderKind, LeadTimeConditioning, ModelConfig, ModelSetup, PositionEncoding, PvForecaster,
+    EncoderKind, EncoderRuns, LeadTimeConditioning, ModelConfig, ModelSetup, PositionEncoding,
+    PvForecaster,
 };
 use pv_data::features::Modality;
 use pv_data::{Batch, Dataset, FeatureWidths, Split, build_batch, example_keys};
@@ -220,4 +221,85 @@ fn the_flat_encoder_sees_one_set_and_hip_sees_steps() {
     assert!(differs(EncoderKind::Hip) > 1e-4);
     // The recurrent encoder reads the steps in order.
     assert!(differs(EncoderKind::Recurrent) > 1e-4);
+}
+
+/// The MetNet way (`encoder_runs = "per_lead"`): the encoder runs once per lead time with its
+/// latents FiLM-conditioned on it. At initialisation the FiLM layers are the identity, so every
+/// lead's bottleneck is the shared one and the forecast equals the encoder-once model's with the
+/// same weights; once the FiLM layers are not the identity, the forecasts differ.
+#[test]
+fn the_metnet_way_runs_the_encoder_per_lead_time() {
+    let (dataset, batch) = bundled_batch();
+    let build = |runs: EncoderRuns| {
+        let config = ModelConfig {
+            encoder_runs: runs,
+            ..ModelConfig::small(8)
+        };
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let model = PvForecaster::new(&config, FeatureWidths::of(&dataset), 15, vb).expect("model");
+        (varmap, model)
+    };
+    let (once_vars, once) = build(EncoderRuns::Once);
+    let (per_vars, per_lead) = build(EncoderRuns::PerLead);
+    let per = per_vars.data().lock().expect("lock").clone();
+    let film: Vec<&String> = per
+        .keys()
+        .filter(|n| n.contains("encoder.levels.0.film"))
+        .collect();
+    assert!(
+        !film.is_empty(),
+        "the encoder's levels are FiLM-conditioned"
+    );
+    // The same weights wherever the two models share a parameter.
+    for (name, var) in once_vars.data().lock().expect("lock").iter() {
+        per[name].set(var.as_tensor()).expect("copy");
+    }
+    let (a, b) = (forecast(&once, &batch), forecast(&per_lead, &batch));
+    let max_diff = |x: &[f32], y: &[f32]| {
+        x.iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max)
+    };
+    assert!(
+        max_diff(&a, &b) < 1e-4,
+        "identity FiLM: {}",
+        max_diff(&a, &b)
+    );
+    for (name, var) in per.iter().filter(|(n, _)| n.contains(".film.")) {
+        let shape = var.dims().to_vec();
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.05)
+            .collect();
+        var.set(&candle_core::Tensor::from_vec(values, shape, &Device::Cpu).expect("t"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let c = forecast(&per_lead, &batch);
+    assert!(max_diff(&a, &c) > 1e-3);
+    // Every parameter learns, the lead-time FiLM of the encoder included.
+    let tensors = BatchTensors::new(&batch, &Device::Cpu).expect("tensors");
+    let grads = per_lead
+        .loss(&tensors)
+        .and_then(|l| l.backward())
+        .expect("backward");
+    for (name, var) in per.iter() {
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{name}: no gradient"))
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .expect("gradient");
+        assert!(g.iter().all(|x| x.is_finite()), "{name}");
+        if name.contains("encoder.levels.0.film") {
+            assert!(g.iter().any(|&x| x != 0.0), "{name}: no signal");
+        }
+    }
+    // Only with an encoder that has latents to condition.
+    let nonsense: ModelSetup =
+        toml::from_str("[model]\nencoder = \"recurrent\"\nencoder_runs = \"per_lead\"\n")
+            .expect("parse");
+    let message = nonsense.validate().expect_err("refused");
+    assert!(message.contains("encoder_runs"), "{message}");
 }

@@ -178,7 +178,9 @@ impl MetNetDecoder {
     /// Decodes `queries [B, S, K, F]` (S target systems, K lead times) against
     /// `bottleneck [B, L, C_ctx]`, with `query_mask [B, S]` (1 = real system) and
     /// `lead_hours [K]`. Returns quantiles `[B, S, K, Q]`, increasing along Q. A decoder without
-    /// cross-attention takes no bottleneck (`None`); one with it needs one.
+    /// cross-attention takes no bottleneck (`None`); one with it needs one: `[B, L, C]`, shared
+    /// by every lead time, or `[B·K, L, C]`, one per (example, lead time), example-major (the
+    /// MetNet way: an encoder run per lead time).
     pub fn forward(
         &self,
         queries: &Tensor,
@@ -191,8 +193,11 @@ impl MetNetDecoder {
         match bottleneck {
             Some(bottleneck) => {
                 let (bb, _, _) = bottleneck.dims3()?;
-                if bb != b {
-                    candle_core::bail!("decoder: bottleneck has {bb} examples, queries {b}");
+                if bb != b && bb != b * k {
+                    candle_core::bail!(
+                        "decoder: bottleneck has {bb} rows; the queries need {b} (one per example) or {} (one per example and lead time)",
+                        b * k
+                    );
                 }
             }
             None if has_cross => {
@@ -220,14 +225,19 @@ impl MetNetDecoder {
         for block in &self.blocks {
             if let (Some(cross), Some(bottleneck)) = (&block.cross, bottleneck) {
                 x = apply_film(&block.film_cross, x, &cond)?;
-                // Every lead time of an example attends to the same bottleneck, and attention rows
-                // are independent, so the K·S queries of an example attend together: the
-                // bottleneck is normalised and projected to keys and values once per example, not
-                // once per lead time (the same numbers as attending per lead time; 16x less
-                // key/value work by default).
-                x = cross
-                    .forward_cross(&x.reshape((b, k * s, c))?, bottleneck, None)?
-                    .reshape((b * k, s, c))?;
+                x = if bottleneck.dim(0)? == b * k && k > 1 {
+                    // One bottleneck per (example, lead time): each lead's queries read their own.
+                    cross.forward_cross(&x, bottleneck, None)?
+                } else {
+                    // Every lead time of an example attends to the same bottleneck, and attention
+                    // rows are independent, so the K·S queries of an example attend together: the
+                    // bottleneck is normalised and projected to keys and values once per example,
+                    // not once per lead time (the same numbers as attending per lead time; 16x
+                    // less key/value work by default).
+                    cross
+                        .forward_cross(&x.reshape((b, k * s, c))?, bottleneck, None)?
+                        .reshape((b * k, s, c))?
+                };
             }
             x = apply_film(&block.film_self, x, &cond)?;
             x = block.self_attention.forward_self(&x, Some(&mask))?;

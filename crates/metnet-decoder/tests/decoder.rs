@@ -263,3 +263,52 @@ fn without_cross_attention_the_decoder_needs_no_bottleneck_and_ignores_one() {
         .expect_err("refused");
     assert!(err.to_string().contains("needs a bottleneck"), "{err}");
 }
+
+/// A bottleneck per (example, lead time), the MetNet way: with K identical copies it gives the
+/// shared bottleneck's forecast; with another bottleneck for one lead time only that lead's
+/// forecasts change.
+#[test]
+fn a_bottleneck_per_lead_time_is_read_by_that_lead_time_only() {
+    let (_, d) = decoder();
+    let (b, s, k) = (2, 3, 4);
+    let queries = tensor(1, &[b, s, k, 5]);
+    let mask = Tensor::ones((b, s), DType::F32, &Device::Cpu).expect("m");
+    let shared = tensor(2, &[b, 7, 6]);
+    let out = d
+        .forward(&queries, &mask, &leads(k), Some(&shared))
+        .expect("shared");
+    // [B, L, C] → [B·K, L, C], example-major.
+    let copies = shared
+        .unsqueeze(1)
+        .and_then(|t| t.broadcast_as((b, k, 7, 6)))
+        .and_then(|t| t.reshape((b * k, 7, 6)))
+        .expect("copies");
+    let per_lead = d
+        .forward(&queries, &mask, &leads(k), Some(&copies))
+        .expect("per lead");
+    let diff = vec(&(&out - &per_lead).expect("diff"));
+    assert!(diff.iter().all(|x| x.abs() < 1e-5), "{diff:?}");
+
+    // Example 1's lead 2 gets another bottleneck.
+    let mut rows: Vec<Tensor> = (0..b * k).map(|i| copies.i(i).expect("row")).collect();
+    rows[k + 2] = tensor(3, &[7, 6]);
+    let changed = Tensor::stack(&rows, 0).expect("stack");
+    let other = d
+        .forward(&queries, &mask, &leads(k), Some(&changed))
+        .expect("changed");
+    for example in 0..b {
+        for lead in 0..k {
+            let a = vec(&out.i((example, .., lead)).expect("a"));
+            let c = vec(&other.i((example, .., lead)).expect("c"));
+            let moved = a.iter().zip(&c).any(|(x, y)| (x - y).abs() > 1e-5);
+            assert_eq!(
+                moved,
+                (example, lead) == (1, 2),
+                "example {example} lead {lead}"
+            );
+        }
+    }
+    // Any other row count is refused.
+    let wrong = tensor(4, &[b * k + 1, 7, 6]);
+    assert!(d.forward(&queries, &mask, &leads(k), Some(&wrong)).is_err());
+}
