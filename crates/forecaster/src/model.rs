@@ -187,7 +187,6 @@ impl PvForecaster {
     ) -> Result<Self> {
         let with_encoder = config.encoder != EncoderKind::QueriesOnly;
         let per_lead = config.encoder_runs == EncoderRuns::PerLead;
-        let lead_encoding = DecoderConfig::new(0, 0, 0).lead_time_encoding;
         let mut embedders = Vec::new();
         for (i, (name, width, names)) in modality_names(&widths).into_iter().enumerate() {
             if width > 0 && with_encoder {
@@ -221,15 +220,6 @@ impl PvForecaster {
                 .map(LevelConfig::from)
                 .collect(),
         };
-        let hip = HipConfig {
-            input_dim: config.token_dim,
-            levels,
-            widening: config.widening,
-            activation: Activation::Gelu,
-            // The MetNet way: every level's latents conditioned on the lead time, encoded as the
-            // decoder encodes it.
-            lead_time_dim: per_lead.then(|| lead_encoding.output_dim()),
-        };
         let context_dim = config
             .levels
             .last()
@@ -242,6 +232,15 @@ impl PvForecaster {
             film: config.lead_time_conditioning == LeadTimeConditioning::Film,
             cross_attention: with_encoder,
             ..DecoderConfig::new(widths.query, config.decoder_channels, context_dim)
+        };
+        let hip = HipConfig {
+            input_dim: config.token_dim,
+            levels,
+            widening: config.widening,
+            activation: Activation::Gelu,
+            // The MetNet way: every level's latents conditioned on the lead time, encoded as the
+            // decoder encodes it.
+            lead_time_dim: per_lead.then(|| decoder.lead_time_encoding.output_dim()),
         };
         let prior_index = config
             .smart_persistence_prior
@@ -260,7 +259,7 @@ impl PvForecaster {
                 }),
                 EncoderKind::Recurrent => {
                     let last =
-                        hip.levels.last().copied().ok_or_else(|| {
+                        config.levels.last().copied().ok_or_else(|| {
                             candle_core::Error::Msg("model.levels is empty".into())
                         })?;
                     Some(Encoder::Recurrent(Box::new(RecurrentEncoder::new(
@@ -280,7 +279,7 @@ impl PvForecaster {
             decoder: MetNetDecoder::new(&decoder, vb.pp("decoder"))?,
             quantiles: config.quantiles.clone(),
             step_hours: step_minutes as f64 / 60.0,
-            per_lead: per_lead.then_some(lead_encoding),
+            per_lead: per_lead.then_some(decoder.lead_time_encoding),
             prior_index,
         })
     }

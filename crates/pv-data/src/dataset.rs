@@ -541,22 +541,7 @@ impl Input for Satellite {
         &mut self.scaler
     }
     fn summary(&self) -> InputSummary {
-        InputSummary {
-            variables: self.channels.clone(),
-            first: self
-                .times
-                .first()
-                .map(UnixTime::to_string)
-                .unwrap_or_default(),
-            last: self
-                .times
-                .last()
-                .map(UnixTime::to_string)
-                .unwrap_or_default(),
-            times: self.times.len(),
-            places: self.pixels.len(),
-            missing_fraction: missing_fraction(&self.values),
-        }
+        gridded_summary(&self.channels, &self.times, self.pixels.len(), &self.values)
     }
 }
 
@@ -582,22 +567,12 @@ impl Input for Nwp {
         &mut self.scaler
     }
     fn summary(&self) -> InputSummary {
-        InputSummary {
-            variables: self.variables.clone(),
-            first: self
-                .inits
-                .first()
-                .map(UnixTime::to_string)
-                .unwrap_or_default(),
-            last: self
-                .inits
-                .last()
-                .map(UnixTime::to_string)
-                .unwrap_or_default(),
-            times: self.inits.len(),
-            places: self.points.len(),
-            missing_fraction: missing_fraction(&self.values),
-        }
+        gridded_summary(
+            &self.variables,
+            &self.inits,
+            self.points.len(),
+            &self.values,
+        )
     }
 }
 
@@ -646,6 +621,24 @@ impl Input for Observations {
                     .collect::<Vec<_>>(),
             ),
         }
+    }
+}
+
+/// The summary of an input whose values sit on one increasing list of times and a fixed set of
+/// places (satellite images, NWP runs).
+fn gridded_summary(
+    variables: &[String],
+    times: &[UnixTime],
+    places: usize,
+    values: &[f32],
+) -> InputSummary {
+    InputSummary {
+        variables: variables.to_vec(),
+        first: times.first().map(UnixTime::to_string).unwrap_or_default(),
+        last: times.last().map(UnixTime::to_string).unwrap_or_default(),
+        times: times.len(),
+        places,
+        missing_fraction: missing_fraction(values),
     }
 }
 

@@ -277,8 +277,17 @@ fn find_data(dir: &Path, source: &Source) -> Result<DataPaths> {
 }
 
 fn load_data(dir: &Path, source: &Source, config: LoadConfig) -> Result<Dataset> {
-    let paths = find_data(dir, source)?;
-    Dataset::load_selected(&paths, config, &source.selection()?)
+    load_found(dir, &find_data(dir, source)?, source, config)
+}
+
+/// Loads the files `find_data` found in `dir`, with `source`'s selection.
+fn load_found(
+    dir: &Path,
+    paths: &DataPaths,
+    source: &Source,
+    config: LoadConfig,
+) -> Result<Dataset> {
+    Dataset::load_selected(paths, config, &source.selection()?)
         .with_context(|| format!("loading {}", dir.display()))
 }
 
@@ -364,8 +373,7 @@ fn main() -> Result<()> {
                 config.data.step_minutes = minutes;
             }
             let device = device(device_arg)?;
-            let dataset = Dataset::load_selected(&paths, config.data, &source.selection()?)
-                .with_context(|| format!("loading {}", data.display()))?;
+            let dataset = load_found(&data, &paths, &source, config.data)?;
             let out = out.unwrap_or_else(|| PathBuf::from("runs").join(utc_now_name()));
             warn_starved_blocks(&dataset, &config.examples);
             eprintln!(
@@ -586,8 +594,7 @@ fn main() -> Result<()> {
                     }),
                 ..LoadConfig::default()
             };
-            let dataset = Dataset::load_selected(&paths, config, &source.selection()?)
-                .with_context(|| format!("loading {}", dir.display()))?;
+            let dataset = load_found(&dir, &paths, &source, config)?;
             print!("{}", dataset.summary());
             let examples = ExampleConfig::default();
             print!("{}", diagnostics_table(&dataset, &examples));

@@ -45,8 +45,16 @@ fn resume_refused(run: &Path) -> String {
 }
 
 fn resume(run: &Path, stop_after: Option<usize>) -> trainer::run::RunSummary {
+    resume_on(&common::dataset(), run, stop_after)
+}
+
+fn resume_on(
+    data: &pv_data::Dataset,
+    run: &Path,
+    stop_after: Option<usize>,
+) -> trainer::run::RunSummary {
     trainer::run::resume(
-        &common::dataset(),
+        data,
         run,
         &Device::Cpu,
         RunOptions {
@@ -435,16 +443,7 @@ fn fine_tuning_starts_from_the_model_and_resumes() {
     run_with(&tuned, &whole, None);
     let parts = out.path().join("parts");
     run_with(&tuned, &parts, Some(4));
-    trainer::run::resume(
-        &data,
-        &parts,
-        &Device::Cpu,
-        RunOptions {
-            stop_after: None,
-            progress: false,
-        },
-    )
-    .expect("resume fine-tuning");
+    resume_on(&data, &parts, None);
     common::assert_same_run(&whole, &parts, "after resuming a fine-tuning run");
 }
 
