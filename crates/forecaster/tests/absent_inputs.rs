@@ -1,7 +1,7 @@
 //! A model trained with every input forecasts from a folder that lacks some of them: the missing
 //! inputs are masked, not refused, and the forecast is exactly the one the full data give with
-//! those inputs dropped. A folder with an input the model never saw is refused by name, and an
-//! input that runs out part-way through the horizon changes nothing before it runs out.
+//! those inputs dropped. A folder with an input the model never saw is refused by name, and NWP
+//! runs that end part-way through the horizon change nothing before they end and little after.
 
 mod common;
 
@@ -9,7 +9,7 @@ use common::bundled;
 
 use candle_core::Device;
 use forecaster::{Error, ModelSetup, SavedModel, predict};
-use pv_data::features::{Modality, Query};
+use pv_data::features::{Modality, NwpAtTarget};
 use pv_data::{
     Dataset, ExampleKey, FeatureWidths, InputUse, Split, UnixTime, build_batch, example_keys,
 };
@@ -124,37 +124,110 @@ fn an_input_the_model_never_saw_is_refused_by_name() {
     assert!(message.contains("model.safetensors"), "{message}");
 }
 
+/// `dataset` with every NWP run cut after `hours` of steps, as from a provider whose runs reach
+/// less far ahead.
+fn runs_cut_after(dataset: &Dataset, hours: i64) -> Dataset {
+    let mut cut = dataset.clone();
+    let nwp = cut.nwp.as_mut().expect("the bundled data have NWP");
+    let keep = nwp.steps_s.partition_point(|&s| s <= hours * 3600);
+    let per_step = nwp.points.len() * nwp.variables.len();
+    let per_init = nwp.steps_s.len() * per_step;
+    assert!(keep > 0 && keep < nwp.steps_s.len(), "{:?}", nwp.steps_s);
+    nwp.values = nwp
+        .values
+        .chunks(per_init)
+        .flat_map(|run| run[..keep * per_step].to_vec())
+        .collect();
+    nwp.steps_s.truncate(keep);
+    cut
+}
+
+/// What the smoothness test compares: per query, its forecast quantiles and the hours past the
+/// end of the run its NWP values come from (0 while the run covers the target time); per
+/// example, its NWP tokens.
+struct RunEnds {
+    forecast: Vec<Vec<f32>>,
+    past_end: Vec<f32>,
+    nwp_tokens: Vec<Vec<f32>>,
+}
+
+fn forecast_with_run_ends(
+    saved: &SavedModel,
+    dataset: &Dataset,
+    examples: &pv_data::ExampleConfig,
+) -> RunEnds {
+    let batch = build_batch(
+        dataset,
+        examples,
+        &uk_keys(dataset, &saved.setup),
+        Split::Train,
+    );
+    let forecast = predict(&saved.model, &batch, &Device::Cpu).expect("forecast");
+    let fq = *batch.queries.shape.last().expect("query width");
+    let past_end = batch
+        .queries
+        .data
+        .chunks(fq)
+        .map(|row| row[fq - NwpAtTarget::WIDTH + NwpAtTarget::INDEX.hours_past_run_end])
+        .collect::<Vec<f32>>();
+    let q = saved.setup.model.quantiles.len();
+    let tokens = &batch.tokens[Modality::Nwp].values;
+    RunEnds {
+        forecast: forecast.chunks(q).map(<[f32]>::to_vec).collect(),
+        past_end,
+        nwp_tokens: tokens
+            .data
+            .chunks(tokens.data.len() / tokens.shape[0])
+            .map(<[f32]>::to_vec)
+            .collect(),
+    }
+}
+
 #[test]
-fn nwp_that_runs_out_part_way_changes_nothing_before_it_runs_out() {
+fn nwp_that_runs_out_part_way_changes_the_forecast_smoothly() {
     let full = bundled();
     let dir = tempfile::tempdir().expect("tempdir");
     let saved = saved_model(&full, dir.path());
-    let setup = &saved.setup;
-    let batch = build_batch(&full, &setup.examples, &uk_keys(&full, setup), Split::Train);
-    let before = predict(&saved.model, &batch, &Device::Cpu).expect("before");
+    let examples = saved.setup.examples;
+    let before = forecast_with_run_ends(&saved, &full, &examples);
 
-    // NWP at the targets stops after lead 6 (as when no run available by t0 reaches further).
-    let cut = 6;
-    let mut shorter = batch.clone();
-    let [_, _, k, fq] = shorter.queries.shape[..] else {
-        panic!("queries are [B, S, K, F]")
+    // Runs that stop 3 h after init instead of 4 h: carried past their end (the default), and
+    // missing there.
+    let cut = runs_cut_after(&full, 3);
+    let carried = forecast_with_run_ends(&saved, &cut, &examples);
+    let no_carry = pv_data::ExampleConfig {
+        nwp_carry_minutes: 0,
+        ..examples
     };
-    let mut removed = 0;
-    for (i, row) in shorter.queries.data.chunks_mut(fq).enumerate() {
-        if i % k >= cut {
-            removed += row[Query::WIDTH..].iter().filter(|&&x| x != 0.0).count();
-            row[Query::WIDTH..].fill(0.0);
+    let dropped = forecast_with_run_ends(&saved, &cut, &no_carry);
+
+    let per_example = before.forecast.len() / before.nwp_tokens.len();
+    let distance = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>();
+    let (mut untouched, mut carried_change, mut dropped_change) = (0, 0.0, 0.0);
+    for i in 0..before.forecast.len() {
+        let same_history =
+            before.nwp_tokens[i / per_example] == carried.nwp_tokens[i / per_example];
+        if same_history && carried.past_end[i] == 0.0 {
+            // Where the shorter runs still cover the target (and the history), nothing changes.
+            assert_eq!(before.forecast[i], carried.forecast[i], "query {i}");
+            untouched += 1;
+        } else if before.past_end[i] == 0.0
+            && carried.past_end[i] > 0.0
+            && carried.past_end[i] <= 0.25
+        {
+            // The first step past the shorter runs' end, where the full runs still cover it:
+            // carried values move the forecast a little, missing ones a lot.
+            carried_change += distance(&carried.forecast[i], &before.forecast[i]);
+            dropped_change += distance(&dropped.forecast[i], &before.forecast[i]);
         }
     }
-    assert!(removed > 0, "the NWP at later leads held values");
-    let after = predict(&saved.model, &shorter, &Device::Cpu).expect("after");
-    let q = setup.model.quantiles.len();
-    let lead_of = |i: usize| (i / q) % k;
-    let (early, late): (Vec<usize>, Vec<usize>) =
-        (0..before.len()).partition(|&i| lead_of(i) < cut);
     assert!(
-        early.iter().all(|&i| before[i] == after[i]),
-        "forecasts before the cut are untouched"
+        untouched > 0,
+        "some targets are covered by the shorter runs"
     );
-    assert!(late.iter().any(|&i| before[i] != after[i]));
+    assert!(dropped_change > 0.0, "the first step past the cut was seen");
+    assert!(
+        carried_change < 0.25 * dropped_change,
+        "carried {carried_change} vs missing {dropped_change}"
+    );
 }

@@ -14,8 +14,8 @@ use rayon::prelude::*;
 
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
-use crate::features::{Modality, NwpAge, PerModality, PlaceTime, PvToken, Query};
-use crate::inputs::LatLon;
+use crate::features::{Modality, NwpAtTarget, PerModality, PlaceTime, PvToken, Query};
+use crate::inputs::{LatLon, NwpUse};
 use crate::series::PvSeries;
 use crate::solar::{ClearSkyConfig, SolarState, solar_state};
 use crate::split::{Split, SplitConfig, block};
@@ -52,6 +52,13 @@ pub struct ExampleConfig {
     /// UKV as distributed to forecasters. Set it to your provider's latency; 0 treats every run as
     /// available at its init time, which flatters any model that uses NWP.
     pub nwp_available_after_minutes: i64,
+    /// How long after a run's last step its last values are still carried, minutes. A run covers
+    /// only so far ahead (the bundled UKV runs reach 4 h after init, so with a 2 h publication
+    /// delay no run covers more than 2 h past t0); beyond it, its last step's values are carried
+    /// with the hours since that step as a feature, so the inputs, and the forecast, change
+    /// smoothly where the run ends instead of dropping to "missing". Past this limit the values
+    /// are missing. 0 never carries.
+    pub nwp_carry_minutes: i64,
     /// Distance between consecutive t0 of one system, in grid steps.
     pub t0_stride_steps: usize,
     /// Keep only examples with the sun above the horizon at some lead time.
@@ -76,6 +83,7 @@ impl Default for ExampleConfig {
             nwp_radius_km: 150.0,
             observation_max_age_minutes: 60,
             nwp_available_after_minutes: 120,
+            nwp_carry_minutes: 360,
             t0_stride_steps: 1,
             daylight_only: false,
             clear_sky: ClearSkyConfig::default(),
@@ -88,6 +96,14 @@ impl ExampleConfig {
     /// The latest NWP init time usable for an example at `t0`.
     pub fn nwp_available_by(&self, t0: UnixTime) -> UnixTime {
         UnixTime(t0.0 - self.nwp_available_after_minutes * 60)
+    }
+
+    /// Which NWP an example at `t0` may use: runs available by then, carried this far.
+    pub fn nwp_use(&self, t0: UnixTime) -> NwpUse {
+        NwpUse {
+            available_by: self.nwp_available_by(t0),
+            carry_s: self.nwp_carry_minutes * 60,
+        }
     }
 
     /// Interval ends an example spans: history and lead times.
@@ -124,6 +140,9 @@ impl ExampleConfig {
         }
         if self.nwp_available_after_minutes < 0 {
             return bad("nwp_available_after_minutes must be 0 or more".into());
+        }
+        if self.nwp_carry_minutes < 0 {
+            return bad("nwp_carry_minutes must be 0 or more".into());
         }
         self.split.validate()
     }
@@ -359,9 +378,12 @@ impl FeatureWidths {
                 dataset.observations.as_ref().map(|o| o.variables.len()),
             ),
             nwp: width(Modality::Nwp, nwp_vars.filter(|&v| v > 0)),
-            // With NWP, each query also carries the variables at its target time and their
-            // observed fraction.
-            query: Query::WIDTH + nwp_vars.filter(|&v| v > 0).map_or(0, |v| v + 1),
+            // With NWP, each query also carries the variables at its target time and where
+            // they come from.
+            query: Query::WIDTH
+                + nwp_vars
+                    .filter(|&v| v > 0)
+                    .map_or(0, |v| v + NwpAtTarget::WIDTH),
         }
     }
 }
@@ -652,20 +674,17 @@ fn nwp_tokens(w: &Window<'_>) -> TokenSet {
         return TokenSet::new(h, 0, 0);
     };
     let points = nwp.nearest_points(w.origin, config.nwp_points, config.nwp_radius_km);
-    let available_by = config.nwp_available_by(w.t0);
+    let use_ = config.nwp_use(w.t0);
     input_tokens(h, points.len(), w.widths.nwp, |step_i, token, row| {
         let t = w.history_time(step_i);
         let p = points[token];
-        let Some(forecast) = nwp.forecast(available_by, t, p) else {
+        let Some(forecast) = nwp.forecast(use_, t, p) else {
             return false;
         };
         let fraction = scaled(&forecast.values, |v, x| nwp.scaler.apply(v, x), row);
         let sun = sun_features(&w.solar(w.anchor, t));
         row.extend(w.place_time(fraction, nwp.points[p], t, sun).to_array());
-        let age = NwpAge {
-            hours_since_init: (t.0 - forecast.init.0) as f32 / 3600.0,
-        };
-        row.extend(age.to_array());
+        row.extend(forecast.age(t).to_array());
         fraction > 0.0
     })
 }
@@ -690,7 +709,7 @@ fn queries_and_targets(w: &Window<'_>, targets: &[usize]) -> QueriesAndTargets {
         target_mask: vec![0.0; n],
         sun_elevation_deg: vec![0.0; n],
     };
-    let available_by = config.nwp_available_by(w.t0);
+    let nwp_use = config.nwp_use(w.t0);
     let mut row = Vec::new();
     for (ti, &i) in targets.iter().enumerate() {
         let s = &w.dataset.systems[i];
@@ -734,16 +753,24 @@ fn queries_and_targets(w: &Window<'_>, targets: &[usize]) -> QueriesAndTargets {
             };
             out.queries.extend(query.to_array());
             if let Some(n) = &w.dataset.nwp {
-                match nwp_point.and_then(|p| n.forecast(available_by, t, p)) {
+                match nwp_point.and_then(|p| n.forecast(nwp_use, t, p)) {
                     Some(f) => {
                         row.clear();
-                        let fraction = scaled(&f.values, |v, x| n.scaler.apply(v, x), &mut row);
+                        let observed_fraction =
+                            scaled(&f.values, |v, x| n.scaler.apply(v, x), &mut row);
                         out.queries.extend(&row);
-                        out.queries.push(fraction);
+                        let age = f.age(t);
+                        let tail = NwpAtTarget {
+                            observed_fraction,
+                            hours_since_init: age.hours_since_init,
+                            hours_past_run_end: age.hours_past_run_end,
+                        };
+                        out.queries.extend(tail.to_array());
                     }
-                    None => out
-                        .queries
-                        .extend(std::iter::repeat_n(0.0, n.variables.len() + 1)),
+                    None => out.queries.extend(std::iter::repeat_n(
+                        0.0,
+                        n.variables.len() + NwpAtTarget::WIDTH,
+                    )),
                 }
             }
             let at = ti * k + lead;

@@ -15,7 +15,7 @@
 //! | `satellite` | the channels (standardised), then [`PlaceTime`] |
 //! | `observations` | the variables (standardised), then [`PlaceTime`] |
 //! | `nwp` | the variables (standardised), then [`PlaceTime`], then [`NwpAge`] |
-//! | queries | [`Query`], then (with NWP) the variables at the target time and their `observed_fraction` |
+//! | queries | [`Query`], then (with NWP) the variables at the target time (standardised), then [`NwpAtTarget`] |
 
 /// One feature of a row: its name and what it means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +139,16 @@ feature_row! {
     /// The age of an NWP token's forecast, after its [`PlaceTime`].
     NwpAge, NwpAgeIndex {
         hours_since_init: "valid time − the run's initialisation time, hours",
+        hours_past_run_end: "valid time − the run's last step, hours, where that step's values are carried past it (else 0)",
+    }
+}
+
+feature_row! {
+    /// Where a query's NWP values come from, after the variables at its target time.
+    NwpAtTarget, NwpAtTargetIndex {
+        observed_fraction: "fraction of the variables present (0: no run available by t0 reaches the target time, even carried)",
+        hours_since_init: "target time − the run's initialisation time, hours",
+        hours_past_run_end: "target time − the run's last step, hours, where that step's values are carried past it (else 0)",
     }
 }
 
@@ -269,6 +279,7 @@ mod tests {
             PvToken::NAMES,
             PlaceTime::NAMES,
             NwpAge::NAMES,
+            NwpAtTarget::NAMES,
             Query::NAMES,
         ] {
             for (i, name) in names.iter().enumerate() {
@@ -293,9 +304,9 @@ mod tests {
     #[test]
     fn modality_names_end_with_their_fixed_features() {
         assert_eq!(Modality::Pv.feature_names(PvToken::WIDTH), PvToken::NAMES);
-        let nwp = Modality::Nwp.feature_names(3 + PlaceTime::WIDTH + 1);
+        let nwp = Modality::Nwp.feature_names(3 + PlaceTime::WIDTH + NwpAge::WIDTH);
         assert_eq!(&nwp[..3], &["value"; 3]);
-        assert_eq!(nwp.last(), Some(&"hours_since_init"));
+        assert_eq!(nwp.last(), Some(&"hours_past_run_end"));
         assert!(Modality::Satellite.feature_names(0).is_empty());
         let per = PerModality::from_fn(Modality::name);
         for (m, name) in per.iter() {

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::error::{BadValueKind, DataError, Result};
+use crate::features::NwpAge;
 use crate::table::{Column, Table};
 use crate::time::UnixTime;
 
@@ -328,10 +329,33 @@ pub struct Nwp {
 /// What an NWP look-up found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NwpValue {
-    /// Variable values (NaN where missing), interpolated linearly between steps.
+    /// Variable values (NaN where missing), interpolated linearly between steps; the last step's
+    /// values where they are carried past it.
     pub values: Vec<f32>,
     /// The initialisation time used (always at or before the forecast time).
     pub init: UnixTime,
+    /// The run's last step's valid time.
+    pub run_end: UnixTime,
+}
+
+impl NwpValue {
+    /// How old the values are at `valid`: since the run's init, and past its last step.
+    pub fn age(&self, valid: UnixTime) -> NwpAge {
+        NwpAge {
+            hours_since_init: (valid.0 - self.init.0) as f32 / 3600.0,
+            hours_past_run_end: (valid.0 - self.run_end.0).max(0) as f32 / 3600.0,
+        }
+    }
+}
+
+/// Which runs an example may read: those available by a time, and how far past its last step a
+/// run's values are carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NwpUse {
+    /// The latest usable init time.
+    pub available_by: UnixTime,
+    /// Seconds past a run's last step that its last values are still carried.
+    pub carry_s: i64,
 }
 
 impl Nwp {
@@ -456,35 +480,35 @@ impl Nwp {
         &self.values[start..start + nv]
     }
 
-    /// The forecast for `valid` at `point` from the latest run initialised at or before `t0` whose
-    /// steps cover `valid`; `None` if no such run exists. No run after `t0` is ever used.
-    pub fn forecast(&self, t0: UnixTime, valid: UnixTime, point: usize) -> Option<NwpValue> {
-        let latest = self.inits.partition_point(|&x| x <= t0);
+    /// The forecast for `valid` at `point` from the latest run initialised at or before
+    /// `use_.available_by` that reaches `valid`, interpolated between its steps; past that run's
+    /// last step (older runs end earlier still), its last values, carried for at most
+    /// `use_.carry_s`. `None` if no run qualifies. No run initialised later is ever used.
+    pub fn forecast(&self, use_: NwpUse, valid: UnixTime, point: usize) -> Option<NwpValue> {
+        let latest = self.inits.partition_point(|&x| x <= use_.available_by);
         let (&first_step, &last_step) = (self.steps_s.first()?, self.steps_s.last()?);
-        for init in (0..latest).rev() {
-            let lead = valid.0 - self.inits[init].0;
-            if lead < first_step {
-                continue;
-            }
-            if lead > last_step {
-                // Older runs only reach less far ahead.
-                return None;
-            }
-            let s = self.steps_s.partition_point(|&x| x <= lead) - 1;
-            let values = if self.steps_s[s] == lead || s + 1 == self.steps_s.len() {
-                self.at(init, s, point).to_vec()
-            } else {
-                let w = (lead - self.steps_s[s]) as f32
-                    / (self.steps_s[s + 1] - self.steps_s[s]) as f32;
-                let (a, b) = (self.at(init, s, point), self.at(init, s + 1, point));
-                a.iter().zip(b).map(|(x, y)| x + w * (y - x)).collect()
-            };
-            return Some(NwpValue {
-                values,
-                init: self.inits[init],
-            });
+        // The latest run that has started by `valid`: an older run reaches no further.
+        let init = (0..latest)
+            .rev()
+            .find(|&i| valid.0 - self.inits[i].0 >= first_step)?;
+        let lead = valid.0 - self.inits[init].0;
+        if lead > last_step + use_.carry_s {
+            return None;
         }
-        None
+        let s = self.steps_s.partition_point(|&x| x <= lead) - 1;
+        let values = if self.steps_s[s] == lead || s + 1 == self.steps_s.len() {
+            self.at(init, s, point).to_vec()
+        } else {
+            let w =
+                (lead - self.steps_s[s]) as f32 / (self.steps_s[s + 1] - self.steps_s[s]) as f32;
+            let (a, b) = (self.at(init, s, point), self.at(init, s + 1, point));
+            a.iter().zip(b).map(|(x, y)| x + w * (y - x)).collect()
+        };
+        Some(NwpValue {
+            values,
+            init: self.inits[init],
+            run_end: UnixTime(self.inits[init].0 + last_step),
+        })
     }
 
     /// The `n` grid points nearest `place` within `radius_km`, nearest first.
@@ -583,5 +607,89 @@ impl Observations {
         }
         let nv = self.variables.len();
         Some((times[i], &values[i * nv..(i + 1) * nv]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3600;
+
+    /// Runs every 3 h with steps 0, 1, …, 4 h at one point; the value is init hour × 100 + step
+    /// hour, so a look-up says which run and step it came from.
+    fn nwp() -> Nwp {
+        let inits: Vec<UnixTime> = (0..4).map(|i| UnixTime(i * 3 * HOUR)).collect();
+        let steps_s: Vec<i64> = (0..=4).map(|s| s * HOUR).collect();
+        let values = inits
+            .iter()
+            .flat_map(|init| {
+                steps_s
+                    .iter()
+                    .map(move |s| (init.0 / HOUR * 100 + s / HOUR) as f32)
+            })
+            .collect::<Vec<f32>>();
+        let times: Vec<UnixTime> = inits.iter().flat_map(|&t| [t; 5]).collect();
+        Nwp {
+            path: PathBuf::from("nwp.parquet"),
+            variables: vec!["dswrf".into()],
+            points: vec![LatLon {
+                latitude_deg: 0.0,
+                longitude_deg: 0.0,
+            }],
+            scaler: Scaler::fit(&values, &times, 1),
+            inits,
+            steps_s,
+            values,
+        }
+    }
+
+    fn look_up(available_by_h: i64, valid_h: f64, carry_h: i64) -> Option<(f32, NwpAge)> {
+        let valid = UnixTime((valid_h * HOUR as f64) as i64);
+        let use_ = NwpUse {
+            available_by: UnixTime(available_by_h * HOUR),
+            carry_s: carry_h * HOUR,
+        };
+        nwp()
+            .forecast(use_, valid, 0)
+            .map(|f| (f.values[0], f.age(valid)))
+    }
+
+    #[test]
+    fn the_latest_available_run_is_read_and_interpolated_between_steps() {
+        // Runs at 0 h and 3 h are available by 4 h; the 3 h run covers 4.5 h (step 1.5 h).
+        let (value, age) = look_up(4, 4.5, 0).expect("covered");
+        assert_eq!(value, 301.5);
+        assert_eq!((age.hours_since_init, age.hours_past_run_end), (1.5, 0.0));
+        // Before the 3 h run starts, the 0 h run answers.
+        assert_eq!(look_up(4, 2.0, 0).map(|(v, _)| v), Some(2.0));
+        // The 6 h run is not available by 4 h, even for a time it would cover.
+        assert_eq!(look_up(4, 6.5, 6).map(|(v, _)| v), Some(303.5));
+    }
+
+    #[test]
+    fn past_its_last_step_a_run_is_carried_for_the_carry_time_then_missing() {
+        // The 3 h run ends at 7 h: at 8.5 h its last values are carried, 1.5 h past its end.
+        let (value, age) = look_up(4, 8.5, 2).expect("carried");
+        assert_eq!(value, 304.0);
+        assert_eq!((age.hours_since_init, age.hours_past_run_end), (5.5, 1.5));
+        assert!(look_up(4, 9.0, 2).is_some(), "the carry time is inclusive");
+        assert!(look_up(4, 9.25, 2).is_none(), "past the carry time");
+        assert!(look_up(4, 7.25, 0).is_none(), "no carry");
+        assert!(look_up(4, 7.0, 0).is_some(), "the last step itself");
+    }
+
+    #[test]
+    fn carried_values_continue_the_covered_ones_without_a_jump() {
+        // Across the run's end, the value is continuous and only the carried hours grow.
+        let series: Vec<(f32, NwpAge)> = (24..=32)
+            .map(|q| look_up(4, q as f64 / 4.0, 6).expect("covered or carried"))
+            .collect();
+        for pair in series.windows(2) {
+            let ((a, age_a), (b, age_b)) = (pair[0], pair[1]);
+            assert!((b - a).abs() <= 0.25 + 1e-4, "{series:?}");
+            assert!(age_b.hours_past_run_end - age_a.hours_past_run_end <= 0.25);
+        }
+        assert_eq!(series.last().map(|(_, a)| a.hours_past_run_end), Some(1.0));
     }
 }
