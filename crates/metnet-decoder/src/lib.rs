@@ -28,8 +28,10 @@
 //! ```
 
 use candle_core::{D, DType, Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder, linear};
-use perceiver_core::layers::{Activation, AttentionBlock, BlockConfig, Film, LayerNorm};
+use candle_nn::VarBuilder;
+use perceiver_core::layers::{
+    Activation, AttentionBlock, BlockConfig, Film, LayerNorm, Linear, linear,
+};
 use perceiver_core::{AttentionImpl, FourierFeatures};
 
 /// The decoder's shape.

@@ -3,11 +3,64 @@
 //! module paths joined by `.`), so a checkpoint maps one-to-one onto the PyTorch reference.
 
 use candle_core::{D, Module, Result, Tensor};
-use candle_nn::{Init, Linear, VarBuilder, linear};
+use candle_nn::{Init, VarBuilder};
 
 use crate::attention::{AttentionImpl, attention};
+use crate::bias::add_bias;
 use crate::gelu::gelu;
 use crate::layer_norm::layer_norm;
+
+/// A linear layer over the last dimension, `y = x Wᵀ + b`, with candle-nn's parameters, names
+/// (`weight [out, in]`, `bias [out]`) and initialisation. The input's leading dimensions are one
+/// matrix product's rows, whatever its layout (candle-nn multiplies a non-contiguous 3-D input
+/// batch by batch against a broadcast weight, whose backward then sums one weight gradient per
+/// batch row), and the bias is added by [`add_bias`], whose backward sums rows in one pass where
+/// `broadcast_add`'s takes candle's slow general reduction (see [`crate::bias`]).
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// A layer with these parameters: `weight [out, in]`, `bias [out]`.
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Linear { weight, bias }
+    }
+
+    /// The weight, `[out, in]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The bias, `[out]`.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+}
+
+/// A linear layer `in_dim → out_dim` with a bias, initialised as candle-nn's (and PyTorch's).
+pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let layer = candle_nn::linear(in_dim, out_dim, vb)?;
+    Ok(Linear::new(layer.weight().clone(), layer.bias().cloned()))
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let Some((&in_dim, leading)) = x.dims().split_last() else {
+            candle_core::bail!("linear: a scalar input")
+        };
+        let rows = leading.iter().product::<usize>();
+        let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?;
+        let y = match &self.bias {
+            Some(b) => add_bias(&y, b)?,
+            None => y,
+        };
+        let mut dims = leading.to_vec();
+        dims.push(self.weight.dim(0)?);
+        y.reshape(dims)
+    }
+}
 
 /// LayerNorm over the last dimension: the fused op of [`crate::layer_norm`] (one pass forward,
 /// one backward; candle-nn's own has no backward on contiguous inputs, see docs/decisions/0001).

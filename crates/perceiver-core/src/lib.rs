@@ -9,7 +9,8 @@
 //! - [`fourier`]: Fourier position features.
 //! - [`gelu`] and [`layer_norm`]: GELU and LayerNorm as fused ops (one pass forward, one
 //!   backward), checked against the composed candle ops and finite differences.
-//! - [`layers`]: LayerNorm, MLP (GELU or squared ReLU), FiLM (identity at initialisation),
+//! - [`bias`]: adding a bias to every row, with a backward that sums rows in one pass.
+//! - [`layers`]: linear layers, LayerNorm, MLP (GELU or squared ReLU), FiLM (identity at initialisation),
 //!   multi-head attention, pre-LayerNorm cross- and self-attention blocks.
 //!
 //! Inputs are plain tensors with shapes and masks; this crate knows nothing of PV data.
@@ -33,6 +34,7 @@
 //! ```
 
 pub mod attention;
+pub mod bias;
 
 pub mod cpu;
 pub mod cuda;
