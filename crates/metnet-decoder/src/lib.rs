@@ -114,10 +114,11 @@ struct Block {
     self_attention: AttentionBlock,
 }
 
-/// `film(x, cond)`, or `x` without FiLM.
+/// `film(x, cond)` with the `K` lead times' conditions repeating over `x`'s `B·K` rows, or `x`
+/// without FiLM.
 fn apply_film(film: &Option<Film>, x: Tensor, cond: &Tensor) -> Result<Tensor> {
     match film {
-        Some(film) => film.forward(&x, cond),
+        Some(film) => film.forward_repeating(&x, cond),
         None => Ok(x),
     }
 }
@@ -216,14 +217,10 @@ impl MetNetDecoder {
             .unsqueeze(1)?
             .broadcast_as((b, k, s))?
             .reshape((b * k, s))?;
+        // One condition per lead time: FiLM runs on K rows and repeats over the examples.
         let cond = self
             .lead_time_encoding
             .encode(&lead_hours.to_dtype(x.dtype())?.reshape((k, 1))?)?;
-        let e = cond.dim(1)?;
-        let cond = cond
-            .unsqueeze(0)?
-            .broadcast_as((b, k, e))?
-            .reshape((b * k, e))?;
         for block in &self.blocks {
             if let (Some(cross), Some(bottleneck)) = (&block.cross, bottleneck) {
                 x = apply_film(&block.film_cross, x, &cond)?;

@@ -157,14 +157,35 @@ impl Film {
         })
     }
 
+    /// `(1 + scale, bias)` for conditions `cond [.., cond_dim]`, each `[.., dim]`.
+    fn modulation(&self, cond: &Tensor) -> Result<(Tensor, Tensor)> {
+        let sb = self.out.forward(&gelu(&self.hidden.forward(cond)?)?)?;
+        let scale = (sb.narrow(D::Minus1, 0, self.dim)? + 1.0)?;
+        Ok((scale, sb.narrow(D::Minus1, self.dim, self.dim)?))
+    }
+
     /// Modulates `x [.., N, dim]` with `cond [.., cond_dim]` (one condition per leading index).
     pub fn forward(&self, x: &Tensor, cond: &Tensor) -> Result<Tensor> {
-        let sb = self.out.forward(&gelu(&self.hidden.forward(cond)?)?)?;
-        let scale = sb.narrow(D::Minus1, 0, self.dim)?.unsqueeze(D::Minus2)?;
-        let bias = sb
-            .narrow(D::Minus1, self.dim, self.dim)?
-            .unsqueeze(D::Minus2)?;
-        x.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(&bias)
+        let (scale, bias) = self.modulation(cond)?;
+        x.broadcast_mul(&scale.unsqueeze(D::Minus2)?)?
+            .broadcast_add(&bias.unsqueeze(D::Minus2)?)
+    }
+
+    /// Modulates `x [R·K, N, dim]` with `cond [K, cond_dim]` repeating: row `r·K + k` takes
+    /// condition `k`. The same as [`Film::forward`] with `cond` repeated `R` times, but the FiLM
+    /// network runs on the `K` distinct conditions only (the decoder's lead times: 16 rows, not
+    /// 16 per example).
+    pub fn forward_repeating(&self, x: &Tensor, cond: &Tensor) -> Result<Tensor> {
+        let (rows, n, dim) = x.dims3()?;
+        let k = cond.dim(0)?;
+        if k == 0 || !rows.is_multiple_of(k) {
+            candle_core::bail!("film: {rows} rows do not repeat {k} conditions");
+        }
+        let (scale, bias) = self.modulation(cond)?;
+        x.reshape((rows / k, k, n, dim))?
+            .broadcast_mul(&scale.unsqueeze(1)?)?
+            .broadcast_add(&bias.unsqueeze(1)?)?
+            .reshape((rows, n, dim))
     }
 }
 
@@ -214,6 +235,19 @@ impl MultiHeadAttention {
         key_mask: Option<&Tensor>,
     ) -> Result<Tensor> {
         let (b, nq, c) = x.dims3()?;
+        if context.dim(1)? == 1 && nq == 1 {
+            // A softmax over one key is 1: the output is that key's value, whatever the query
+            // (zero where the key is masked, as the attention ops do). The decoder's
+            // self-attention among one target system's queries is this case: no query or key
+            // projection, no attention op (and their weights get no gradient, which they get as
+            // exact zeros from the full computation).
+            let v = self.v.forward(context)?;
+            let v = match key_mask {
+                Some(m) => v.broadcast_mul(&m.to_dtype(v.dtype())?.unsqueeze(D::Minus1)?)?,
+                None => v,
+            };
+            return self.o.forward(&v);
+        }
         let q = self.split_heads(&self.q.forward(x)?)?;
         let k = self.split_heads(&self.k.forward(context)?)?;
         let v = self.split_heads(&self.v.forward(context)?)?;

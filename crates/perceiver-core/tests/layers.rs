@@ -1,10 +1,13 @@
-//! Layers: Fourier features, FiLM identity at initialisation, LayerNorm gradients against finite
-//! differences, and gradients reaching every parameter of a block.
+//! Layers: Fourier features, FiLM identity at initialisation and with repeating conditions,
+//! LayerNorm gradients against finite differences, gradients reaching every parameter of a block,
+//! and attention to a single key.
 
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use perceiver_core::FourierFeatures;
-use perceiver_core::layers::{Activation, AttentionBlock, BlockConfig, Film, LayerNorm};
+use perceiver_core::layers::{
+    Activation, AttentionBlock, BlockConfig, Film, LayerNorm, MultiHeadAttention,
+};
 
 fn ramp(n: usize, scale: f64) -> Vec<f64> {
     (0..n)
@@ -328,4 +331,107 @@ fn fused_layer_norm_matches_composed_ops_and_finite_differences() {
             db[i]
         );
     }
+}
+
+/// A fresh f64 parameter map whose every parameter is set from `ramp`, so FiLM's zero-initialised
+/// output layer is not zero and every layer does something.
+fn ramped_vars(varmap: &VarMap) {
+    for (i, (_, var)) in varmap.data().lock().expect("lock").iter().enumerate() {
+        let n = var.elem_count();
+        let values = Tensor::from_vec(ramp(n + i, 0.8)[i..].to_vec(), var.shape(), &Device::Cpu)
+            .expect("values");
+        var.set(&values).expect("set");
+    }
+}
+
+fn max_abs_difference(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.flatten_all())
+        .and_then(|d| d.max(0))
+        .and_then(|d| d.to_scalar::<f64>())
+        .expect("difference")
+}
+
+#[test]
+fn film_with_repeating_conditions_equals_film_with_them_repeated() {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu);
+    let film = Film::new(5, 8, vb).expect("film");
+    ramped_vars(&varmap);
+    // 3 examples × 4 conditions, 2 rows each.
+    let (r, k) = (3, 4);
+    let x = Var::from_tensor(
+        &Tensor::from_vec(ramp(r * k * 2 * 8, 3.0), (r * k, 2, 8), &Device::Cpu).expect("x"),
+    )
+    .expect("var");
+    let cond = Tensor::from_vec(ramp(k * 5, 2.0), (k, 5), &Device::Cpu).expect("cond");
+    let repeated = cond
+        .unsqueeze(0)
+        .and_then(|c| c.broadcast_as((r, k, 5)))
+        .and_then(|c| c.reshape((r * k, 5)))
+        .expect("repeated");
+    let upstream =
+        Tensor::from_vec(ramp(r * k * 2 * 8, 1.0), (r * k, 2, 8), &Device::Cpu).expect("upstream");
+    let run = |y: Tensor| {
+        let grads = (&y * &upstream)
+            .and_then(|p| p.sum_all())
+            .and_then(|l| l.backward())
+            .expect("backward");
+        let mut g = vec![grads.get(&x).expect("dx").clone()];
+        for (_, var) in varmap.data().lock().expect("lock").iter() {
+            g.push(grads.get(var).expect("parameter gradient").clone());
+        }
+        (y, g)
+    };
+    let (y, grads) = run(film.forward_repeating(&x, &cond).expect("repeating"));
+    let (y_ref, grads_ref) = run(film.forward(&x, &repeated).expect("forward"));
+    assert!(max_abs_difference(&y, &y_ref) < 1e-12);
+    assert!(max_abs_difference(&y, &x) > 0.1, "the FiLM does something");
+    for (g, g_ref) in grads.iter().zip(&grads_ref) {
+        assert!(max_abs_difference(g, g_ref) < 1e-12);
+    }
+    let wrong = Tensor::zeros((5, 5), DType::F64, &Device::Cpu).expect("cond");
+    assert!(
+        film.forward_repeating(&x, &wrong).is_err(),
+        "12 rows, 5 conditions"
+    );
+}
+
+#[test]
+fn attention_to_one_key_is_its_value_and_a_masked_key_gives_zero() {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu);
+    let attention = MultiHeadAttention::new(8, 6, 2, vb).expect("attention");
+    ramped_vars(&varmap);
+    let b = 3;
+    let x = Tensor::from_vec(ramp(b * 2 * 8, 3.0), (b, 2, 8), &Device::Cpu).expect("x");
+    let context = Tensor::from_vec(ramp(b * 6, 2.0), (b, 1, 6), &Device::Cpu).expect("context");
+    let mask = Tensor::new(&[1.0f64, 0.0, 1.0], &Device::Cpu)
+        .and_then(|m| m.reshape((b, 1)))
+        .expect("mask");
+    // Two queries take the attention op; the first alone takes the one-key shortcut.
+    let both = attention
+        .forward(&x, &context, Some(&mask))
+        .expect("two queries");
+    let first = x.narrow(1, 0, 1).expect("first");
+    let alone = attention
+        .forward(&first, &context, Some(&mask))
+        .expect("one query");
+    let both_first = both.narrow(1, 0, 1).expect("narrow");
+    assert!(max_abs_difference(&alone, &both_first) < 1e-12);
+    // Both queries read the same value, whatever they are.
+    assert!(max_abs_difference(&both_first, &both.narrow(1, 1, 1).expect("second")) < 1e-12);
+    // The masked example's output is the output projection of zero: its bias.
+    let bias = varmap
+        .data()
+        .lock()
+        .expect("lock")
+        .get("o.bias")
+        .expect("o.bias")
+        .as_tensor()
+        .reshape((1, 1, 8))
+        .expect("bias");
+    assert!(max_abs_difference(&alone.narrow(0, 1, 1).expect("masked"), &bias) < 1e-12);
+    assert!(max_abs_difference(&alone.narrow(0, 0, 1).expect("kept"), &bias) > 0.01);
 }
