@@ -18,6 +18,7 @@ use num_traits::Float;
 use rayon::prelude::*;
 
 use crate::cpu::storage::{contiguous, with_slices};
+use crate::cpu::vectorised;
 
 /// Rows per parallel task (and per partial sum of `db`).
 const ROWS_PER_TASK: usize = 256;
@@ -46,11 +47,13 @@ fn forward<T: Float + Send + Sync>(x: &[T], b: &[T]) -> Vec<T> {
     out.par_chunks_mut(c * ROWS_PER_TASK)
         .zip(x.par_chunks(c * ROWS_PER_TASK))
         .for_each(|(out, x)| {
-            for (o, x) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-                for ((o, &x), &b) in o.iter_mut().zip(x).zip(b) {
-                    *o = x + b;
+            vectorised(|| {
+                for (o, x) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                    for ((o, &x), &b) in o.iter_mut().zip(x).zip(b) {
+                        *o = x + b;
+                    }
                 }
-            }
+            })
         });
     out
 }
@@ -63,13 +66,15 @@ fn sum_rows<T: Float + Send + Sync>(dy: &[T], c: usize) -> Vec<T> {
     let partials: Vec<Vec<T>> = dy
         .par_chunks(c * ROWS_PER_TASK)
         .map(|dy| {
-            let mut sum = vec![T::zero(); c];
-            for row in dy.chunks_exact(c) {
-                for (s, &d) in sum.iter_mut().zip(row) {
-                    *s = *s + d;
+            vectorised(|| {
+                let mut sum = vec![T::zero(); c];
+                for row in dy.chunks_exact(c) {
+                    for (s, &d) in sum.iter_mut().zip(row) {
+                        *s = *s + d;
+                    }
                 }
-            }
-            sum
+                sum
+            })
         })
         .collect();
     let mut sum = vec![T::zero(); c];

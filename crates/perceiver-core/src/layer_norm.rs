@@ -17,6 +17,7 @@ use num_traits::Float;
 use rayon::prelude::*;
 
 use crate::cpu::storage::{contiguous, with_slices};
+use crate::cpu::{lane_sum, lane_sum2, vectorised};
 
 /// Rows per parallel task (and per partial sum of `dw`, `db`).
 const ROWS_PER_TASK: usize = 64;
@@ -49,14 +50,11 @@ pub fn composed_layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64)
 }
 
 /// Mean and `1/√(var + eps)` of one row (two passes: no cancellation).
-#[inline]
+#[inline(always)]
 fn moments<T: Float>(row: &[T], eps: T) -> (T, T) {
     let n = T::from(row.len()).unwrap_or_else(T::one);
-    let mean = row.iter().fold(T::zero(), |a, &x| a + x) / n;
-    let var = row
-        .iter()
-        .fold(T::zero(), |a, &x| a + (x - mean) * (x - mean))
-        / n;
+    let mean = lane_sum(row, |x| x) / n;
+    let var = lane_sum(row, |x| (x - mean) * (x - mean)) / n;
     (mean, T::one() / (var + eps).sqrt())
 }
 
@@ -69,12 +67,14 @@ fn forward<T: Float + Send + Sync>(x: &[T], w: &[T], b: &[T], eps: T) -> Vec<T> 
     out.par_chunks_mut(c * ROWS_PER_TASK)
         .zip(x.par_chunks(c * ROWS_PER_TASK))
         .for_each(|(out, x)| {
-            for (o, x) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-                let (mean, rstd) = moments(x, eps);
-                for (((o, &x), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
-                    *o = (x - mean) * rstd * w + b;
+            vectorised(|| {
+                for (o, x) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                    let (mean, rstd) = moments(x, eps);
+                    for (((o, &x), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
+                        *o = (x - mean) * rstd * w + b;
+                    }
                 }
-            }
+            })
         });
     out
 }
@@ -97,34 +97,36 @@ fn backward<T: Float + Send + Sync>(
         .zip(x.par_chunks(c * ROWS_PER_TASK))
         .zip(dy.par_chunks(c * ROWS_PER_TASK))
         .map(|((dx, x), dy)| {
-            let (mut dw, mut db) = (vec![T::zero(); c], vec![T::zero(); c]);
-            for ((dx, x), dy) in dx
-                .chunks_exact_mut(c)
-                .zip(x.chunks_exact(c))
-                .zip(dy.chunks_exact(c))
-            {
-                let (mean, rstd) = moments(x, eps);
-                let (mut sum_g, mut sum_gx) = (T::zero(), T::zero());
-                for (((&x, &dy), &w), (dw, db)) in x
-                    .iter()
-                    .zip(dy)
-                    .zip(w)
-                    .zip(dw.iter_mut().zip(db.iter_mut()))
+            vectorised(|| {
+                let (mut dw, mut db) = (vec![T::zero(); c], vec![T::zero(); c]);
+                // One row's x̂ and ĝ = dy ∘ w.
+                let (mut xhat, mut g) = (vec![T::zero(); c], vec![T::zero(); c]);
+                for ((dx, x), dy) in dx
+                    .chunks_exact_mut(c)
+                    .zip(x.chunks_exact(c))
+                    .zip(dy.chunks_exact(c))
                 {
-                    let xhat = (x - mean) * rstd;
-                    let g = dy * w;
-                    sum_g = sum_g + g;
-                    sum_gx = sum_gx + g * xhat;
-                    *dw = *dw + dy * xhat;
-                    *db = *db + dy;
+                    let (mean, rstd) = moments(x, eps);
+                    for ((((xh, g), &x), &dy), &w) in
+                        xhat.iter_mut().zip(g.iter_mut()).zip(x).zip(dy).zip(w)
+                    {
+                        *xh = (x - mean) * rstd;
+                        *g = dy * w;
+                    }
+                    for (((dw, db), &dy), &xh) in
+                        dw.iter_mut().zip(db.iter_mut()).zip(dy).zip(&xhat)
+                    {
+                        *dw = *dw + dy * xh;
+                        *db = *db + dy;
+                    }
+                    let mean_g = lane_sum(&g, |v| v) / n;
+                    let mean_gx = lane_sum2(&g, &xhat, |a, b| a * b) / n;
+                    for ((dx, &g), &xh) in dx.iter_mut().zip(&g).zip(&xhat) {
+                        *dx = rstd * (g - mean_g - xh * mean_gx);
+                    }
                 }
-                let (mean_g, mean_gx) = (sum_g / n, sum_gx / n);
-                for (((dx, &x), &dy), &w) in dx.iter_mut().zip(x).zip(dy).zip(w) {
-                    let xhat = (x - mean) * rstd;
-                    *dx = rstd * (dy * w - mean_g - xhat * mean_gx);
-                }
-            }
-            (dw, db)
+                (dw, db)
+            })
         })
         .collect();
     let (mut dw, mut db) = (vec![T::zero(); c], vec![T::zero(); c]);
