@@ -3,11 +3,12 @@
 //! history step into HiP groups, encoded into a bottleneck, and decoded per (system, lead time).
 
 use candle_core::{D, Device, Module, Result, Tensor};
-use candle_nn::{Init, Linear, VarBuilder, linear};
+use candle_nn::{Init, VarBuilder};
 use hip_encoder::{HipConfig, HipEncoder, LevelConfig, RecurrentConfig, RecurrentEncoder};
 use metnet_decoder::{DecoderConfig, MetNetDecoder, pinball_loss, pinball_loss_sum, pinball_terms};
 use perceiver_core::FourierFeatures;
-use perceiver_core::layers::Activation;
+use perceiver_core::bias::add_bias;
+use perceiver_core::layers::{Activation, Linear, linear};
 use pv_data::features::{FOURIER, Modality, Query};
 use pv_data::{Batch, BatchTokens, FeatureWidths};
 
@@ -96,7 +97,8 @@ impl Embedder {
             };
             Tensor::cat(&[values, &positions], D::Minus1)?
         };
-        self.linear.forward(&x)?.broadcast_add(&self.kind)
+        // The type vector is added to every token as a bias is (`add_bias`: a fast backward).
+        add_bias(&self.linear.forward(&x)?, &self.kind)
     }
 }
 

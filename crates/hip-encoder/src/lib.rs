@@ -37,6 +37,7 @@ use candle_nn::{Init, VarBuilder};
 
 pub mod recurrent;
 use perceiver_core::AttentionImpl;
+use perceiver_core::bias::repeat;
 use perceiver_core::layers::{Activation, AttentionBlock, BlockConfig, Film};
 pub use recurrent::{RecurrentConfig, RecurrentEncoder};
 
@@ -236,11 +237,7 @@ impl Level {
         let merged = g_in / g * n;
         let inputs = x.reshape((b * g, merged, c_in))?;
         let mask = mask.map(|m| m.reshape((b * g, merged))).transpose()?;
-        let mut latents = self
-            .latents
-            .unsqueeze(0)?
-            .broadcast_as((b, g, l, c))?
-            .reshape((b * g, l, c))?;
+        let mut latents = repeat(&self.latents, b)?.reshape((b * g, l, c))?;
         if let Some(film) = &self.film {
             let Some(lead) = lead_time else {
                 candle_core::bail!("hip: MetNet mode needs a lead-time encoding");

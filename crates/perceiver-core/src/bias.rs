@@ -38,6 +38,16 @@ pub fn add_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// `x` repeated `times` times along a new leading dimension: `[times, ..x's shape]`. The same as
+/// `x.unsqueeze(0)?.broadcast_as(..)`, but its backward sums the copies in one pass (a bias
+/// added to zeros), where the broadcast's takes candle's slow general reduction.
+pub fn repeat(x: &Tensor, times: usize) -> Result<Tensor> {
+    let zeros = Tensor::zeros((times, x.elem_count()), x.dtype(), x.device())?;
+    let mut dims = vec![times];
+    dims.extend_from_slice(x.dims());
+    add_bias(&zeros, &x.flatten_all()?)?.reshape(dims)
+}
+
 fn forward<T: Float + Send + Sync>(x: &[T], b: &[T]) -> Vec<T> {
     let c = b.len();
     let mut out = vec![T::zero(); x.len()];
@@ -191,6 +201,29 @@ mod tests {
             add_bias(&x, &b)?.to_vec2::<f32>()?,
             [[10.0, 23.0], [11.0, 24.0], [12.0, 25.0]]
         );
+        Ok(())
+    }
+
+    #[test]
+    fn repeat_equals_broadcast_forward_and_backward() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, 4, 5), &dev)?)?;
+        let upstream = Tensor::randn(0f32, 1.0, (6, 3, 4, 5), &dev)?;
+        let run = |y: Tensor| -> Result<(Tensor, Tensor)> {
+            let g = (&y * &upstream)?.sum_all()?.backward()?;
+            let gx = g
+                .get(&x)
+                .cloned()
+                .ok_or_else(|| candle_core::Error::Msg("dx".into()))?;
+            Ok((y, gx))
+        };
+        let (y, gx) = run(repeat(&x, 6)?)?;
+        let (y_ref, gx_ref) = run(x.unsqueeze(0)?.broadcast_as((6, 3, 4, 5))?)?;
+        assert_eq!(y.dims(), &[6, 3, 4, 5]);
+        for (a, r) in [(&y, &y_ref), (&gx, &gx_ref)] {
+            let diff = (a - r)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+            assert!(diff < 1e-5, "{diff}");
+        }
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use candle_core::{D, Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use crate::attention::{AttentionImpl, attention};
-use crate::bias::add_bias;
+use crate::bias::{add_bias, repeat};
 use crate::gelu::gelu;
 use crate::layer_norm::layer_norm;
 
@@ -176,16 +176,16 @@ impl Film {
     /// network runs on the `K` distinct conditions only (the decoder's lead times: 16 rows, not
     /// 16 per example).
     pub fn forward_repeating(&self, x: &Tensor, cond: &Tensor) -> Result<Tensor> {
-        let (rows, n, dim) = x.dims3()?;
+        let (rows, _, dim) = x.dims3()?;
         let k = cond.dim(0)?;
         if k == 0 || !rows.is_multiple_of(k) {
             candle_core::bail!("film: {rows} rows do not repeat {k} conditions");
         }
         let (scale, bias) = self.modulation(cond)?;
-        x.reshape((rows / k, k, n, dim))?
-            .broadcast_mul(&scale.unsqueeze(1)?)?
-            .broadcast_add(&bias.unsqueeze(1)?)?
-            .reshape((rows, n, dim))
+        // Repeated per example by `repeat`, whose backward sums the copies in one pass.
+        let per_row = |t: Tensor| repeat(&t, rows / k)?.reshape((rows, 1, dim));
+        x.broadcast_mul(&per_row(scale)?)?
+            .broadcast_add(&per_row(bias)?)
     }
 }
 
