@@ -2,7 +2,7 @@
 
 A measuring tool only (PyTorch is never a dependency of the workspace):
 
-    python3 -m pip install torch==2.5.1
+    python3 -m pip install -r benches/python/requirements.txt
     python3 benches/python/attention_sdpa.py --threads 1
     python3 benches/python/attention_sdpa.py --threads 2
 
@@ -16,10 +16,16 @@ import time
 import torch
 import torch.nn.functional as F
 
+# Every shape of ATTENTION_SHAPES in benches/src/lib.rs (a test there checks the two agree).
 SHAPES = [
     ("b8_h4_q64_k1024_d32", 8, 4, 64, 1024, 32, 0),
     ("hip_cross_b512_h2_q4_k24_d16", 512, 2, 4, 24, 16, 3),
+    ("hip_l1_self_b512_h2_q4_k4_d16", 512, 2, 4, 4, 16, 0),
+    ("hip_l2_cross_b128_h2_q8_k16_d16", 128, 2, 8, 16, 16, 0),
+    ("hip_l2_self_b128_h2_q8_k8_d16", 128, 2, 8, 8, 16, 0),
+    ("hip_self_b64_h4_q16_k16_d16", 64, 4, 16, 16, 16, 0),
     ("decoder_cross_b1024_h4_q1_k16_d16", 1024, 4, 1, 16, 16, 0),
+    ("large_b1_h8_q1024_k1024_d64", 1, 8, 1024, 1024, 64, 0),
 ]
 
 

@@ -7,7 +7,7 @@ per modality (linear over values + Fourier features of place/time, plus a learne
 tokens concatenated per history step, the HiP encoder, the MetNet decoder over all lead times,
 the masked pinball loss, gradient clipping and AdamW. Its parameter count must equal Rust's.
 
-    python3 -m pip install torch==2.5.1 safetensors==0.4.5
+    python3 -m pip install -r benches/python/requirements.txt
     cargo run --release -p power-perceiver-benches --bin export-batch -- target/bench/batch
     python3 benches/python/train_step_torch.py --threads 1
     python3 benches/python/train_step_torch.py --threads 2

@@ -86,7 +86,38 @@ pub const ATTENTION_SHAPES: &[AttentionShape] = &[
         d: 16,
         padded: 3,
     },
-    // HiP level 3, self: 64 examples, 16 latents, 4 heads of 16.
+    // HiP level 1, self: the 4 latents of each of the 512 groups.
+    AttentionShape {
+        name: "hip_l1_self_b512_h2_q4_k4_d16",
+        b: 512,
+        h: 2,
+        nq: 4,
+        nk: 4,
+        d: 16,
+        padded: 0,
+    },
+    // HiP level 2, cross: 64 examples × 2 groups, 8 latents over 4 groups' 4 latents each.
+    AttentionShape {
+        name: "hip_l2_cross_b128_h2_q8_k16_d16",
+        b: 128,
+        h: 2,
+        nq: 8,
+        nk: 16,
+        d: 16,
+        padded: 0,
+    },
+    // HiP level 2, self.
+    AttentionShape {
+        name: "hip_l2_self_b128_h2_q8_k8_d16",
+        b: 128,
+        h: 2,
+        nq: 8,
+        nk: 8,
+        d: 16,
+        padded: 0,
+    },
+    // HiP level 3, cross and self: 64 examples, 16 latents, 4 heads of 16; also the decoder's
+    // cross-attention (an example's 16 lead times' queries over its 16-latent bottleneck).
     AttentionShape {
         name: "hip_self_b64_h4_q16_k16_d16",
         b: 64,
@@ -96,7 +127,9 @@ pub const ATTENTION_SHAPES: &[AttentionShape] = &[
         d: 16,
         padded: 0,
     },
-    // Decoder cross: 64 examples × 16 lead times, 1 query over 16 latents.
+    // The decoder's cross-attention until session 7 (one query per example and lead time), kept
+    // for comparison with the figures recorded then. The decoder's self-attention (one target
+    // system: one key) no longer runs an attention op.
     AttentionShape {
         name: "decoder_cross_b1024_h4_q1_k16_d16",
         b: 1024,
