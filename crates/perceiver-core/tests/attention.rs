@@ -140,6 +140,14 @@ fn fused_gradients_match_finite_differences_in_f64() {
     check_finite_differences((2, 2, 3, 5, 4), mask, 1);
 }
 
+/// The register-tile kernels across several 32-key tiles, the last partial (too few keys to block).
+#[test]
+fn direct_gradients_match_finite_differences_in_f64() {
+    let nk = 90;
+    let mask = (0..nk).map(|j| (j % 5 != 2) as u8 as f64).collect();
+    check_finite_differences((1, 2, 3, nk, 8), mask, 7);
+}
+
 /// The blocked kernels (large heads: several query and key blocks, the last of each partial),
 /// every 53rd input entry checked.
 #[test]
