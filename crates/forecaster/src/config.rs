@@ -60,6 +60,11 @@ pub struct ModelConfig {
     /// k clipped to [0, 1.5], and a learned climatological index where the clear sky at the last
     /// observation is under 0.3 kW/kWp or there is none) plus the decoder's output.
     pub smart_persistence_prior: bool,
+    /// Weights the training loss by lead time: lead τ's terms count `exp(−decay · τ / h)`,
+    /// normalised to a mean of 1 over the lead times. 0 (the default) weighs every lead alike, as
+    /// the reported nMAE (a mean over leads) does; positive favours the first leads, negative
+    /// the last. Evaluation is not weighted.
+    pub loss_lead_decay_per_hour: f64,
     /// How the decoder learns the lead time: FiLM in every block (`film`, MetNet-2's way) or only
     /// as a feature of its queries (`feature`). An ablation switch; `film` is the design.
     pub lead_time_conditioning: LeadTimeConditioning,
@@ -178,6 +183,7 @@ impl ModelConfig {
             widening: 2,
             quantiles: vec![0.1, 0.5, 0.9],
             smart_persistence_prior: false,
+            loss_lead_decay_per_hour: 0.0,
             lead_time_conditioning: LeadTimeConditioning::Film,
             encoder: EncoderKind::Hip,
             positions: PositionEncoding::Fourier,
@@ -232,6 +238,9 @@ impl ModelSetup {
                 "model.encoder_runs = \"per_lead\" conditions the HiP or flat encoder's latents on the lead time, but model.encoder = {:?} has none; use encoder = \"hip\" or \"flat\"",
                 self.model.encoder
             ));
+        }
+        if !self.model.loss_lead_decay_per_hour.is_finite() {
+            return Err("model.loss_lead_decay_per_hour must be a finite number".into());
         }
         let first = self.model.levels.first().ok_or("model.levels is empty")?;
         if first.groups != self.examples.history_steps {

@@ -140,6 +140,8 @@ pub struct PvForecaster {
     decoder: MetNetDecoder,
     quantiles: Vec<f64>,
     step_hours: f64,
+    /// `model.loss_lead_decay_per_hour`.
+    loss_lead_decay: f64,
     /// The learned climatological clear-sky index of the prior (`prior.climatological_index`),
     /// when the model predicts a correction to it.
     prior_index: Option<Tensor>,
@@ -281,6 +283,7 @@ impl PvForecaster {
             decoder: MetNetDecoder::new(&decoder, vb.pp("decoder"))?,
             quantiles: config.quantiles.clone(),
             step_hours: step_minutes as f64 / 60.0,
+            loss_lead_decay: config.loss_lead_decay_per_hour,
             per_lead: per_lead.then_some(decoder.lead_time_encoding),
             prior_index,
         })
@@ -377,7 +380,7 @@ impl PvForecaster {
         pinball_loss(
             &self.forward(batch)?,
             &batch.targets,
-            &loss_mask(batch)?,
+            &self.loss_mask(batch)?,
             &self.quantiles,
         )
     }
@@ -387,14 +390,14 @@ impl PvForecaster {
         pinball_loss_sum(
             &self.forward(batch)?,
             &batch.targets,
-            &loss_mask(batch)?,
+            &self.loss_mask(batch)?,
             &self.quantiles,
         )
     }
 
     /// How many pinball terms [`Self::loss`] averages over for `batch`.
     pub fn loss_terms(&self, batch: &BatchTensors) -> Result<f64> {
-        pinball_terms(&loss_mask(batch)?, self.quantiles.len())
+        pinball_terms(&self.loss_mask(batch)?, self.quantiles.len())
     }
 }
 
@@ -422,16 +425,48 @@ fn smart_persistence_prior(queries: &Tensor, climatological_index: &Tensor) -> R
     k.mul(&clear)
 }
 
-/// Targets that count: observed, of a real (not padding) query.
-fn loss_mask(batch: &BatchTensors) -> Result<Tensor> {
-    batch
-        .target_mask
-        .broadcast_mul(&batch.query_mask.unsqueeze(D::Minus1)?)
+impl PvForecaster {
+    /// Targets that count, and how much: observed, of a real (not padding) query, weighted by
+    /// lead time (`model.loss_lead_decay_per_hour`; all 1 by default). `[B, S, K]`.
+    fn loss_mask(&self, batch: &BatchTensors) -> Result<Tensor> {
+        let mask = batch
+            .target_mask
+            .broadcast_mul(&batch.query_mask.unsqueeze(D::Minus1)?)?;
+        if self.loss_lead_decay == 0.0 {
+            return Ok(mask);
+        }
+        let k = mask.dim(D::Minus1)?;
+        let weights = lead_weights(k, self.step_hours, self.loss_lead_decay);
+        mask.broadcast_mul(&Tensor::from_vec(weights, k, mask.device())?.to_dtype(mask.dtype())?)
+    }
+}
+
+/// `exp(−decay · τ)` for the lead times τ = step, 2·step, … (hours), scaled to a mean of 1.
+fn lead_weights(k: usize, step_hours: f64, decay: f64) -> Vec<f32> {
+    let raw: Vec<f64> = (1..=k)
+        .map(|i| (-decay * i as f64 * step_hours).exp())
+        .collect();
+    let mean = raw.iter().sum::<f64>() / k.max(1) as f64;
+    raw.iter().map(|w| (w / mean) as f32).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lead_weights_decay_by_lead_time_and_average_one() {
+        let w = lead_weights(4, 0.25, 2.0);
+        let mean = w.iter().sum::<f32>() / 4.0;
+        assert!((mean - 1.0).abs() < 1e-6, "{w:?}");
+        // Each 15-minute step multiplies the weight by exp(−2 · 0.25).
+        for pair in w.windows(2) {
+            assert!((pair[1] / pair[0] - (-0.5f32).exp()).abs() < 1e-6, "{w:?}");
+        }
+        assert_eq!(lead_weights(3, 0.25, 0.0), vec![1.0; 3]);
+        let rising = lead_weights(3, 1.0, -1.0);
+        assert!(rising[0] < rising[1] && rising[1] < rising[2]);
+    }
 
     /// Three queries by hand: k(t0) defined (0.3 / 0.6 = 0.5, times clear sky 0.8), undefined
     /// because the last observation's clear sky is under the threshold (0.2), and undefined
