@@ -243,7 +243,10 @@ impl MultiHeadAttention {
             // exact zeros from the full computation).
             let v = self.v.forward(context)?;
             let v = match key_mask {
-                Some(m) => v.broadcast_mul(&m.to_dtype(v.dtype())?.unsqueeze(D::Minus1)?)?,
+                // Non-zero attends, as for the attention ops.
+                Some(m) => {
+                    v.broadcast_mul(&m.ne(0.0)?.to_dtype(v.dtype())?.unsqueeze(D::Minus1)?)?
+                }
                 None => v,
             };
             return self.o.forward(&v);
