@@ -11,6 +11,7 @@
 //!   decoder → quantiles of power / kWp, with the pinball loss.
 //! - [`baselines`]: persistence, smart persistence (clear-sky index, with the dawn rule) and the
 //!   clear-sky × recent ratio, computed from the same batches the model sees.
+//! - [`init`]: seeded initialisation of every parameter by name ([`init::initialise`]).
 //! - [`checkpoint`]: the checksummed, self-describing file format, written atomically.
 //! - [`saved`]: [`SavedModel`] (read, adapt data to it) and batched prediction.
 //! - [`forecast`]: quantiles in kW per system and lead time at a t0, written as CSV or Parquet.
@@ -24,6 +25,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod forecast;
+pub mod init;
 pub mod model;
 pub mod saved;
 

@@ -29,7 +29,9 @@ pub fn write_model(dataset: &Dataset, dir: &Path) -> (PvForecaster, ModelSetup) 
     let widths = FeatureWidths::of(dataset);
     let model =
         PvForecaster::new(&setup.model, widths, setup.data.step_minutes, vb).expect("model");
-    fill_deterministically(&varmap);
+    // Seeded by name: the same model, and any ratio a test asserts, on every run (candle's own
+    // initialisation draws from an unseeded generator).
+    forecaster::init::initialise(&varmap, 7).expect("initialise");
     let mut tensors: Vec<_> = varmap
         .data()
         .lock()
@@ -41,31 +43,4 @@ pub fn write_model(dataset: &Dataset, dir: &Path) -> (PvForecaster, ModelSetup) 
     let metadata = model_metadata(&setup, widths, &dataset.scalers()).expect("metadata");
     write(&dir.join("model.safetensors"), &tensors, metadata).expect("write");
     (model, setup)
-}
-
-/// Replaces every parameter with values fixed by its name (uniform in ±1/√fan-in for matrices,
-/// ±0.1 for vectors), so a test's model, and any ratio it asserts, is the same on every run
-/// (candle's own initialisation draws from an unseeded generator).
-pub fn fill_deterministically(varmap: &VarMap) {
-    for (name, var) in varmap.data().lock().expect("lock").iter() {
-        let dims = var.dims().to_vec();
-        let bound = match dims.as_slice() {
-            [_, fan_in, ..] => 1.0 / (*fan_in as f64).sqrt(),
-            _ => 0.1,
-        };
-        let mut state = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-        });
-        let values: Vec<f32> = (0..var.elem_count())
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                let unit = (state >> 11) as f64 / (1u64 << 53) as f64;
-                ((2.0 * unit - 1.0) * bound) as f32
-            })
-            .collect();
-        let values = candle_core::Tensor::from_vec(values, dims, &Device::Cpu).expect("values");
-        var.set(&values).expect("set");
-    }
 }
