@@ -35,10 +35,12 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
+pub mod fan_out;
 pub mod recurrent;
 use perceiver_core::AttentionImpl;
 use perceiver_core::bias::repeat;
 use perceiver_core::layers::{Activation, AttentionBlock, BlockConfig, Film};
+pub use fan_out::{FanOut, FanOutConfig};
 pub use recurrent::{RecurrentConfig, RecurrentEncoder};
 
 /// One level of the hierarchy.
@@ -137,33 +139,13 @@ impl HipEncoder {
         let mut levels = Vec::with_capacity(config.levels.len());
         let mut input_dim = config.input_dim;
         for (i, &c) in config.levels.iter().enumerate() {
-            let vb = vb.pp(format!("levels.{i}"));
-            let block = BlockConfig {
-                dim: c.channels,
-                context_dim: input_dim,
-                heads: c.heads,
-                widening: config.widening,
-                activation: config.activation,
-            };
-            levels.push(Level {
-                config: c,
-                latents: vb.get_with_hints(
-                    (c.groups, c.latents, c.channels),
-                    "latents",
-                    Init::Randn {
-                        mean: 0.0,
-                        stdev: 0.02,
-                    },
-                )?,
-                film: config
-                    .lead_time_dim
-                    .map(|e| Film::new(e, c.channels, vb.pp("film")))
-                    .transpose()?,
-                cross: AttentionBlock::cross(block, vb.pp("cross"))?,
-                self_blocks: (0..c.self_attention_layers)
-                    .map(|j| AttentionBlock::self_attention(block, vb.pp(format!("self.{j}"))))
-                    .collect::<Result<_>>()?,
-            });
+            levels.push(Level::new(
+                c,
+                input_dim,
+                (config.widening, config.activation),
+                config.lead_time_dim,
+                vb.pp(format!("levels.{i}")),
+            )?);
             input_dim = c.channels;
         }
         Ok(HipEncoder {
@@ -210,16 +192,59 @@ impl HipEncoder {
     /// Switches every attention layer between the fused op and the composed reference.
     pub fn set_attention_impl(&mut self, how: AttentionImpl) {
         for level in &mut self.levels {
-            level.cross.set_attention_impl(how);
-            for block in &mut level.self_blocks {
-                block.set_attention_impl(how);
-            }
+            level.set_attention_impl(how);
         }
     }
 }
 
 impl Level {
-    /// `x [B, G_in, N, C_in]` → `[B, G, L, C]`, merging `G_in / G` neighbouring groups.
+    fn set_attention_impl(&mut self, how: AttentionImpl) {
+        self.cross.set_attention_impl(how);
+        for block in &mut self.self_blocks {
+            block.set_attention_impl(how);
+        }
+    }
+
+    /// A level reading `input_dim` channels, its blocks' MLPs shaped by `widening` and
+    /// `activation`, its latents FiLM-conditioned on a lead-time encoding of `lead_time_dim`.
+    fn new(
+        c: LevelConfig,
+        input_dim: usize,
+        (widening, activation): (usize, Activation),
+        lead_time_dim: Option<usize>,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let block = BlockConfig {
+            dim: c.channels,
+            context_dim: input_dim,
+            heads: c.heads,
+            widening,
+            activation,
+        };
+        Ok(Level {
+            config: c,
+            latents: vb.get_with_hints(
+                (c.groups, c.latents, c.channels),
+                "latents",
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: 0.02,
+                },
+            )?,
+            film: lead_time_dim
+                .map(|e| Film::new(e, c.channels, vb.pp("film")))
+                .transpose()?,
+            cross: AttentionBlock::cross(block, vb.pp("cross"))?,
+            self_blocks: (0..c.self_attention_layers)
+                .map(|j| AttentionBlock::self_attention(block, vb.pp(format!("self.{j}"))))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// `x [B, G_in, N, C_in]` → `[B, G, L, C]`. With fewer groups than its input (`G` divides
+    /// `G_in`: the encoder) a group reads its `G_in / G` neighbouring input groups merged; with
+    /// more (`G_in` divides `G`: the fan-out) each of an input group's `G / G_in` children reads
+    /// that group whole.
     fn forward(
         &self,
         x: &Tensor,
@@ -234,9 +259,27 @@ impl Level {
             channels: c,
             ..
         } = self.config;
-        let merged = g_in / g * n;
-        let inputs = x.reshape((b * g, merged, c_in))?;
-        let mask = mask.map(|m| m.reshape((b * g, merged))).transpose()?;
+        let (inputs, mask) = if g <= g_in {
+            let merged = g_in / g * n;
+            (
+                x.reshape((b * g, merged, c_in))?,
+                mask.map(|m| m.reshape((b * g, merged))).transpose()?,
+            )
+        } else {
+            let children = g / g_in;
+            let inputs = x
+                .unsqueeze(2)?
+                .broadcast_as((b, g_in, children, n, c_in))?
+                .reshape((b * g, n, c_in))?;
+            let mask = mask
+                .map(|m| {
+                    m.unsqueeze(2)?
+                        .broadcast_as((b, g_in, children, n))?
+                        .reshape((b * g, n))
+                })
+                .transpose()?;
+            (inputs, mask)
+        };
         let mut latents = repeat(&self.latents, b)?.reshape((b * g, l, c))?;
         if let Some(film) = &self.film {
             let Some(lead) = lead_time else {

@@ -6,23 +6,8 @@ use candle_nn::{VarBuilder, VarMap};
 use hip_encoder::{RecurrentConfig, RecurrentEncoder};
 use perceiver_core::layers::Activation;
 
-fn values(seed: u64, n: usize) -> Vec<f64> {
-    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (x >> 33) as f64 / (1u64 << 31) as f64 * 2.0 - 1.0
-        })
-        .collect()
-}
-
-fn tensor(seed: u64, shape: &[usize], dtype: DType) -> Tensor {
-    Tensor::from_vec(values(seed, shape.iter().product()), shape, &Device::Cpu)
-        .and_then(|t| t.to_dtype(dtype))
-        .expect("tensor")
-}
+mod common;
+use common::{check_gradients, max_abs_diff, randomise, tensor};
 
 const CONFIG: RecurrentConfig = RecurrentConfig {
     input_dim: 6,
@@ -41,22 +26,8 @@ fn encoder(dtype: DType) -> (VarMap, RecurrentEncoder) {
         VarBuilder::from_varmap(&varmap, dtype, &Device::Cpu),
     )
     .expect("encoder");
-    // Larger weights than the initialisation's, so that every path carries signal.
-    for (i, (_, var)) in varmap.data().lock().expect("lock").iter().enumerate() {
-        let shape = var.dims().to_vec();
-        var.set(&(tensor(100 + i as u64, &shape, dtype) * 0.5).expect("scale"))
-            .expect("set");
-    }
+    randomise(&varmap, dtype);
     (varmap, enc)
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
-    (a - b)
-        .and_then(|d| d.abs())
-        .and_then(|d| d.max_all())
-        .and_then(|d| d.to_dtype(DType::F64))
-        .and_then(|d| d.to_scalar::<f64>())
-        .expect("diff")
 }
 
 #[test]
@@ -101,56 +72,9 @@ fn gradients_match_finite_differences() {
     mask[n - 1] = 0.0; // one padding token in the first step
     let mask = Tensor::from_vec(mask, (b, h, n), &Device::Cpu).expect("mask");
     let weights = tensor(4, &[b, 3, 8], DType::F64);
-    let loss = |enc: &RecurrentEncoder, tokens: &Tensor| -> f64 {
-        (enc.forward(tokens, &mask).expect("forward") * &weights)
+    check_gradients(&varmap, &tokens, || {
+        (enc.forward(tokens.as_tensor(), &mask).expect("forward") * &weights)
             .and_then(|t| t.sum_all())
-            .and_then(|t| t.to_scalar::<f64>())
             .expect("loss")
-    };
-    let out = (enc.forward(tokens.as_tensor(), &mask).expect("forward") * &weights)
-        .and_then(|t| t.sum_all())
-        .expect("loss");
-    let grads = out.backward().expect("backward");
-    let eps = 1e-6;
-    let mut vars: Vec<(String, Var)> = varmap
-        .data()
-        .lock()
-        .expect("lock")
-        .iter()
-        .map(|(n, v)| (n.clone(), v.clone()))
-        .collect();
-    vars.push(("tokens".into(), tokens.clone()));
-    for (name, var) in &vars {
-        let analytic = grads
-            .get(var.as_tensor())
-            .unwrap_or_else(|| panic!("{name}: no gradient"))
-            .flatten_all()
-            .and_then(|t| t.to_vec1::<f64>())
-            .expect("grad");
-        let base = var
-            .as_tensor()
-            .flatten_all()
-            .and_then(|t| t.to_vec1::<f64>())
-            .expect("v");
-        // A few entries of each tensor, spread over it.
-        for i in (0..base.len()).step_by(base.len().div_ceil(5)) {
-            let at = |delta: f64| {
-                let mut v = base.clone();
-                v[i] += delta;
-                var.set(&Tensor::from_vec(v, var.dims(), &Device::Cpu).expect("t"))
-                    .expect("set");
-                let value = loss(&enc, tokens.as_tensor());
-                var.set(&Tensor::from_vec(base.clone(), var.dims(), &Device::Cpu).expect("t"))
-                    .expect("reset");
-                value
-            };
-            let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
-            let tolerance = 1e-6 + 1e-5 * numeric.abs().max(analytic[i].abs());
-            assert!(
-                (numeric - analytic[i]).abs() <= tolerance,
-                "{name}[{i}]: autograd {} vs finite difference {numeric}",
-                analytic[i]
-            );
-        }
-    }
+    });
 }
