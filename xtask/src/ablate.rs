@@ -19,7 +19,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 /// A variant: its name, what it changes, and its `[model]` keys.
-const VARIANTS: [(&str, &str, &str); 7] = [
+const VARIANTS: [(&str, &str, &str); 8] = [
     (
         "design",
         "the current design: HiP encoder, FiLM in every decoder block, Fourier positions",
@@ -54,6 +54,13 @@ const VARIANTS: [(&str, &str, &str); 7] = [
         "metnet-way",
         "the MetNet way: the encoder runs once per lead time, its latents conditioned on it",
         "encoder_runs = \"per_lead\"\n",
+    ),
+    (
+        "fan-out",
+        "HiP fan-out decoding: the bottleneck split 1 → 4 → 16 groups, each lead time reading its own",
+        // `forecaster::fan_out_to(16)` (xtask builds without the model's crates).
+        "[[model.fan_out]]\ngroups = 4\nlatents = 8\nchannels = 32\nself_attention_layers = 1\nheads = 2\n\n\
+         [[model.fan_out]]\ngroups = 16\nlatents = 4\nchannels = 32\nself_attention_layers = 1\nheads = 2\n",
     ),
 ];
 

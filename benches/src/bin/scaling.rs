@@ -10,8 +10,9 @@
 //!   with the original's values).
 //!
 //! `cargo run --release -p power-perceiver-benches --bin scaling -- leads|satellite [VARIANTS]`
-//! with VARIANTS a comma-separated subset of `hip,flat,recurrent,metnet,none` (`metnet`: HiP
-//! run once per lead time, `model.encoder_runs = "per_lead"`).
+//! with VARIANTS a comma-separated subset of `hip,flat,recurrent,metnet,fanout,none` (`metnet`:
+//! HiP run once per lead time, `model.encoder_runs = "per_lead"`; `fanout`: HiP with the
+//! bottleneck split into one group per lead time, `model.fan_out`, [`forecaster::fan_out_to`]).
 
 use std::time::Instant;
 
@@ -19,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use forecaster::model::BatchTensors;
-use forecaster::{EncoderKind, EncoderRuns, ModelConfig, PvForecaster};
+use forecaster::{EncoderKind, EncoderRuns, ModelConfig, PvForecaster, fan_out_to};
 use power_perceiver_benches::bundled;
 use pv_data::{Dataset, ExampleConfig, FeatureWidths, Split, UnixTime, build_batch, example_keys};
 
@@ -42,11 +43,16 @@ fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
     times[runs / 2]
 }
 
-fn model(variant: Variant, dataset: &Dataset) -> Result<PvForecaster> {
-    let (encoder, encoder_runs) = variant;
+fn model(variant: Variant, dataset: &Dataset, lead_times: usize) -> Result<PvForecaster> {
+    let (encoder, encoder_runs, fan_out) = variant;
     let config = ModelConfig {
         encoder,
         encoder_runs,
+        fan_out: if fan_out {
+            fan_out_to(lead_times)
+        } else {
+            Vec::new()
+        },
         ..ModelConfig::default()
     };
     let varmap = VarMap::new();
@@ -102,16 +108,20 @@ fn tiled(dataset: &Dataset, copies: usize) -> Dataset {
     out
 }
 
-/// An encoder and how often it runs.
-type Variant = (EncoderKind, EncoderRuns);
+/// An encoder, how often it runs, and whether its bottleneck fans out to the lead times.
+type Variant = (EncoderKind, EncoderRuns, bool);
 
 fn variants(arg: Option<&String>) -> Result<Vec<(&'static str, Variant)>> {
     let all = [
-        ("hip", (EncoderKind::Hip, EncoderRuns::Once)),
-        ("flat", (EncoderKind::Flat, EncoderRuns::Once)),
-        ("recurrent", (EncoderKind::Recurrent, EncoderRuns::Once)),
-        ("metnet", (EncoderKind::Hip, EncoderRuns::PerLead)),
-        ("none", (EncoderKind::QueriesOnly, EncoderRuns::Once)),
+        ("hip", (EncoderKind::Hip, EncoderRuns::Once, false)),
+        ("flat", (EncoderKind::Flat, EncoderRuns::Once, false)),
+        (
+            "recurrent",
+            (EncoderKind::Recurrent, EncoderRuns::Once, false),
+        ),
+        ("metnet", (EncoderKind::Hip, EncoderRuns::PerLead, false)),
+        ("fanout", (EncoderKind::Hip, EncoderRuns::Once, true)),
+        ("none", (EncoderKind::QueriesOnly, EncoderRuns::Once, false)),
     ];
     match arg {
         None => Ok(all.to_vec()),
@@ -149,7 +159,7 @@ fn main() -> Result<()> {
                         Split::Train,
                     );
                     let tensors = BatchTensors::new(&batch, &Device::Cpu)?;
-                    let m = model(encoder, &dataset)?;
+                    let m = model(encoder, &dataset, k)?;
                     row.push(median_ms(15, || {
                         m.forward(&tensors).expect("forward");
                     }));
@@ -193,7 +203,7 @@ fn main() -> Result<()> {
                         .sum::<usize>()
                         * examples.history_steps;
                     let tensors = BatchTensors::new(&batch, &Device::Cpu)?;
-                    let m = model(encoder, data)?;
+                    let m = model(encoder, data, examples.lead_times)?;
                     let ms = median_ms(5, || {
                         let loss = m.loss(&tensors).expect("loss");
                         loss.backward().expect("backward");

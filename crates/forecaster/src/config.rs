@@ -2,7 +2,7 @@
 //! cut into examples, everything a saved model needs to see data as it was trained on
 //! ([`ModelSetup`]). The trainer's run configuration adds optimisation and evaluation to these.
 
-use hip_encoder::LevelConfig;
+use hip_encoder::{FanOutConfig, LevelConfig};
 use pv_data::{ExampleConfig, LoadConfig};
 
 /// One HiP level, as written in a config file.
@@ -81,6 +81,13 @@ pub struct ModelConfig {
     /// bottleneck (`per_lead`: the MetNet way, an ablation of issue 14's first question; it
     /// costs the encoder's work times the lead times). Needs `encoder = "hip"` or `"flat"`.
     pub encoder_runs: EncoderRuns,
+    /// HiP-style fan-out decoding (an ablation, issue 14's first question): levels that split
+    /// the encoder's bottleneck back into groups, each group's learned latents reading their
+    /// parent group's latents (each level's groups a multiple of the previous level's, the
+    /// bottleneck being one group), the last level with one group per lead time
+    /// (`examples.lead_times`); each lead's queries then read only their own group instead of
+    /// the whole bottleneck. Empty (the default): every lead time reads the whole bottleneck.
+    pub fan_out: Vec<LevelSpec>,
 }
 
 /// How often the encoder runs ([`ModelConfig::encoder_runs`]).
@@ -188,8 +195,24 @@ impl ModelConfig {
             encoder: EncoderKind::Hip,
             positions: PositionEncoding::Fourier,
             encoder_runs: EncoderRuns::Once,
+            fan_out: Vec::new(),
         }
     }
+}
+
+/// The fan-out that the ablation study measures (`model.fan_out`): the bottleneck split into 4
+/// groups of 8 latents, then into one group of 4 latents per lead time, 32 channels, 2 heads and
+/// one self-attention layer each: the encoder's levels mirrored. `lead_times` must be a multiple
+/// of 4 (validation says so otherwise).
+pub fn fan_out_to(lead_times: usize) -> Vec<LevelSpec> {
+    let level = |groups, latents| LevelSpec {
+        groups,
+        latents,
+        channels: 32,
+        self_attention_layers: 1,
+        heads: 2,
+    };
+    vec![level(4, 8), level(lead_times, 4)]
 }
 
 /// What a saved model needs besides its weights: how its data were loaded, how examples were cut,
@@ -239,6 +262,9 @@ impl ModelSetup {
                 self.model.encoder
             ));
         }
+        if !self.model.fan_out.is_empty() {
+            self.validate_fan_out()?;
+        }
         if !self.model.loss_lead_decay_per_hour.is_finite() {
             return Err("model.loss_lead_decay_per_hour must be a finite number".into());
         }
@@ -247,6 +273,34 @@ impl ModelSetup {
             return Err(format!(
                 "model.levels[0].groups is {} but examples.history_steps is {}: level 1 has one group per history step",
                 first.groups, self.examples.history_steps
+            ));
+        }
+        Ok(())
+    }
+
+    /// `model.fan_out` needs a bottleneck to split, read once for every lead time, and one output
+    /// group per lead time.
+    fn validate_fan_out(&self) -> Result<(), String> {
+        let model = &self.model;
+        if model.encoder == EncoderKind::QueriesOnly {
+            return Err("model.fan_out splits the encoder's bottleneck, but model.encoder = \"none\" has none; use encoder = \"hip\", \"flat\" or \"recurrent\", or fan_out = []".into());
+        }
+        if model.encoder_runs == EncoderRuns::PerLead {
+            return Err("model.fan_out gives each lead time its own group of one shared bottleneck, but model.encoder_runs = \"per_lead\" already gives each its own bottleneck; use one of the two".into());
+        }
+        let levels: Vec<LevelConfig> = model.fan_out.iter().copied().map(Into::into).collect();
+        let input_dim = model.levels.last().map_or(model.token_dim, |l| l.channels);
+        FanOutConfig::new(input_dim, levels)
+            .validate()
+            .map_err(|e| {
+                let e = e.to_string();
+                format!("model.fan_out: {}", e.trim_start_matches("fan-out: "))
+            })?;
+        let outputs = model.fan_out.last().map_or(0, |l| l.groups);
+        if outputs != self.examples.lead_times {
+            return Err(format!(
+                "model.fan_out's last level has {outputs} groups but examples.lead_times is {}: the fan-out ends in one group per lead time",
+                self.examples.lead_times
             ));
         }
         Ok(())

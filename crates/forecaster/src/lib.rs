@@ -31,7 +31,7 @@ pub mod saved;
 
 pub use config::{
     EncoderKind, EncoderRuns, LeadTimeConditioning, LevelSpec, ModelConfig, ModelSetup,
-    PositionEncoding,
+    PositionEncoding, fan_out_to,
 };
 pub use error::{Error, Result};
 pub use forecast::{

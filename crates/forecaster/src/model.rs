@@ -4,7 +4,9 @@
 
 use candle_core::{D, Device, Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
-use hip_encoder::{HipConfig, HipEncoder, LevelConfig, RecurrentConfig, RecurrentEncoder};
+use hip_encoder::{
+    FanOut, FanOutConfig, HipConfig, HipEncoder, LevelConfig, RecurrentConfig, RecurrentEncoder,
+};
 use metnet_decoder::{DecoderConfig, MetNetDecoder, pinball_loss, pinball_loss_sum, pinball_terms};
 use perceiver_core::FourierFeatures;
 use perceiver_core::bias::add_bias;
@@ -130,13 +132,16 @@ enum Encoder {
     Recurrent(Box<RecurrentEncoder>),
 }
 
-/// The whole model. Parameter names: `embed.*`, `encoder.*`, `decoder.*`.
+/// The whole model. Parameter names: `embed.*`, `encoder.*`, `fan_out.*` (with a fan-out),
+/// `decoder.*`.
 pub struct PvForecaster {
     embedders: Vec<(usize, Embedder)>,
     /// The history encoder; `None` for `encoder = "none"`.
     encoder: Option<Encoder>,
     /// `encoder_runs = "per_lead"`: the lead-time encoding the encoder is conditioned on.
     per_lead: Option<FourierFeatures>,
+    /// `fan_out` levels: the bottleneck split into one group per lead time.
+    fan_out: Option<FanOut>,
     decoder: MetNetDecoder,
     quantiles: Vec<f64>,
     step_hours: f64,
@@ -224,10 +229,27 @@ impl PvForecaster {
                 .map(LevelConfig::from)
                 .collect(),
         };
-        let context_dim = config
+        let bottleneck_dim = config
             .levels
             .last()
             .map_or(config.token_dim, |l| l.channels);
+        let fan_out = (!config.fan_out.is_empty())
+            .then(|| {
+                let levels = config
+                    .fan_out
+                    .iter()
+                    .copied()
+                    .map(LevelConfig::from)
+                    .collect();
+                let shape = FanOutConfig {
+                    widening: config.widening,
+                    ..FanOutConfig::new(bottleneck_dim, levels)
+                };
+                FanOut::new(&shape, vb.pp("fan_out"))
+            })
+            .transpose()?;
+        // The decoder reads the bottleneck, or with a fan-out its lead time's group.
+        let context_dim = config.fan_out.last().map_or(bottleneck_dim, |l| l.channels);
         let decoder = DecoderConfig {
             blocks: config.decoder_blocks,
             heads: config.decoder_heads,
@@ -285,6 +307,7 @@ impl PvForecaster {
             step_hours: step_minutes as f64 / 60.0,
             loss_lead_decay: config.loss_lead_decay_per_hour,
             per_lead: per_lead.then_some(decoder.lead_time_encoding),
+            fan_out,
             prior_index,
         })
     }
@@ -299,6 +322,21 @@ impl PvForecaster {
         let bottleneck = match &self.encoder {
             Some(encoder) => Some(self.encode(encoder, batch, &lead_hours)?),
             None => None,
+        };
+        // Fan-out: the bottleneck [B, L, C] split into one group per lead time, [B·K, L', C']
+        // example-major, each lead's queries reading their own (as the MetNet way's are).
+        let bottleneck = match (&self.fan_out, bottleneck) {
+            (Some(fan_out), Some(bottleneck)) => {
+                let groups = fan_out.forward(&bottleneck)?;
+                let (b, g, l, c) = groups.dims4()?;
+                if g != k {
+                    candle_core::bail!(
+                        "the fan-out ends in {g} groups, one per lead time it was built for, but the queries have {k} lead times"
+                    );
+                }
+                Some(groups.reshape((b * g, l, c))?)
+            }
+            (_, bottleneck) => bottleneck,
         };
         let out = self.decoder.forward(
             &batch.queries,

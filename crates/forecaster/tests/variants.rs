@@ -319,3 +319,117 @@ fn the_metnet_way_runs_the_encoder_per_lead_time() {
     let message = nonsense.validate().expect_err("refused");
     assert!(message.contains("encoder_runs"), "{message}");
 }
+
+/// The `[[model.fan_out]]` levels of the ablation (`fan_out_to(16)`): 1 → 4 → 16 groups, one
+/// per lead time.
+const FAN_OUT: &str = "[[model.fan_out]]\ngroups = 4\nlatents = 8\nchannels = 32\nself_attention_layers = 1\nheads = 2\n\n[[model.fan_out]]\ngroups = 16\nlatents = 4\nchannels = 32\nself_attention_layers = 1\nheads = 2\n";
+
+/// HiP-style fan-out decoding (`model.fan_out`): the bottleneck splits into one group per lead
+/// time, and each lead's queries read only their own group: changing one output group's learned
+/// latents moves that lead's forecasts and no other's. Every parameter learns.
+#[test]
+fn fan_out_gives_each_lead_time_its_own_group() {
+    let (dataset, batch) = bundled_batch();
+    let setup: ModelSetup = toml::from_str(FAN_OUT).expect("parse");
+    setup.validate().expect("a valid fan-out");
+    assert_eq!(setup.model.fan_out, forecaster::fan_out_to(16));
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let model =
+        PvForecaster::new(&setup.model, FeatureWidths::of(&dataset), 15, vb).expect("model");
+    forecaster::init::initialise(&varmap, 3).expect("init");
+    let (b, s, k) = (batch.len(), batch.targets.shape[1], batch.targets.shape[2]);
+    assert_eq!(k, 16);
+    let before = forecast(&model, &batch);
+    assert_eq!(before.len(), b * s * k * 3);
+    let latents = varmap.data().lock().expect("lock")["fan_out.levels.1.latents"].clone();
+    let (groups, l, c) = latents.as_tensor().dims3().expect("[G, L, C]");
+    assert_eq!(groups, 16);
+    let lead = 5;
+    let mut values = latents
+        .as_tensor()
+        .flatten_all()
+        .and_then(|t| t.to_vec1::<f32>())
+        .expect("values");
+    for (i, v) in values[lead * l * c..(lead + 1) * l * c]
+        .iter_mut()
+        .enumerate()
+    {
+        *v += ((i * 7 % 5) as f32 - 2.0) * 0.5;
+    }
+    latents
+        .set(&candle_core::Tensor::from_vec(values, (groups, l, c), &Device::Cpu).expect("t"))
+        .expect("set");
+    let after = forecast(&model, &batch);
+    // [B, S, K, Q] flattened: the lead is the third axis.
+    let mut moved = vec![0.0f32; k];
+    for (i, (x, y)) in before.iter().zip(&after).enumerate() {
+        let at = i / 3 % k;
+        moved[at] = moved[at].max((x - y).abs());
+    }
+    for (at, m) in moved.iter().enumerate() {
+        if at == lead {
+            assert!(*m > 1e-4, "lead {at} reads the changed group: {moved:?}");
+        } else {
+            assert_eq!(*m, 0.0, "lead {at} reads its own group only: {moved:?}");
+        }
+    }
+    let tensors = BatchTensors::new(&batch, &Device::Cpu).expect("tensors");
+    let grads = model
+        .loss(&tensors)
+        .and_then(|l| l.backward())
+        .expect("backward");
+    for (name, var) in varmap.data().lock().expect("lock").iter() {
+        let Some(g) = grads.get(var.as_tensor()) else {
+            assert!(unused_with_one_target(name, s), "{name}: no gradient");
+            continue;
+        };
+        let g = g
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .expect("gradient");
+        assert!(g.iter().all(|x| x.is_finite()), "{name}");
+        if name.starts_with("fan_out.") || name.starts_with("encoder.") {
+            assert!(g.iter().any(|&x| x != 0.0), "{name}: no signal");
+        }
+    }
+}
+
+#[test]
+fn fan_out_combinations_that_make_no_sense_are_refused() {
+    let refused = |toml_text: &str| {
+        toml::from_str::<ModelSetup>(toml_text)
+            .expect("parse")
+            .validate()
+            .expect_err("refused")
+    };
+    let message = refused(&format!("[model]\nencoder = \"none\"\n\n{FAN_OUT}"));
+    assert!(
+        message.contains("fan_out") && message.contains("encoder"),
+        "{message}"
+    );
+    let message = refused(&format!(
+        "[model]\nencoder_runs = \"per_lead\"\n\n{FAN_OUT}"
+    ));
+    assert!(
+        message.contains("fan_out") && message.contains("per_lead"),
+        "{message}"
+    );
+    let message = refused(&format!("[examples]\nlead_times = 8\n\n{FAN_OUT}"));
+    assert!(
+        message.contains("16 groups") && message.contains("lead_times is 8"),
+        "{message}"
+    );
+    let message = refused(&FAN_OUT.replace("groups = 4\n", "groups = 3\n"));
+    assert!(
+        message.contains("3 groups do not split into 16"),
+        "{message}"
+    );
+    // The other encoders have a bottleneck to split.
+    for encoder in ["flat", "recurrent"] {
+        toml::from_str::<ModelSetup>(&format!("[model]\nencoder = \"{encoder}\"\n\n{FAN_OUT}"))
+            .expect("parse")
+            .validate()
+            .unwrap_or_else(|e| panic!("{encoder}: {e}"));
+    }
+}

@@ -37,10 +37,10 @@ use candle_nn::{Init, VarBuilder};
 
 pub mod fan_out;
 pub mod recurrent;
+pub use fan_out::{FanOut, FanOutConfig};
 use perceiver_core::AttentionImpl;
 use perceiver_core::bias::repeat;
 use perceiver_core::layers::{Activation, AttentionBlock, BlockConfig, Film};
-pub use fan_out::{FanOut, FanOutConfig};
 pub use recurrent::{RecurrentConfig, RecurrentEncoder};
 
 /// One level of the hierarchy.

@@ -96,7 +96,10 @@ fn configs_that_do_not_split_are_refused() {
         .map(|e| e.to_string())
     };
     let message = build(vec![level(4, 2), level(6, 2)]).expect("4 does not split into 6");
-    assert!(message.contains("4 groups do not split into 6"), "{message}");
+    assert!(
+        message.contains("4 groups do not split into 6"),
+        "{message}"
+    );
     assert!(build(vec![]).is_some());
     assert!(build(vec![level(0, 2)]).is_some());
     assert!(build(vec![level(2, 0)]).is_some());
