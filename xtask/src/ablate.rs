@@ -51,16 +51,16 @@ const VARIANTS: [(&str, &str, &str); 8] = [
         "encoder = \"recurrent\"\n",
     ),
     (
-        "metnet-way",
-        "the MetNet way: the encoder runs once per lead time, its latents conditioned on it",
-        "encoder_runs = \"per_lead\"\n",
-    ),
-    (
         "fan-out",
         "HiP fan-out decoding: the bottleneck split 1 → 4 → 16 groups, each lead time reading its own",
         // `forecaster::fan_out_to(16)` (xtask builds without the model's crates).
         "[[model.fan_out]]\ngroups = 4\nlatents = 8\nchannels = 32\nself_attention_layers = 1\nheads = 2\n\n\
          [[model.fan_out]]\ngroups = 16\nlatents = 4\nchannels = 32\nself_attention_layers = 1\nheads = 2\n",
+    ),
+    (
+        "metnet-way",
+        "the MetNet way: the encoder runs once per lead time, its latents conditioned on it",
+        "encoder_runs = \"per_lead\"\n",
     ),
 ];
 
@@ -111,11 +111,7 @@ fn options(args: &[String]) -> Result<Options, String> {
 /// Runs the study.
 pub fn run(args: &[String]) -> Result<(), String> {
     let o = options(args)?;
-    let root = PathBuf::from(if o.quick {
-        "runs/ablation-quick"
-    } else {
-        "runs/ablation"
-    });
+    let root = PathBuf::from(runs_root(o.quick));
     std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
     // The quick study uses the test build's binary; the full one a release build.
     let profile: &[&str] = if o.quick { &[] } else { &["--release"] };
@@ -142,9 +138,25 @@ pub fn run(args: &[String]) -> Result<(), String> {
             runs.push((out, seconds));
         }
         rows.push(Row::read(name, what, &runs)?);
+        // The table so far, after every variant: a long study stopped part-way keeps its rows.
+        write_doc(&o, &rows)?;
     }
+    Ok(())
+}
+
+/// Where the study's runs go.
+fn runs_root(quick: bool) -> &'static str {
+    if quick {
+        "runs/ablation-quick"
+    } else {
+        "runs/ablation"
+    }
+}
+
+/// Writes the study's table for `rows`, keeping the hand-written reading of an earlier one.
+fn write_doc(o: &Options, rows: &[Row]) -> Result<(), String> {
     let doc = if o.quick {
-        root.join("ABLATION.md")
+        Path::new(runs_root(true)).join("ABLATION.md")
     } else {
         PathBuf::from("docs/ABLATION.md")
     };
@@ -160,7 +172,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .ok()
         .and_then(|old| old.find(READING).map(|at| old[at..].to_owned()))
         .unwrap_or_default();
-    let table = markdown(&rows, &command, o.seeds, &steps);
+    let table = markdown(rows, &command, o.seeds, &steps);
     std::fs::write(&doc, format!("{table}{reading}"))
         .map_err(|e| format!("{}: {e}", doc.display()))?;
     eprintln!("ablate: {} written", doc.display());
