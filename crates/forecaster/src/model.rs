@@ -370,46 +370,30 @@ impl PvForecaster {
             tokens.push(embedder.forward(values)?);
             masks.push(mask.clone());
         }
-        let mut tokens = Tensor::cat(&tokens, 2)?;
-        let mut mask = Tensor::cat(&masks, 2)?;
-        // The MetNet way: every example once per lead time, [B, …] → [B·K, …] example-major,
-        // with the lead time's encoding for the encoder's FiLM.
-        let lead = match &self.per_lead {
-            None => None,
-            Some(encoding) => {
+        let tokens = Tensor::cat(&tokens, 2)?;
+        let mask = Tensor::cat(&masks, 2)?;
+        // The flat encoder reads every step's tokens as one group.
+        let (tokens, mask) = match encoder {
+            Encoder::Hip { flat: true, .. } => {
                 let (b, h, n, c) = tokens.dims4()?;
-                let k = lead_hours.dim(0)?;
-                tokens = tokens
-                    .unsqueeze(1)?
-                    .broadcast_as((b, k, h, n, c))?
-                    .reshape((b * k, h, n, c))?;
-                mask = mask
-                    .unsqueeze(1)?
-                    .broadcast_as((b, k, h, n))?
-                    .reshape((b * k, h, n))?;
-                let e = encoding.encode(&lead_hours.to_dtype(tokens.dtype())?.reshape((k, 1))?)?;
-                let width = e.dim(1)?;
-                Some(
-                    e.unsqueeze(0)?
-                        .broadcast_as((b, k, width))?
-                        .reshape((b * k, width))?,
+                (
+                    tokens.reshape((b, 1, h * n, c))?,
+                    mask.reshape((b, 1, h * n))?,
                 )
             }
+            _ => (tokens, mask),
         };
-        match encoder {
-            Encoder::Hip {
-                encoder,
-                flat: false,
-            } => encoder.forward(&tokens, &mask, lead.as_ref()),
-            Encoder::Hip {
-                encoder,
-                flat: true,
-            } => {
-                let (b, h, n, c) = tokens.dims4()?;
-                let tokens = tokens.reshape((b, 1, h * n, c))?;
-                encoder.forward(&tokens, &mask.reshape((b, 1, h * n))?, lead.as_ref())
+        match (encoder, &self.per_lead) {
+            // The MetNet way: every example encoded once per lead time, conditioned on the
+            // lead time's encoding, into [B·K, L, C] example-major.
+            (Encoder::Hip { encoder, .. }, Some(encoding)) => {
+                let k = lead_hours.dim(0)?;
+                let lead =
+                    encoding.encode(&lead_hours.to_dtype(tokens.dtype())?.reshape((k, 1))?)?;
+                encoder.forward_per_lead(&tokens, &mask, &lead)
             }
-            Encoder::Recurrent(encoder) => encoder.forward(&tokens, &mask),
+            (Encoder::Hip { encoder, .. }, None) => encoder.forward(&tokens, &mask, None),
+            (Encoder::Recurrent(encoder), _) => encoder.forward(&tokens, &mask),
         }
     }
 

@@ -162,7 +162,80 @@ impl HipEncoder {
         mask: &Tensor,
         lead_time: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let (b, g, _, c) = tokens.dims4()?;
+        let b = tokens.dim(0)?;
+        self.check_input(tokens, mask)?;
+        let mut x = tokens.clone();
+        let mut mask = Some(mask.to_dtype(tokens.dtype())?);
+        for level in &self.levels {
+            x = level.forward(&x, mask.as_ref(), lead_time, b)?;
+            mask = None; // latents are never padding
+        }
+        // [B, 1, L, C] → [B, L, C]
+        x.squeeze(1)
+    }
+
+    /// MetNet mode, once per lead time: encodes `tokens [B, G, N, C_in]` (`mask [B, G, N]`) for
+    /// each of the `K` lead-time encodings `lead_time [K, E]`, into `[B·K, L, C]` example-major
+    /// (row `b·K + k`). The same numbers as [`Self::forward`] on the tokens repeated `K` times,
+    /// but the first level's `K` lead-conditioned latent sets of a group attend to its tokens
+    /// together: the tokens are normalised and projected to keys and values once per example,
+    /// not once per lead time (only the latents depend on the lead).
+    pub fn forward_per_lead(
+        &self,
+        tokens: &Tensor,
+        mask: &Tensor,
+        lead_time: &Tensor,
+    ) -> Result<Tensor> {
+        let (b, g, n, c) = tokens.dims4()?;
+        self.check_input(tokens, mask)?;
+        let (k, e) = lead_time.dims2()?;
+        let first = &self.levels[0];
+        let Some(film) = &first.film else {
+            candle_core::bail!("hip: forward_per_lead needs an encoder built with lead_time_dim");
+        };
+        let LevelConfig {
+            latents: l,
+            channels: lc,
+            ..
+        } = first.config;
+        // [G, L, C] → K lead-conditioned copies [K, G·L, C] → [G, K·L, C] → every example's.
+        let latents = film.forward(
+            &first
+                .latents
+                .reshape((1, g * l, lc))?
+                .broadcast_as((k, g * l, lc))?,
+            lead_time,
+        )?;
+        let latents = latents
+            .reshape((k, g, l, lc))?
+            .transpose(0, 1)?
+            .reshape((g, k * l, lc))?;
+        let latents = repeat(&latents, b)?.reshape((b * g, k * l, lc))?;
+        let mask = mask.to_dtype(tokens.dtype())?.reshape((b * g, n))?;
+        let inputs = tokens.reshape((b * g, n, c))?;
+        // [B·G, K·L, C] → [B, K, G, L, C]: lead-major groups, each lead's latents on their own.
+        let mut h = first.cross.forward_cross(&latents, &inputs, Some(&mask))?;
+        h = h
+            .reshape((b, g, k, l, lc))?
+            .transpose(1, 2)?
+            .reshape((b * k * g, l, lc))?;
+        for block in &first.self_blocks {
+            h = block.forward_self(&h, None)?;
+        }
+        let mut x = h.reshape((b * k, g, l, lc))?;
+        let rows = lead_time
+            .unsqueeze(0)?
+            .broadcast_as((b, k, e))?
+            .reshape((b * k, e))?;
+        for level in &self.levels[1..] {
+            x = level.forward(&x, None, Some(&rows), b * k)?;
+        }
+        x.squeeze(1)
+    }
+
+    /// Checks tokens and mask against the first level.
+    fn check_input(&self, tokens: &Tensor, mask: &Tensor) -> Result<()> {
+        let (_, g, _, c) = tokens.dims4()?;
         if c != self.input_dim {
             candle_core::bail!("hip: tokens have {c} channels, expected {}", self.input_dim);
         }
@@ -179,14 +252,7 @@ impl HipEncoder {
                 tokens.dims()
             );
         }
-        let mut x = tokens.clone();
-        let mut mask = Some(mask.to_dtype(tokens.dtype())?);
-        for level in &self.levels {
-            x = level.forward(&x, mask.as_ref(), lead_time, b)?;
-            mask = None; // latents are never padding
-        }
-        // [B, 1, L, C] → [B, L, C]
-        x.squeeze(1)
+        Ok(())
     }
 
     /// Switches every attention layer between the fused op and the composed reference.

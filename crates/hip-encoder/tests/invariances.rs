@@ -5,17 +5,8 @@ use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use hip_encoder::{HipConfig, HipEncoder, LevelConfig};
 
-fn values(seed: u64, n: usize) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            ((x >> 33) as f64 / (1u64 << 31) as f64 * 2.0 - 1.0) as f32
-        })
-        .collect()
-}
+mod common;
+use common::{max_abs_diff, tensor as seeded};
 
 fn assert_finite(t: &Tensor) {
     let v = t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("v");
@@ -23,7 +14,7 @@ fn assert_finite(t: &Tensor) {
 }
 
 fn tensor(seed: u64, shape: &[usize]) -> Tensor {
-    Tensor::from_vec(values(seed, shape.iter().product()), shape, &Device::Cpu).expect("tensor")
+    seeded(seed, shape, DType::F32)
 }
 
 fn config(lead_time_dim: Option<usize>) -> HipConfig {
@@ -68,14 +59,6 @@ fn encoder(lead_time_dim: Option<usize>) -> (VarMap, HipEncoder) {
     (varmap, enc)
 }
 
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .and_then(|d| d.abs())
-        .and_then(|d| d.max_all())
-        .and_then(|d| d.to_scalar::<f32>())
-        .expect("diff")
-}
-
 #[test]
 fn the_bottleneck_has_the_last_levels_shape() {
     let (_, enc) = encoder(None);
@@ -107,7 +90,7 @@ fn token_order_within_a_group_does_not_matter() {
         .expect("scale");
     let diff = max_abs_diff(&out, &out_p);
     assert!(
-        diff < 1e-5 * (1.0 + scale) * 10.0,
+        diff < 1e-5 * (1.0 + f64::from(scale)) * 10.0,
         "difference {diff} at output scale {scale}"
     );
     // Moving a token to another group does change the output (the test can fail).
@@ -234,4 +217,93 @@ fn configs_that_do_not_merge_to_one_group_are_refused() {
         ],
     );
     assert!(bad.validate().is_err());
+}
+
+/// MetNet mode once per lead time: `forward_per_lead` (the first level's latents of every lead
+/// attend to the tokens together) gives what `forward` gives on the tokens repeated per lead
+/// time, example-major, and so do the gradients of the tokens and of every parameter.
+#[test]
+fn forward_per_lead_equals_the_encoder_run_per_lead_time() {
+    let (varmap, enc) = encoder(Some(4));
+    for (name, var) in varmap.data().lock().expect("lock").iter() {
+        if name.contains("film.out") {
+            var.set(&(tensor(7, var.dims()) * 0.5).expect("w"))
+                .expect("set");
+        }
+    }
+    let (b, g, n, k) = (2, 4, 5, 3);
+    let tokens = candle_core::Var::from_tensor(&tensor(12, &[b, g, n, 6])).expect("var");
+    let mut mask = vec![1f32; b * g * n];
+    mask[3] = 0.0;
+    mask[n * g + 7] = 0.0;
+    let mask = Tensor::from_vec(mask, (b, g, n), &Device::Cpu).expect("mask");
+    let lead = tensor(13, &[k, 4]);
+    let shared = enc
+        .forward_per_lead(tokens.as_tensor(), &mask, &lead)
+        .expect("per lead");
+    let repeat = |t: &Tensor| {
+        let mut dims = t.dims().to_vec();
+        let rest = dims.split_off(1);
+        let mut wide = vec![b, k];
+        wide.extend(&rest);
+        let mut flat = vec![b * k];
+        flat.extend(&rest);
+        t.unsqueeze(1)
+            .and_then(|t| t.broadcast_as(wide))
+            .and_then(|t| t.reshape(flat))
+            .expect("repeat")
+    };
+    let rows = lead
+        .unsqueeze(0)
+        .and_then(|l| l.broadcast_as((b, k, 4)))
+        .and_then(|l| l.reshape((b * k, 4)))
+        .expect("rows");
+    let separate = enc
+        .forward(&repeat(tokens.as_tensor()), &repeat(&mask), Some(&rows))
+        .expect("repeated");
+    assert_eq!(shared.dims(), &[b * k, 5, 12]);
+    assert!(max_abs_diff(&shared, &separate) < 1e-5);
+    let weights = tensor(14, &[b * k, 5, 12]);
+    let gradients = |out: &Tensor| {
+        (out * &weights)
+            .and_then(|t| t.sum_all())
+            .and_then(|t| t.backward())
+            .expect("backward")
+    };
+    let (g1, g2) = (gradients(&shared), gradients(&separate));
+    let mut vars: Vec<(String, candle_core::Var)> = varmap
+        .data()
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
+    vars.push(("tokens".into(), tokens));
+    for (name, var) in vars {
+        let (a, c) = (g1.get(var.as_tensor()), g2.get(var.as_tensor()));
+        let (Some(a), Some(c)) = (a, c) else {
+            panic!("{name}: a gradient in one and not the other");
+        };
+        let scale = c
+            .abs()
+            .and_then(|t| t.max_all())
+            .and_then(|t| t.to_scalar::<f32>())
+            .expect("scale");
+        assert!(
+            max_abs_diff(a, c) <= 1e-4 * (1.0 + scale as f64),
+            "{name}: {}",
+            max_abs_diff(a, c)
+        );
+    }
+    assert!(
+        enc.forward_per_lead(&tensor(12, &[b, g, n, 6]), &mask, &tensor(13, &[k, 4]))
+            .is_ok()
+    );
+    let (_, plain) = encoder(None);
+    assert!(
+        plain
+            .forward_per_lead(&tensor(12, &[b, g, n, 6]), &mask, &lead)
+            .is_err(),
+        "needs lead-time FiLM"
+    );
 }
