@@ -1,4 +1,5 @@
-//! `cargo xtask ablate [--quick] [--seeds N] [--steps N] [--no-trees]`: the ablation study of issue 14 over the
+//! `cargo xtask ablate [--quick] [--seeds N] [--seeds-for VARIANT=N] [--steps N] [--no-trees]`:
+//! the ablation study of issue 14 over the
 //! variants the model can be configured to (so far: lead-time conditioning, the history encoder,
 //! position features). Every variant is trained with the same data, step budget and seeds by the
 //! CLI (`power-perceiver train --config <variant> --seed <k>`), evaluated on the test split by the
@@ -70,6 +71,9 @@ const READING: &str = "\n## Reading";
 struct Options {
     quick: bool,
     seeds: u64,
+    /// Fewer (or more) seeds for a named variant (`--seeds-for metnet-way=2`: a variant whose
+    /// runs cost too much for the study's count; the table's seeds column shows it).
+    seeds_for: BTreeMap<String, u64>,
     steps: Option<usize>,
     /// Skip the gradient-boosted trees (the same for every variant; they cost time, not results).
     no_trees: bool,
@@ -79,6 +83,7 @@ fn options(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         quick: false,
         seeds: 3,
+        seeds_for: BTreeMap::new(),
         steps: None,
         no_trees: false,
     };
@@ -90,6 +95,17 @@ fn options(args: &[String]) -> Result<Options, String> {
             "--no-trees" => o.no_trees = true,
             "--seeds" => {
                 o.seeds = value(i)?.parse().map_err(|_| "--seeds needs a number")?;
+                i += 1;
+            }
+            "--seeds-for" => {
+                let (name, n) = value(i)?
+                    .split_once('=')
+                    .ok_or("--seeds-for needs VARIANT=N")?;
+                if !VARIANTS.iter().any(|(v, _, _)| *v == name) {
+                    return Err(format!("--seeds-for: no variant {name}"));
+                }
+                let n = n.parse().map_err(|_| "--seeds-for needs VARIANT=N")?;
+                o.seeds_for.insert(name.to_owned(), n);
                 i += 1;
             }
             "--steps" => {
@@ -132,7 +148,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
         std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
         let mut runs = Vec::new();
-        for seed in 0..o.seeds {
+        for seed in 0..o.seeds_for.get(name).copied().unwrap_or(o.seeds) {
             let out = root.join(format!("{name}-seed{seed}"));
             let seconds = train(&binary, &config, seed, o.steps, &out)?;
             runs.push((out, seconds));
@@ -227,6 +243,8 @@ struct Row {
     name: String,
     what: String,
     parameters: usize,
+    /// Runs (seeds) read.
+    seeds: usize,
     /// Daylight nMAE per seed: all systems pooled (key 0 is not a system), then per ss_id.
     nmae: BTreeMap<String, Vec<f64>>,
     skill: Vec<f64>,
@@ -239,6 +257,7 @@ impl Row {
             name: name.to_owned(),
             what: what.to_owned(),
             parameters: 0,
+            seeds: runs.len(),
             nmae: BTreeMap::new(),
             skill: Vec::new(),
             seconds: Vec::new(),
@@ -321,9 +340,10 @@ fn markdown(rows: &[Row], command: &str, seeds: u64, steps: &str) -> String {
         "# Ablation study\n\nMeasured by `{command}`: every variant trained on the bundled data \
          with {steps} and {seeds} seed(s) (0 to {last}), and evaluated on the test split by the run's own \
          evaluation. Test daylight nMAE of the model, mean ± sample standard deviation over \
-         seeds; skill is over smart persistence, pooled. Wall time is the session that finished a \
-         run (training, test evaluation and plots; a resumed run counts its last session only).\n\n| variant | what changes | parameters | {} | skill | wall s |\n\
-         |---|---|---:|{}---:|---:|\n",
+         seeds (a variant with fewer says so in the seeds column); skill is over smart persistence, \
+         pooled. Wall time is the session that finished a \
+         run (training, test evaluation and plots; a resumed run counts its last session only).\n\n| variant | what changes | parameters | seeds | {} | skill | wall s |\n\
+         |---|---|---:|---:|{}---:|---:|\n",
         columns.join(" | "),
         "---:|".repeat(columns.len()),
         last = seeds.saturating_sub(1),
@@ -335,10 +355,11 @@ fn markdown(rows: &[Row], command: &str, seeds: u64, steps: &str) -> String {
             .collect();
         let skill: Vec<f64> = r.skill.iter().map(|s| s * 100.0).collect();
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} % | {} |\n",
+            "| {} | {} | {} | {} | {} | {} % | {} |\n",
             r.name,
             r.what,
             r.parameters,
+            r.seeds,
             cells.join(" | "),
             mean_sd(&skill, 1),
             mean_sd(&r.seconds, 0)
@@ -371,5 +392,9 @@ mod tests {
             (false, 3, Some(800), true)
         );
         assert!(options(&["--bogus".to_owned()]).is_err());
+        let o = options(&["--seeds-for", "metnet-way=2"].map(String::from)).expect("options");
+        assert_eq!(o.seeds_for.get("metnet-way"), Some(&2));
+        assert!(options(&["--seeds-for", "nonesuch=2"].map(String::from)).is_err());
+        assert!(options(&["--seeds-for", "metnet-way"].map(String::from)).is_err());
     }
 }

@@ -14,7 +14,7 @@
 //!   the criterion suite, results as JSON, ratios to a baseline (see `bench.rs`).
 //! - `bench instructions [--accept]`: the callgrind instruction-count gate.
 //! - `train [ARGS...]`: release build, then `power-perceiver train ARGS` (default config, `data/`).
-//! - `ablate [--quick] [--seeds N] [--steps N] [--no-trees]`: the ablation study (`ablate.rs`).
+//! - `ablate [--quick] [--seeds N] [--seeds-for VARIANT=N] [--steps N] [--no-trees]`: the ablation study (`ablate.rs`).
 
 use std::process::{Command, ExitCode};
 
@@ -79,7 +79,7 @@ fn main() -> ExitCode {
         Some("ablate") => ablate::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | layering | cycles | docs | ptx-check | data [DIR] | bench [--quick] [--compare F] | bench instructions [--accept] | train [ARGS...] | ablate [--quick] [--seeds N] [--steps N] [--no-trees]>"
+                "usage: cargo xtask <ci | layering | cycles | docs | ptx-check | data [DIR] | bench [--quick] [--compare F] | bench instructions [--accept] | train [ARGS...] | ablate [--quick] [--seeds N] [--seeds-for VARIANT=N] [--steps N] [--no-trees]>"
             );
             return ExitCode::from(2);
         }
