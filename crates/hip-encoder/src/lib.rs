@@ -10,7 +10,10 @@
 //! not matter and padding tokens do not change the output (both tested).
 //!
 //! "MetNet mode": with `lead_time_dim` set, every level's latents are FiLM-modulated by a
-//! lead-time encoding before they attend, so the encoder can run once per lead time.
+//! lead-time encoding before they attend, so the encoder can run once per lead time
+//! ([`HipEncoder::forward_per_lead`] does it for `K` lead times, the tokens' keys and values
+//! computed once). The same levels run the other way make [`FanOut`], HiP-style fan-out
+//! decoding: the bottleneck split back into groups, one per forecast step.
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor};
