@@ -24,7 +24,7 @@ pub fn run_config(saved: &SavedModel) -> Result<RunConfig> {
 }
 
 /// Fits the baselines' clear-sky scale on (a sample of) the training split only.
-pub(crate) fn fit_clear_sky_scale(dataset: &Dataset, config: &RunConfig) -> Result<ClearSkyScale> {
+pub fn fit_clear_sky_scale(dataset: &Dataset, config: &RunConfig) -> Result<ClearSkyScale> {
     let train_keys = example_keys(dataset, &config.examples, Split::Train)?;
     let sample = evenly_spaced(&train_keys, 20_000);
     Ok(ClearSkyScale::fit([&build_batch(
@@ -119,18 +119,29 @@ fn add_baselines(metrics: &mut Metrics, batch: &Batch, scale: &ClearSkyScale, gb
 /// gradient-boosted trees fitted on its training split, as [`evaluate_saved`] does.
 pub fn evaluate_baselines(dataset: &Dataset, config: &RunConfig, split: Split) -> Result<Report> {
     let (scale, gbt) = fit_baselines(dataset, config)?;
+    score_baselines(dataset, config, split, &scale, gbt.as_ref())
+}
+
+/// Scores baselines already fitted ([`fit_baselines`]) on one split of `dataset`.
+pub fn score_baselines(
+    dataset: &Dataset,
+    config: &RunConfig,
+    split: Split,
+    scale: &ClearSkyScale,
+    gbt: Option<&Gbt>,
+) -> Result<Report> {
     let keys = example_keys(dataset, &config.examples, split)?;
     let mut metrics = new_metrics(dataset, config);
     for chunk in keys.chunks(config.eval.batch_size.max(1)) {
         let batch = build_batch(dataset, &config.examples, chunk, split);
-        add_baselines(&mut metrics, &batch, &scale, gbt.as_ref());
+        add_baselines(&mut metrics, &batch, scale, gbt);
     }
     Ok(metrics.report(REFERENCE))
 }
 
 /// Everything the baselines fit on the training split of `dataset` (the trees' depth and rounds
 /// on its validation split).
-pub(crate) fn fit_baselines(
+pub fn fit_baselines(
     dataset: &Dataset,
     config: &RunConfig,
 ) -> Result<(ClearSkyScale, Option<Gbt>)> {

@@ -24,10 +24,11 @@
 //! validation: every choice is made on validation only, and the test split is never seen.
 
 use anyhow::{Context, Result, anyhow};
+use forust_ml::gradientbooster::ImportanceMethod;
 use forust_ml::metric::Metric;
 use forust_ml::objective::ObjectiveType;
 use forust_ml::{GradientBooster, Matrix};
-use pv_data::features::{Modality, PlaceTime, PvToken, PvTokenIndex, Query};
+use pv_data::features::{Modality, NwpAtTarget, PlaceTime, PvToken, PvTokenIndex, Query};
 use pv_data::{Batch, Dataset, ExampleConfig, Split, build_batch, evenly_spaced, example_keys};
 
 use forecaster::baselines::{ClearSkyScale, clear_sky_index_at_t0, forecasts};
@@ -75,6 +76,8 @@ impl Default for GbtConfig {
 pub struct GbtFeatures {
     /// Columns.
     pub columns: usize,
+    /// Each column's name (empty without rows).
+    pub names: Vec<String>,
     /// Rows: one per (example, target, lead time), real targets only.
     pub rows: usize,
     /// Column-major values (NaN = missing).
@@ -101,10 +104,43 @@ impl GbtFeatures {
 #[derive(Default)]
 struct Rows {
     columns: usize,
+    /// Each column's name, recorded as the first row is built (so names and values cannot
+    /// disagree in order).
+    names: Vec<String>,
     values: Vec<f64>,
     targets: Vec<f64>,
     sun_elevation_deg: Vec<f64>,
     index: Vec<usize>,
+}
+
+/// A feature row built value by value; while `names` is `Some`, each value's column name is
+/// recorded with it.
+#[derive(Default)]
+struct Row {
+    values: Vec<f64>,
+    names: Option<Vec<String>>,
+}
+
+impl Row {
+    fn put(&mut self, value: f64, name: impl FnOnce() -> String) {
+        self.values.push(value);
+        if let Some(names) = &mut self.names {
+            names.push(name());
+        }
+    }
+
+    /// Starts a new row; names are recorded when `naming`.
+    fn start(&mut self, naming: bool) {
+        self.values.clear();
+        self.names = naming.then(Vec::new);
+    }
+
+    fn extend(&mut self, other: &Row) {
+        self.values.extend_from_slice(&other.values);
+        if let (Some(names), Some(theirs)) = (&mut self.names, &other.names) {
+            names.extend(theirs.iter().cloned());
+        }
+    }
 }
 
 impl Rows {
@@ -134,22 +170,33 @@ impl Rows {
         let (obs_vars, obs_tokens, fo) = own_values(&batch.tokens[Modality::Observations]);
         let (channels, pixels, fs) = own_values(&batch.tokens[Modality::Satellite]);
         let baselines = forecasts(batch, scale);
-        let mut row = Vec::new();
+        let query_name = |c: usize| match Query::NAMES.get(c) {
+            Some(name) => (*name).to_owned(),
+            // After the fixed query features: NWP variables at the target time, then where
+            // they come from.
+            None if c + NwpAtTarget::WIDTH >= fq => {
+                format!("nwp_{}", NwpAtTarget::NAMES[c + NwpAtTarget::WIDTH - fq])
+            }
+            None => format!("nwp_variable_{}_at_target", c - Query::WIDTH),
+        };
+        let mut row = Row::default();
+        let mut context = Row::default();
         for bi in 0..b {
             let day = batch.keys[bi].t0.day_of_year() as f64 * std::f64::consts::TAU / 365.25;
             // Latest observation and satellite at t0 (the last history step).
             let last = h - 1;
-            let mut context = Vec::with_capacity(obs_vars + 2 * channels);
+            context.start(self.names.is_empty());
             let obs_real = obs_tokens > 0
                 && batch.tokens[Modality::Observations].mask.data[(bi * h + last) * obs_tokens]
                     != 0.0;
             for v in 0..obs_vars {
                 let at = ((bi * h + last) * obs_tokens) * fo + v;
-                context.push(if obs_real {
+                let value = if obs_real {
                     batch.tokens[Modality::Observations].values.data[at] as f64
                 } else {
                     f64::NAN
-                });
+                };
+                context.put(value, || format!("observation_{v}_at_t0"));
             }
             for c in 0..channels {
                 let (mut sum, mut count, mut nearest) = (0.0, 0usize, f64::NAN);
@@ -168,12 +215,13 @@ impl Rows {
                     sum += v;
                     count += 1;
                 }
-                context.push(nearest);
-                context.push(if count > 0 {
+                context.put(nearest, || format!("satellite_{c}_nearest_at_t0"));
+                let mean = if count > 0 {
                     sum / count as f64
                 } else {
                     f64::NAN
-                });
+                };
+                context.put(mean, || format!("satellite_{c}_mean_at_t0"));
             }
             for si in 0..s {
                 if batch.query_mask.data[bi * s + si] == 0.0 {
@@ -188,8 +236,10 @@ impl Rows {
                         continue;
                     }
                     let q = &batch.queries.data[i * fq..(i + 1) * fq];
-                    row.clear();
-                    row.extend(q.iter().map(|&x| x as f64));
+                    row.start(self.names.is_empty());
+                    for (column, &x) in q.iter().enumerate() {
+                        row.put(x as f64, || query_name(column));
+                    }
                     for hi in 0..h {
                         let at = ((bi * h + hi) * n + si) * fp;
                         let token = &batch.tokens[Modality::Pv].values.data[at..at + fp];
@@ -198,24 +248,30 @@ impl Rows {
                         } else {
                             f64::NAN
                         };
-                        row.push(p);
-                        row.push((token[clear] * c) as f64);
+                        let ago = h - 1 - hi;
+                        row.put(p, || format!("power_{ago}_steps_before_t0"));
+                        row.put((token[clear] * c) as f64, || {
+                            format!("clear_sky_power_{ago}_steps_before_t0")
+                        });
                     }
                     let k_t0 = clear_sky_index_at_t0(q, c).map_or(f64::NAN, f64::from);
                     let clear_then = (q[Query::INDEX.clear_sky] * c) as f64;
-                    row.extend([
-                        c as f64,
-                        clear_then,
-                        k_t0,
-                        baselines[1][i] as f64,
-                        baselines[2][i] as f64,
-                        scale.climatology_of(ss_id) as f64 * clear_then,
-                        day.sin(),
-                        day.cos(),
-                    ]);
+                    row.put(c as f64, || "clear_sky_scale".into());
+                    row.put(clear_then, || "clear_sky_power_at_target".into());
+                    row.put(k_t0, || "clear_sky_index_at_t0".into());
+                    row.put(baselines[1][i] as f64, || "smart_persistence".into());
+                    row.put(baselines[2][i] as f64, || "clear_sky_ratio".into());
+                    row.put(scale.climatology_of(ss_id) as f64 * clear_then, || {
+                        "climatological_forecast".into()
+                    });
+                    row.put(day.sin(), || "sin_day_of_year".into());
+                    row.put(day.cos(), || "cos_day_of_year".into());
                     row.extend(&context);
-                    self.columns = row.len();
-                    self.values.extend_from_slice(&row);
+                    if let Some(names) = row.names.take() {
+                        self.names = names;
+                    }
+                    self.columns = row.values.len();
+                    self.values.extend_from_slice(&row.values);
                     self.targets.push(if target_observed {
                         batch.targets.data[i] as f64
                     } else {
@@ -239,6 +295,7 @@ impl Rows {
         }
         GbtFeatures {
             columns: self.columns,
+            names: self.names,
             rows,
             values,
             targets: self.targets,
@@ -259,6 +316,8 @@ pub struct Gbt {
     pub validation_nmae: Vec<f64>,
     /// Training rows used.
     pub train_rows: usize,
+    /// The training rows' column names ([`GbtFeatures::names`]).
+    pub names: Vec<String>,
 }
 
 /// The rows of up to `max_rows` rows' worth of examples of `split`, evenly spaced.
@@ -366,7 +425,31 @@ impl Gbt {
             max_depth,
             validation_nmae,
             train_rows: train.rows,
+            names: train.names,
         })
+    }
+
+    /// What the trees lean on: each column's share of the total split gain over every tree
+    /// (forust-ml's `TotalGain`), largest first, columns never split on left out. The shares of
+    /// the columns listed sum to 1.
+    pub fn importance(&self) -> Vec<(String, f64)> {
+        let gains = self
+            .booster
+            .calculate_feature_importance(ImportanceMethod::TotalGain, false);
+        let total: f64 = gains.values().map(|&g| f64::from(g)).sum();
+        let mut shares: Vec<(String, f64)> = gains
+            .into_iter()
+            .map(|(column, gain)| {
+                let name = self
+                    .names
+                    .get(column)
+                    .cloned()
+                    .unwrap_or_else(|| format!("column_{column}"));
+                (name, f64::from(gain) / total.max(f64::MIN_POSITIVE))
+            })
+            .collect();
+        shares.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        shares
     }
 
     /// Forecasts of power / kWp for `batch`, laid out like `batch.targets` (`[B, S, K]`; padding
