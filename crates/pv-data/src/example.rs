@@ -18,7 +18,7 @@ use crate::features::{Modality, NwpAtTarget, PerModality, PlaceTime, PvToken, Qu
 use crate::inputs::{LatLon, NwpUse};
 use crate::series::PvSeries;
 use crate::solar::{ClearSkyConfig, SolarState, solar_state};
-use crate::split::{Split, SplitConfig, block};
+use crate::split::{Block, Split, SplitConfig, block};
 use crate::time::UnixTime;
 
 /// How examples are built.
@@ -416,8 +416,28 @@ pub fn build_example(
     key: ExampleKey,
     split: Split,
 ) -> Example {
+    build_example_in(dataset, config, key, &split_blocks(dataset, config, split))
+}
+
+/// Every system's block of `split` (by index in `dataset.systems`).
+fn split_blocks(dataset: &Dataset, config: &ExampleConfig, split: Split) -> Vec<Option<Block>> {
+    dataset
+        .systems
+        .iter()
+        .map(|s| block(s, split, &config.split, config.example_steps()))
+        .collect()
+}
+
+/// [`build_example`] with the split's blocks computed once for a whole batch (cutting by
+/// observed steps reads each system's record).
+fn build_example_in(
+    dataset: &Dataset,
+    config: &ExampleConfig,
+    key: ExampleKey,
+    blocks: &[Option<Block>],
+) -> Example {
     let w = Window::new(dataset, config, key);
-    let (targets, contexts) = choose_systems(&w, key.system, split);
+    let (targets, contexts) = choose_systems(&w, key.system, blocks);
     let pv_systems: Vec<usize> = targets.iter().chain(&contexts).copied().collect();
     let tokens = PerModality([
         pv_tokens(&w, &pv_systems, targets.len()),
@@ -524,7 +544,11 @@ impl<'a> Window<'a> {
 /// the context radius, nearest first. An extra target needs the whole window inside its own
 /// block of this split; a context system only its history (it is never scored), but that too from
 /// the same split, so a training example never reads another system's validation or test values.
-fn choose_systems(w: &Window<'_>, anchor: usize, split: Split) -> (Vec<usize>, Vec<usize>) {
+fn choose_systems(
+    w: &Window<'_>,
+    anchor: usize,
+    blocks: &[Option<Block>],
+) -> (Vec<usize>, Vec<usize>) {
     let (config, h) = (w.config, w.config.history_steps);
     let mut neighbours: Vec<(f64, usize)> = w
         .dataset
@@ -542,7 +566,7 @@ fn choose_systems(w: &Window<'_>, anchor: usize, split: Split) -> (Vec<usize>, V
     let mut contexts = Vec::new();
     for &(_, i) in &neighbours {
         let s = &w.dataset.systems[i];
-        let own_block = block(s, split, &config.split, config.example_steps());
+        let own_block = blocks[i];
         let in_split = own_block.is_some_and(|b| b.first <= window_first && window_last <= b.last);
         let history_in_split = own_block.is_some_and(|b| b.first <= window_first && w.t0 <= b.last);
         let has_history = (0..h).any(|j| s.normalised_at(w.history_time(j)).is_some());
@@ -971,9 +995,10 @@ pub fn build_batch(
     keys: &[ExampleKey],
     split: Split,
 ) -> Batch {
+    let blocks = split_blocks(dataset, config, split);
     let examples: Vec<Example> = keys
         .par_iter()
-        .map(|&key| build_example(dataset, config, key, split))
+        .map(|&key| build_example_in(dataset, config, key, &blocks))
         .collect();
     collate(&examples, FeatureWidths::of(dataset), config)
 }

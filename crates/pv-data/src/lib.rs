@@ -56,5 +56,5 @@ pub use generation::{
 };
 pub use metadata::{Metadata, SystemMetadata, TimeLabel};
 pub use series::PvSeries;
-pub use split::{Split, SplitConfig};
+pub use split::{Split, SplitBy, SplitConfig};
 pub use time::UnixTime;

@@ -477,7 +477,7 @@ fn impossible_configuration_is_refused() {
             split: pv_data::SplitConfig {
                 train_fraction: 0.9,
                 validation_fraction: 0.2,
-                gap_steps: None,
+                ..pv_data::SplitConfig::default()
             },
             ..ExampleConfig::default()
         },

@@ -80,4 +80,14 @@ fn a_test_block_inside_a_gap_is_reported_as_starved() {
     assert!(test.daylight_steps > 100 && test.is_starved(), "{test:?}");
     let train = gap.iter().find(|c| c.split == Split::Train).expect("train");
     assert!(!train.is_starved());
+    // Cut by observed steps, every block holds data again.
+    let by_observed = ExampleConfig {
+        split: pv_data::SplitConfig {
+            by: pv_data::SplitBy::Observed,
+            ..pv_data::SplitConfig::default()
+        },
+        ..ExampleConfig::default()
+    };
+    let cut = block_coverage(&s, &by_observed);
+    assert!(cut.iter().all(|c| !c.is_starved()), "{cut:?}");
 }

@@ -625,7 +625,7 @@ fn warn_starved_blocks(dataset: &Dataset, examples: &ExampleConfig) {
 /// What a block with too little observed daylight means for its scores.
 fn starved(c: &pv_data::diagnostics::BlockCoverage) -> String {
     format!(
-        "the {} block holds {} observed daylight steps of {}: its scores are not meaningful (a long gap in the data?)",
+        "the {} block holds {} observed daylight steps of {}: its scores are not meaningful (a long gap in the data?); examples.split.by = \"observed\" cuts the blocks by observed steps instead of by calendar",
         c.split, c.observed_daylight_steps, c.daylight_steps
     )
 }
