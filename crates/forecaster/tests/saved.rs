@@ -4,12 +4,12 @@
 
 mod common;
 
-use common::{bundled, write_model};
+use common::{bundled, write_model, write_model_with};
 
 use std::path::PathBuf;
 
 use candle_core::Device;
-use forecaster::{Error, SavedModel, forecast_at, latest_t0, predict};
+use forecaster::{Error, ModelSetup, SavedModel, forecast_at, latest_t0, predict};
 use pv_data::{DataPaths, Dataset, Split, UnixTime, build_batch, example_keys};
 
 #[test]
@@ -91,4 +91,52 @@ fn what_cannot_be_used_is_refused_by_name() {
         .expect("refused");
     assert!(matches!(err, Error::Checkpoint(_)), "{err}");
     assert!(err.to_string().contains("junk.safetensors"), "{err}");
+}
+
+/// Every model variant of the ablation study (issue 14) is a configuration value: its checkpoint
+/// records it, reads back into the same predictions, and forecasts.
+#[test]
+fn every_variant_round_trips_through_its_checkpoint_and_forecasts() {
+    let dataset = bundled();
+    let fan_out = forecaster::fan_out_to(16)
+        .iter()
+        .map(|l| {
+            format!(
+                "[[model.fan_out]]\ngroups = {}\nlatents = {}\nchannels = {}\nself_attention_layers = {}\nheads = {}\n",
+                l.groups, l.latents, l.channels, l.self_attention_layers, l.heads
+            )
+        })
+        .collect::<String>();
+    let variants = [
+        "[model]\nlead_time_conditioning = \"feature\"\n".to_owned(),
+        "[model]\nencoder = \"none\"\n".to_owned(),
+        "[model]\npositions = \"learned\"\n".to_owned(),
+        "[model]\nencoder = \"flat\"\n".to_owned(),
+        "[model]\nencoder = \"recurrent\"\n".to_owned(),
+        "[model]\nencoder_runs = \"per_lead\"\n".to_owned(),
+        fan_out,
+    ];
+    for text in variants {
+        let setup: ModelSetup = toml::from_str(&text).expect("parse");
+        setup.validate().unwrap_or_else(|e| panic!("{text}: {e}"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (model, setup) = write_model_with(&dataset, dir.path(), setup);
+        let saved = SavedModel::read(dir.path(), &Device::Cpu).expect("read");
+        assert_eq!(saved.setup, setup, "{text}");
+        let keys = example_keys(&dataset, &setup.examples, Split::Test).expect("keys");
+        let batch = build_batch(&dataset, &setup.examples, &keys[..4], Split::Test);
+        assert_eq!(
+            predict(&saved.model, &batch, &Device::Cpu).expect("saved"),
+            predict(&model, &batch, &Device::Cpu).expect("original"),
+            "{text}"
+        );
+        let t0 = latest_t0(&dataset).expect("observed data");
+        let (rows, _) = forecast_at(&saved, &dataset, t0, 32, &Device::Cpu).expect("forecast");
+        assert!(!rows.is_empty(), "{text}");
+        assert!(
+            rows.iter()
+                .all(|r| r.quantiles_kw.iter().all(|q| q.is_finite())),
+            "{text}"
+        );
+    }
 }

@@ -23,7 +23,15 @@ pub fn bundled() -> Dataset {
 /// Writes a freshly initialised default model for `dataset` to `dir/model.safetensors`; returns
 /// it with its setup.
 pub fn write_model(dataset: &Dataset, dir: &Path) -> (PvForecaster, ModelSetup) {
-    let setup = ModelSetup::default();
+    write_model_with(dataset, dir, ModelSetup::default())
+}
+
+/// [`write_model`] for any `setup` (a model variant).
+pub fn write_model_with(
+    dataset: &Dataset,
+    dir: &Path,
+    setup: ModelSetup,
+) -> (PvForecaster, ModelSetup) {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
     let widths = FeatureWidths::of(dataset);
