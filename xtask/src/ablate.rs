@@ -7,6 +7,9 @@
 //! variant and per system, daylight nMAE mean ± standard deviation over seeds, skill over smart
 //! persistence, parameters, and the wall time of a run.
 //!
+//! Beside the table, `img/ablation.svg` plots each variant's mean test nMAE ± one standard
+//! deviation, pooled and for the two systems with the most test days.
+//!
 //! Runs go to `runs/ablation[-quick]/<variant>-seed<k>`; a finished run is reused and an
 //! unfinished one resumed, so the study can be stopped and continued. The table is written to
 //! `docs/ABLATION.md` (full study) or `runs/ablation-quick/ABLATION.md` (`--quick`: one seed,
@@ -189,10 +192,108 @@ fn write_doc(o: &Options, rows: &[Row]) -> Result<(), String> {
         .and_then(|old| old.find(READING).map(|at| old[at..].to_owned()))
         .unwrap_or_default();
     let table = markdown(rows, &command, o.seeds, &steps);
-    std::fs::write(&doc, format!("{table}{reading}"))
+    // The plot beside the document, linked from it.
+    let image = doc.with_file_name(PLOT);
+    if let Some(dir) = image.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(&image, svg(rows)).map_err(|e| format!("{}: {e}", image.display()))?;
+    let plot = format!(
+        "\n![Test daylight nMAE per variant, mean and ± one standard deviation over seeds]({PLOT})\n"
+    );
+    std::fs::write(&doc, format!("{table}{plot}{reading}"))
         .map_err(|e| format!("{}: {e}", doc.display()))?;
     eprintln!("ablate: {} written", doc.display());
     Ok(())
+}
+
+/// The study's plot, relative to its document.
+const PLOT: &str = "img/ablation.svg";
+
+/// The columns the plot shows: pooled, and the two systems with the most test days.
+const PLOTTED: [&str; 3] = ["all systems", "ss_id 50", "ss_id 1001"];
+
+/// A dot-and-whisker plot as SVG (no font or plotting library needed): one panel per column of
+/// [`PLOTTED`], one row per variant, the mean test nMAE as a dot and ± one standard deviation over
+/// seeds as a line; each panel scaled to its own values.
+fn svg(rows: &[Row]) -> String {
+    let (label_w, panel_w, gap, row_h, top) = (170.0, 230.0, 20.0, 24.0, 46.0);
+    let width = label_w + PLOTTED.len() as f64 * (panel_w + gap);
+    let height = top + rows.len() as f64 * row_h + 30.0;
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    );
+    for (i, r) in rows.iter().enumerate() {
+        let y = top + (i as f64 + 0.5) * row_h;
+        out.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
+            label_w - 8.0,
+            y + 4.0,
+            r.name
+        ));
+    }
+    for (p, column) in PLOTTED.iter().enumerate() {
+        let x0 = label_w + p as f64 * (panel_w + gap);
+        let stats: Vec<Option<(f64, f64)>> = rows
+            .iter()
+            .map(|r| r.nmae.get(*column).and_then(|v| mean_and_sd(v)))
+            .collect();
+        let (lo, hi) = stats
+            .iter()
+            .flatten()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (m, sd)| {
+                (lo.min(m - sd), hi.max(m + sd))
+            });
+        if !lo.is_finite() {
+            continue;
+        }
+        let pad = ((hi - lo) * 0.08).max(1e-4);
+        let (lo, hi) = (lo - pad, hi + pad);
+        let x = |v: f64| x0 + (v - lo) / (hi - lo) * panel_w;
+        out.push_str(&format!(
+            "<text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-weight=\"bold\">{column}</text>\n\
+             <rect x=\"{x0}\" y=\"{}\" width=\"{panel_w}\" height=\"{}\" fill=\"none\" stroke=\"#999\"/>\n",
+            x0 + panel_w / 2.0,
+            top - 14.0,
+            rows.len() as f64 * row_h + 14.0,
+        ));
+        for t in 0..3 {
+            let v = lo + (hi - lo) * (0.1 + 0.4 * t as f64);
+            out.push_str(&format!(
+                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555\">{v:.4}</text>\n",
+                x(v),
+                top + rows.len() as f64 * row_h + 16.0
+            ));
+        }
+        for (i, stat) in stats.iter().enumerate() {
+            let Some((m, sd)) = stat else { continue };
+            let y = top + (i as f64 + 0.5) * row_h;
+            out.push_str(&format!(
+                "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{y}\" y2=\"{y}\" stroke=\"#1f77b4\" stroke-width=\"2\"/>\n\
+                 <circle cx=\"{:.1}\" cy=\"{y}\" r=\"4\" fill=\"#1f77b4\"/>\n",
+                x(m - sd),
+                x(m + sd),
+                x(*m)
+            ));
+        }
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// The mean and sample standard deviation (0 for one value), or `None` for none.
+fn mean_and_sd(values: &[f64]) -> Option<(f64, f64)> {
+    if values.is_empty() {
+        return None;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 {
+        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    Some((mean, var.sqrt()))
 }
 
 /// Trains (or resumes, or reuses) one run; the wall seconds of this call.
@@ -320,16 +421,11 @@ fn parameters(path: &Path) -> Result<usize, String> {
 
 /// `mean ± sd` (sample standard deviation) to `decimals`, or the value alone for one seed.
 fn mean_sd(values: &[f64], decimals: usize) -> String {
-    let n = values.len() as f64;
-    if values.is_empty() {
-        return "–".to_owned();
+    match mean_and_sd(values) {
+        None => "–".to_owned(),
+        Some((mean, _)) if values.len() == 1 => format!("{mean:.decimals$}"),
+        Some((mean, sd)) => format!("{mean:.decimals$} ± {sd:.decimals$}"),
     }
-    let mean = values.iter().sum::<f64>() / n;
-    if values.len() == 1 {
-        return format!("{mean:.decimals$}");
-    }
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    format!("{mean:.decimals$} ± {:.decimals$}", var.sqrt())
 }
 
 fn markdown(rows: &[Row], command: &str, seeds: u64, steps: &str) -> String {
@@ -377,6 +473,40 @@ mod tests {
         assert_eq!(mean_sd(&[1.0, 2.0, 3.0], 4), "2.0000 ± 1.0000");
         assert_eq!(mean_sd(&[0.5], 1), "0.5");
         assert_eq!(mean_sd(&[], 2), "–");
+    }
+
+    #[test]
+    fn the_plot_has_a_dot_and_a_whisker_per_variant_and_column() {
+        let row = |name: &str, nmae: &[f64]| Row {
+            name: name.to_owned(),
+            what: String::new(),
+            parameters: 0,
+            seeds: nmae.len(),
+            nmae: PLOTTED
+                .iter()
+                .map(|c| (c.to_string(), nmae.to_vec()))
+                .collect(),
+            skill: Vec::new(),
+            seconds: Vec::new(),
+        };
+        let rows = [row("design", &[0.10, 0.11, 0.12]), row("other", &[0.13])];
+        let svg = svg(&rows);
+        assert_eq!(svg.matches("<circle").count(), 2 * PLOTTED.len());
+        assert_eq!(svg.matches("<line").count(), 2 * PLOTTED.len());
+        assert!(svg.contains(">design</text>") && svg.contains(">ss_id 50</text>"));
+        // The design's dot lies left of the other variant's (lower nMAE), in every panel.
+        let dots: Vec<f64> = svg
+            .match_indices("<circle cx=\"")
+            .map(|(at, m)| {
+                let rest = &svg[at + m.len()..];
+                rest[..rest.find('"').expect("quote")].parse().expect("x")
+            })
+            .collect();
+        for pair in dots.chunks(2) {
+            assert!(pair[0] < pair[1], "{dots:?}");
+        }
+        assert_eq!(mean_and_sd(&[0.10, 0.11, 0.12]).map(|(m, _)| m), Some(0.11));
+        assert_eq!(mean_and_sd(&[]), None);
     }
 
     #[test]
