@@ -1,7 +1,7 @@
 //! `cargo xtask ablate [--quick] [--seeds N] [--seeds-for VARIANT=N] [--steps N] [--no-trees]`:
-//! the ablation study of issue 14 over the
-//! variants the model can be configured to (so far: lead-time conditioning, the history encoder,
-//! position features). Every variant is trained with the same data, step budget and seeds by the
+//! the ablation study of issue 14 over the variants the model can be configured to (lead-time
+//! conditioning, the history encoder, position features, the MetNet way, HiP fan-out decoding).
+//! Every variant is trained with the same data, step budget and seeds by the
 //! CLI (`power-perceiver train --config <variant> --seed <k>`), evaluated on the test split by the
 //! run's own evaluation (model, trees and baselines on the same examples), and tabulated: per
 //! variant and per system, daylight nMAE mean ± standard deviation over seeds, skill over smart
