@@ -129,6 +129,30 @@ fn unused_with_one_target(name: &str, s: usize) -> bool {
         && (name.contains(".self_attention.attn.q.") || name.contains(".self_attention.attn.k."))
 }
 
+/// Every parameter has a finite gradient (but those [`unused_with_one_target`] with `s` target
+/// systems), and those `must_learn` names a non-zero one.
+fn assert_gradients<'a>(
+    vars: impl Iterator<Item = (&'a String, &'a candle_core::Var)>,
+    grads: &candle_core::backprop::GradStore,
+    s: usize,
+    must_learn: impl Fn(&str) -> bool,
+) {
+    for (name, var) in vars {
+        let Some(g) = grads.get(var.as_tensor()) else {
+            assert!(unused_with_one_target(name, s), "{name}: no gradient");
+            continue;
+        };
+        let g = g
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .expect("gradient");
+        assert!(g.iter().all(|x| x.is_finite()), "{name}");
+        if must_learn(name) {
+            assert!(g.iter().any(|&x| x != 0.0), "{name}: no signal");
+        }
+    }
+}
+
 /// The model's quantiles for `batch`, flattened.
 fn forecast(model: &PvForecaster, batch: &Batch) -> Vec<f32> {
     model
@@ -298,20 +322,9 @@ fn the_metnet_way_runs_the_encoder_per_lead_time() {
         .and_then(|l| l.backward())
         .expect("backward");
     let s = batch.targets.shape[1];
-    for (name, var) in per.iter() {
-        let Some(g) = grads.get(var.as_tensor()) else {
-            assert!(unused_with_one_target(name, s), "{name}: no gradient");
-            continue;
-        };
-        let g = g
-            .flatten_all()
-            .and_then(|t| t.to_vec1::<f32>())
-            .expect("gradient");
-        assert!(g.iter().all(|x| x.is_finite()), "{name}");
-        if name.contains("encoder.levels.0.film") {
-            assert!(g.iter().any(|&x| x != 0.0), "{name}: no signal");
-        }
-    }
+    assert_gradients(per.iter(), &grads, s, |name| {
+        name.contains("encoder.levels.0.film")
+    });
     // Only with an encoder that has latents to condition.
     let nonsense: ModelSetup =
         toml::from_str("[model]\nencoder = \"recurrent\"\nencoder_runs = \"per_lead\"\n")
@@ -379,20 +392,12 @@ fn fan_out_gives_each_lead_time_its_own_group() {
         .loss(&tensors)
         .and_then(|l| l.backward())
         .expect("backward");
-    for (name, var) in varmap.data().lock().expect("lock").iter() {
-        let Some(g) = grads.get(var.as_tensor()) else {
-            assert!(unused_with_one_target(name, s), "{name}: no gradient");
-            continue;
-        };
-        let g = g
-            .flatten_all()
-            .and_then(|t| t.to_vec1::<f32>())
-            .expect("gradient");
-        assert!(g.iter().all(|x| x.is_finite()), "{name}");
-        if name.starts_with("fan_out.") || name.starts_with("encoder.") {
-            assert!(g.iter().any(|&x| x != 0.0), "{name}: no signal");
-        }
-    }
+    assert_gradients(
+        varmap.data().lock().expect("lock").iter(),
+        &grads,
+        s,
+        |name| name.starts_with("fan_out.") || name.starts_with("encoder."),
+    );
 }
 
 #[test]

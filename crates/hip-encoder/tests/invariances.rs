@@ -6,7 +6,7 @@ use candle_nn::{VarBuilder, VarMap};
 use hip_encoder::{HipConfig, HipEncoder, LevelConfig};
 
 mod common;
-use common::{max_abs_diff, tensor as seeded};
+use common::{max_abs_diff, tensor as seeded, with_input};
 
 fn assert_finite(t: &Tensor) {
     let v = t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("v");
@@ -271,15 +271,7 @@ fn forward_per_lead_equals_the_encoder_run_per_lead_time() {
             .expect("backward")
     };
     let (g1, g2) = (gradients(&shared), gradients(&separate));
-    let mut vars: Vec<(String, candle_core::Var)> = varmap
-        .data()
-        .lock()
-        .expect("lock")
-        .iter()
-        .map(|(n, v)| (n.clone(), v.clone()))
-        .collect();
-    vars.push(("tokens".into(), tokens));
-    for (name, var) in vars {
+    for (name, var) in with_input(&varmap, &tokens) {
         let (a, c) = (g1.get(var.as_tensor()), g2.get(var.as_tensor()));
         let (Some(a), Some(c)) = (a, c) else {
             panic!("{name}: a gradient in one and not the other");

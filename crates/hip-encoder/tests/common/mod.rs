@@ -46,13 +46,8 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
         .expect("diff")
 }
 
-/// Checks autograd of the f64 scalar `loss()` against central finite differences for a few
-/// entries of each of `varmap`'s parameters and of `input`: `loss` must read the variables' current
-/// values on every call.
-pub fn check_gradients(varmap: &VarMap, input: &Var, loss: impl Fn() -> Tensor) {
-    let grads = loss().backward().expect("backward");
-    let value = || loss().to_scalar::<f64>().expect("loss");
-    let eps = 1e-6;
+/// Every parameter of `varmap` by name, then `input` named "input".
+pub fn with_input(varmap: &VarMap, input: &Var) -> Vec<(String, Var)> {
     let mut vars: Vec<(String, Var)> = varmap
         .data()
         .lock()
@@ -61,7 +56,17 @@ pub fn check_gradients(varmap: &VarMap, input: &Var, loss: impl Fn() -> Tensor) 
         .map(|(n, v)| (n.clone(), v.clone()))
         .collect();
     vars.push(("input".into(), input.clone()));
-    for (name, var) in &vars {
+    vars
+}
+
+/// Checks autograd of the f64 scalar `loss()` against central finite differences for a few
+/// entries of each of `varmap`'s parameters and of `input`: `loss` must read the variables' current
+/// values on every call.
+pub fn check_gradients(varmap: &VarMap, input: &Var, loss: impl Fn() -> Tensor) {
+    let grads = loss().backward().expect("backward");
+    let value = || loss().to_scalar::<f64>().expect("loss");
+    let eps = 1e-6;
+    for (name, var) in &with_input(varmap, input) {
         let analytic = grads
             .get(var.as_tensor())
             .unwrap_or_else(|| panic!("{name}: no gradient"))
