@@ -18,18 +18,20 @@ fn tensor(seed: u64, shape: &[usize]) -> Tensor {
     Tensor::from_vec(v, shape, &Device::Cpu).expect("tensor")
 }
 
+/// Sets every parameter from a seed derived from its name (candle's initialisation is unseeded,
+/// and the map's order is a hash order), so that each test computes the same numbers every run.
+fn seed_parameters(varmap: &VarMap) {
+    for (name, var) in varmap.data().lock().expect("lock").iter() {
+        let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        var.set(&(tensor(seed, var.dims()) * 0.3).expect("scale"))
+            .expect("set");
+    }
+}
+
 fn decoder() -> (VarMap, MetNetDecoder) {
-    let varmap = VarMap::new();
-    let config = DecoderConfig {
-        blocks: 2,
-        heads: 2,
-        ..DecoderConfig::new(5, 8, 6)
-    };
-    let d = MetNetDecoder::new(
-        &config,
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-    )
-    .expect("decoder");
+    let (varmap, d, _) = variant(true, true);
     (varmap, d)
 }
 
@@ -190,6 +192,7 @@ fn variant(film: bool, cross_attention: bool) -> (VarMap, MetNetDecoder, Vec<Str
         VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
     )
     .expect("decoder");
+    seed_parameters(&varmap);
     let names = varmap
         .data()
         .lock()
@@ -286,8 +289,10 @@ fn a_bottleneck_per_lead_time_is_read_by_that_lead_time_only() {
     let per_lead = d
         .forward(&queries, &mask, &leads(k), Some(&copies))
         .expect("per lead");
+    // The same numbers summed in another order: equal to f32 rounding of the outputs' scale.
+    let scale = vec(&out).iter().fold(1f32, |m, x| m.max(x.abs()));
     let diff = vec(&(&out - &per_lead).expect("diff"));
-    assert!(diff.iter().all(|x| x.abs() < 1e-5), "{diff:?}");
+    assert!(diff.iter().all(|x| x.abs() < 1e-5 * scale), "{diff:?}");
 
     // Example 1's lead 2 gets another bottleneck.
     let mut rows: Vec<Tensor> = (0..b * k).map(|i| copies.i(i).expect("row")).collect();

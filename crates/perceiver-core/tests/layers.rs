@@ -336,7 +336,11 @@ fn fused_layer_norm_matches_composed_ops_and_finite_differences() {
 /// A fresh f64 parameter map whose every parameter is set from `ramp`, so FiLM's zero-initialised
 /// output layer is not zero and every layer does something.
 fn ramped_vars(varmap: &VarMap) {
-    for (i, (_, var)) in varmap.data().lock().expect("lock").iter().enumerate() {
+    // By name, not by the map's (hash) order, so every process sets the same values.
+    let vars = varmap.data().lock().expect("lock");
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    for (i, var) in names.iter().map(|n| &vars[*n]).enumerate() {
         let n = var.elem_count();
         let values = Tensor::from_vec(ramp(n + i, 0.8)[i..].to_vec(), var.shape(), &Device::Cpu)
             .expect("values");

@@ -26,12 +26,20 @@ pub fn tensor(seed: u64, shape: &[usize], dtype: DType) -> Tensor {
         .expect("tensor")
 }
 
+/// A seed from a parameter's name (FNV-1a): the same parameter gets the same values in every
+/// process, whatever order the map (a `HashMap`) lists its entries in.
+pub fn name_seed(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Sets every parameter to seeded values of scale 0.5, larger than the initialisation's, so that
 /// every path carries signal.
 pub fn randomise(varmap: &VarMap, dtype: DType) {
-    for (i, (_, var)) in varmap.data().lock().expect("lock").iter().enumerate() {
+    for (name, var) in varmap.data().lock().expect("lock").iter() {
         let shape = var.dims().to_vec();
-        var.set(&(tensor(100 + i as u64, &shape, dtype) * 0.5).expect("scale"))
+        var.set(&(tensor(name_seed(name), &shape, dtype) * 0.5).expect("scale"))
             .expect("set");
     }
 }
