@@ -5,7 +5,14 @@
 //! CLI (`power-perceiver train --config <variant> --seed <k>`), evaluated on the test split by the
 //! run's own evaluation (model, trees and baselines on the same examples), and tabulated: per
 //! variant and per system, daylight nMAE mean ± standard deviation over seeds, skill over smart
-//! persistence, parameters, and the wall time of a run.
+//! persistence, parameters, training milliseconds per step, and the wall time of a run.
+//!
+//! Milliseconds per step come from a timing run of each variant made right after its study runs
+//! (`runs/ablation/timing/<variant>`: seed 0, [`TIMING_STEPS`] steps and no validation, then
+//! stopped): the median of its steps' wall times in `timing.jsonl`, the first
+//! [`TIMING_WARMUP`] left out. A study's own runs are long and may share the machine with other
+//! work; the timing run is short, so it can be made on a quiet machine (delete the folder to
+//! measure again).
 //!
 //! Beside the table, `img/ablation.svg` plots each variant's mean test nMAE ± one standard
 //! deviation, pooled and for the two systems with the most test days.
@@ -67,6 +74,12 @@ const VARIANTS: [(&str, &str, &str); 8] = [
         "encoder_runs = \"per_lead\"\n",
     ),
 ];
+
+/// Steps of a variant's timing run (8 with `--quick`).
+const TIMING_STEPS: usize = 60;
+
+/// The first steps of a timing run, left out of its median (allocations, caches).
+const TIMING_WARMUP: usize = 5;
 
 /// The heading of the hand-written part of the study's document, kept when the table is redone.
 const READING: &str = "\n## Reading";
@@ -156,7 +169,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let seconds = train(&binary, &config, seed, o.steps, &out)?;
             runs.push((out, seconds));
         }
-        rows.push(Row::read(name, what, &runs)?);
+        let mut row = Row::read(name, what, &runs)?;
+        let timing_steps = if o.quick { 8 } else { TIMING_STEPS };
+        row.step_ms = time_steps(
+            &binary,
+            &config,
+            timing_steps,
+            &root.join("timing").join(name),
+        )?;
+        rows.push(row);
         // The table so far, after every variant: a long study stopped part-way keeps its rows.
         write_doc(&o, &rows)?;
     }
@@ -339,6 +360,65 @@ fn train(
     Ok(seconds)
 }
 
+/// The median training step of `config` in milliseconds, from a run of `steps` steps in `out`
+/// (reused when it holds them).
+fn time_steps(
+    binary: &Path,
+    config: &Path,
+    steps: usize,
+    out: &Path,
+) -> Result<Option<f64>, String> {
+    let log = out.join("timing.jsonl");
+    if std::fs::read_to_string(&log).map_or(0, |t| step_seconds(&t).len()) < steps {
+        if out.exists() {
+            std::fs::remove_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+        }
+        let mut command = Command::new(binary);
+        command
+            .args(["train", "--config"])
+            .arg(config)
+            .args(["--seed", "0", "--out"])
+            .arg(out)
+            .args(["--stop-after", &steps.to_string()]);
+        eprintln!("$ {command:?}");
+        let status = command
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        if !status.success() {
+            return Err(format!("timing run {} failed ({status})", out.display()));
+        }
+    }
+    let text = std::fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let seconds = step_seconds(&text);
+    // Past the warm-up, unless that leaves nothing.
+    let kept = seconds
+        .get(TIMING_WARMUP..)
+        .filter(|k| !k.is_empty())
+        .unwrap_or(&seconds);
+    Ok(median(kept).map(|s| s * 1000.0))
+}
+
+/// The steps' wall seconds in a `timing.jsonl`, in order (validation lines left out).
+fn step_seconds(text: &str) -> Vec<f64> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("step").is_some())
+        .filter_map(|v| v["seconds"].as_f64())
+        .collect()
+}
+
+/// The median, or `None` for no values.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
 /// One variant's results over its seeds.
 struct Row {
     name: String,
@@ -350,6 +430,8 @@ struct Row {
     nmae: BTreeMap<String, Vec<f64>>,
     skill: Vec<f64>,
     seconds: Vec<f64>,
+    /// Median training milliseconds per step, from the variant's timing run.
+    step_ms: Option<f64>,
 }
 
 impl Row {
@@ -362,6 +444,7 @@ impl Row {
             nmae: BTreeMap::new(),
             skill: Vec::new(),
             seconds: Vec::new(),
+            step_ms: None,
         };
         for (dir, seconds) in runs {
             let path = dir.join("test_metrics.json");
@@ -437,9 +520,11 @@ fn markdown(rows: &[Row], command: &str, seeds: u64, steps: &str) -> String {
          with {steps} and {seeds} seed(s) (0 to {last}), and evaluated on the test split by the run's own \
          evaluation. Test daylight nMAE of the model, mean ± sample standard deviation over \
          seeds (a variant with fewer says so in the seeds column); skill is over smart persistence, \
-         pooled. Wall time is the session that finished a \
-         run (training, test evaluation and plots; a resumed run counts its last session only).\n\n| variant | what changes | parameters | seeds | {} | skill | wall s |\n\
-         |---|---|---:|---:|{}---:|---:|\n",
+         pooled. Milliseconds per step are the median training step (batch, forward, backward, \
+         update) of a {TIMING_STEPS}-step timing run of the variant, made alone on the machine. Wall \
+         time is the session that finished a run (training, test evaluation and plots; a resumed \
+         run counts its last session only).\n\n| variant | what changes | parameters | seeds | {} | skill | ms/step | wall s |\n\
+         |---|---|---:|---:|{}---:|---:|---:|\n",
         columns.join(" | "),
         "---:|".repeat(columns.len()),
         last = seeds.saturating_sub(1),
@@ -451,13 +536,14 @@ fn markdown(rows: &[Row], command: &str, seeds: u64, steps: &str) -> String {
             .collect();
         let skill: Vec<f64> = r.skill.iter().map(|s| s * 100.0).collect();
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} % | {} |\n",
+            "| {} | {} | {} | {} | {} | {} % | {} | {} |\n",
             r.name,
             r.what,
             r.parameters,
             r.seeds,
             cells.join(" | "),
             mean_sd(&skill, 1),
+            r.step_ms.map_or("–".to_owned(), |ms| format!("{ms:.0}")),
             mean_sd(&r.seconds, 0)
         ));
     }
@@ -467,6 +553,16 @@ fn markdown(rows: &[Row], command: &str, seeds: u64, steps: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_times_are_read_from_step_lines_and_their_median_taken() {
+        let text = "{\"step\":0,\"seconds\":0.5}\n{\"validation_at\":1,\"seconds\":9.0}\n\
+                    {\"step\":1,\"seconds\":0.25}\nnot json\n{\"step\":2,\"seconds\":0.125}\n";
+        assert_eq!(step_seconds(text), [0.5, 0.25, 0.125]);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+    }
 
     #[test]
     fn mean_and_sample_sd() {
@@ -488,6 +584,7 @@ mod tests {
                 .collect(),
             skill: Vec::new(),
             seconds: Vec::new(),
+            step_ms: None,
         };
         let rows = [row("design", &[0.10, 0.11, 0.12]), row("other", &[0.13])];
         let svg = svg(&rows);

@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `config.toml` | every configuration value, defaults included | at the start |
 //! | `metrics.jsonl` | one JSON line per step and per validation | as training goes |
+//! | `timing.jsonl` | the wall seconds of each step and each validation (apart from `metrics.jsonl`, whose bytes a seed reproduces) | as training goes; a resumed run appends |
 //! | `model.safetensors` | the best weights by validation nMAE, with the config, feature widths and input scalers in its metadata | when validation improves |
 //! | `last.safetensors` | weights, optimiser moments and loop state, for `--resume` | at every validation and when stopped |
 //! | `previous.safetensors` | the state before `last` | when `last` is replaced |
@@ -80,6 +81,8 @@ struct Session<'a> {
     trainer: Trainer,
     state: LoopState,
     log: std::fs::File,
+    /// `timing.jsonl`, appended to.
+    timing: std::fs::File,
     metadata: BTreeMap<String, String>,
 }
 
@@ -116,6 +119,10 @@ impl Session<'_> {
         writeln!(self.log, "{value}").context("writing metrics.jsonl")
     }
 
+    fn time_line(&mut self, value: serde_json::Value) -> Result<()> {
+        writeln!(self.timing, "{value}").context("writing timing.jsonl")
+    }
+
     /// Trains until the configured steps, early stopping, or `stop_after`; true when finished.
     fn run(&mut self, options: RunOptions) -> Result<bool> {
         let config = self.config;
@@ -142,7 +149,11 @@ impl Session<'_> {
                 bars.finish();
                 return Ok(false);
             }
+            let clock = Instant::now();
             let s = self.trainer.step(self.dataset, &config.examples)?;
+            self.time_line(
+                serde_json::json!({"step": s.step, "seconds": clock.elapsed().as_secs_f64()}),
+            )?;
             let steps = step + 1;
             self.state.running_loss = if step == 0 {
                 s.loss
@@ -154,6 +165,7 @@ impl Session<'_> {
             if steps % config.eval.every_steps != 0 && steps != total {
                 continue;
             }
+            let clock = Instant::now();
             let report = evaluate(
                 &self.trainer.model,
                 self.dataset,
@@ -164,6 +176,7 @@ impl Session<'_> {
                 None,
                 self.device,
             )?;
+            self.time_line(serde_json::json!({"validation_at": steps, "seconds": clock.elapsed().as_secs_f64()}))?;
             let nmae = report.pooled["model"].nmae;
             self.log_line(serde_json::json!({"kind": "validation", "step": steps, "nmae": nmae, "smart_persistence_nmae": report.pooled["smart_persistence"].nmae}))?;
             if self.state.best_nmae.is_none_or(|b| nmae < b) {
@@ -311,6 +324,7 @@ fn start(
             stopped_early: false,
         },
         log,
+        timing: open_timing(out_dir)?,
         metadata: model_metadata(config, FeatureWidths::of(dataset), &dataset.scalers())?,
     };
     finish(session, options, started)
@@ -489,9 +503,20 @@ pub fn resume_stored(
         trainer,
         state,
         log,
+        timing: open_timing(run_dir)?,
         metadata,
     };
     finish(session, options, started)
+}
+
+/// `timing.jsonl` in `dir`, opened to append (created if absent).
+fn open_timing(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join("timing.jsonl");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))
 }
 
 fn finish(mut session: Session<'_>, options: RunOptions, started: Instant) -> Result<RunSummary> {

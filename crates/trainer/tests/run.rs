@@ -100,6 +100,28 @@ fn a_tiny_run_writes_its_outputs_and_refuses_to_overwrite() {
     let count = |kind: &str| log.lines().filter(|l| l.contains(kind)).count();
     assert_eq!(count("\"kind\":\"step\""), 6);
     assert_eq!(count("\"kind\":\"validation\""), 2);
+    // Each step's and validation's wall time, in a file of its own.
+    let timing = timing_lines(&run);
+    let seconds = |key: &str| -> Vec<(u64, f64)> {
+        timing
+            .iter()
+            .filter_map(|l| Some((l[key].as_u64()?, l["seconds"].as_f64()?)))
+            .collect()
+    };
+    let steps = seconds("step");
+    assert_eq!(
+        steps.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4, 5]
+    );
+    let validations = seconds("validation_at");
+    assert_eq!(validations.iter().map(|s| s.0).collect::<Vec<_>>(), [3, 6]);
+    assert!(
+        steps
+            .iter()
+            .chain(&validations)
+            .all(|s| s.1 > 0.0 && s.1 < 600.0),
+        "{timing:?}"
+    );
     let test: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(run.join("test_metrics.json")).expect("read"),
     )
@@ -220,6 +242,21 @@ fn an_interrupted_run_resumes_bit_identically() {
     assert_eq!(third.steps, 7);
 
     common::assert_same_run(&straight, &pieces, "after resuming in pieces");
+    // The three sessions appended their steps' times: each step once.
+    let steps: Vec<u64> = timing_lines(&pieces)
+        .iter()
+        .filter_map(|l| l["step"].as_u64())
+        .collect();
+    assert_eq!(steps, (0..7).collect::<Vec<_>>());
+}
+
+/// `timing.jsonl` of a run, parsed.
+fn timing_lines(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("timing.jsonl"))
+        .expect("timing.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect()
 }
 
 #[test]
