@@ -260,7 +260,8 @@ fn data(dir: &str) -> Result<(), String> {
 
 /// `cargo xtask train [--seeds N] [ARGS]`: trains the default model (with the CLI's `train`
 /// ARGS); with `--seeds N`, N runs with seeds 0..N into `runs/seeds-<k>` (or `<--out>-seed<k>`),
-/// then their mean ± sd per system (`power-perceiver skill`).
+/// then their mean ± sd per system (`power-perceiver skill`), and the N runs as one ensemble on
+/// the test split (`power-perceiver evaluate RUN...`, into `runs/seeds-ensemble`).
 fn train(args: &[String]) -> Result<(), String> {
     let cli = [
         "run",
@@ -304,5 +305,71 @@ fn train(args: &[String]) -> Result<(), String> {
     let mut all = cli.to_vec();
     all.push("skill");
     all.extend(runs.iter().map(String::as_str));
+    cargo(&all)?;
+    if runs.len() < 2 {
+        return Ok(());
+    }
+    // The runs as one ensemble (the mean of their quantiles) on the test split.
+    let ensemble = format!("{base}-ensemble");
+    let mut all = cli.to_vec();
+    all.push("evaluate");
+    all.extend(runs.iter().map(String::as_str));
+    all.extend(["--out", &ensemble]);
+    // The data the runs trained on, and the device, as named to `train`.
+    let passed = data_args(&rest);
+    all.extend(passed.iter().map(String::as_str));
     cargo(&all)
+}
+
+/// The arguments of `train` that `evaluate` takes too: the data folder, what of it to read, and
+/// the device (`--flag value` or `--flag=value`).
+fn data_args(args: &[String]) -> Vec<String> {
+    const SHARED: [&str; 6] = [
+        "--data",
+        "--generation",
+        "--systems",
+        "--from",
+        "--to",
+        "--device",
+    ];
+    let mut out = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        let name = arg.split('=').next().unwrap_or(arg);
+        if !SHARED.contains(&name) {
+            continue;
+        }
+        out.push(arg.clone());
+        if !arg.contains('=')
+            && let Some(value) = args.get(i + 1)
+        {
+            out.push(value.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ensemble_evaluation_gets_the_runs_data_and_device() {
+        let args: Vec<String> = [
+            "--data",
+            "pv_only",
+            "--steps",
+            "800",
+            "--systems=50,1001",
+            "--device",
+            "cuda",
+            "--seed-ignored",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            data_args(&args),
+            ["--data", "pv_only", "--systems=50,1001", "--device", "cuda"]
+        );
+        assert!(data_args(&["--steps".to_owned(), "9".to_owned()]).is_empty());
+    }
 }

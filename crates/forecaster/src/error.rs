@@ -21,6 +21,16 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A model cannot join an ensemble: it sees data, or forecasts, differently from the first.
+    #[error("{path} cannot join an ensemble with {first}: {what} differ")]
+    Ensemble {
+        /// The model that does not fit.
+        path: PathBuf,
+        /// The ensemble's first model.
+        first: PathBuf,
+        /// What differs.
+        what: &'static str,
+    },
     /// The data cannot be made to look like the training data.
     #[error("data for the model {path}: {source}")]
     Data {

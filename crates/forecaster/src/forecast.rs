@@ -164,7 +164,7 @@ fn stream_keys(
     let mut rows = Vec::with_capacity(batch_size * k);
     // The split only decides which neighbours may be extra targets; the anchor is target 0.
     predict_batches(
-        &saved.model,
+        &saved.members(),
         dataset,
         &setup.examples,
         keys,

@@ -39,4 +39,4 @@ pub use forecast::{
     write_forecast,
 };
 pub use model::PvForecaster;
-pub use saved::{SavedModel, predict, predict_batches};
+pub use saved::{SavedModel, predict, predict_batches, predict_mean};

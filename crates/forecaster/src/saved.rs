@@ -4,6 +4,12 @@
 //! by [`model_metadata`]: `config` (the run configuration as TOML, of which [`ModelSetup`] reads
 //! the `data`, `examples` and `model` tables), `feature_widths` and `scalers` (JSON). That is
 //! everything needed to rebuild the model and feed it data on the scale it learnt.
+//!
+//! Several checkpoints read together ([`SavedModel::read_ensemble`]) forecast as an ensemble:
+//! each quantile is the mean of the members' (quantile averaging, which keeps the quantiles in
+//! order). Members must see data the same way (loading, examples, scalers, input widths) and
+//! forecast the same quantiles; their architectures may differ. The usual members are runs of
+//! one configuration with different seeds.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -64,6 +70,8 @@ pub struct SavedModel {
     pub scalers: Scalers,
     /// The checkpoint's metadata (its tensors are in `varmap`), for readers of other entries.
     pub checkpoint: Checkpoint,
+    /// The other members of an ensemble, by checkpoint file (empty for one model).
+    pub others: Vec<(PathBuf, PvForecaster)>,
 }
 
 impl SavedModel {
@@ -94,7 +102,57 @@ impl SavedModel {
             widths,
             scalers,
             checkpoint,
+            others: Vec::new(),
         })
+    }
+
+    /// Reads an ensemble: the first checkpoint as [`SavedModel::read`] does, and every other
+    /// checkpoint as a further member, refused unless it sees data and forecasts as the first.
+    pub fn read_ensemble(paths: &[PathBuf], device: &Device) -> Result<SavedModel> {
+        let Some((first, rest)) = paths.split_first() else {
+            return Err(Error::Config {
+                path: PathBuf::new(),
+                message: "an ensemble needs at least one model".into(),
+            });
+        };
+        let mut saved = SavedModel::read(first, device)?;
+        for path in rest {
+            let other = SavedModel::read(path, device)?;
+            saved.check_member(&other)?;
+            saved.others.push((other.path().to_owned(), other.model));
+        }
+        Ok(saved)
+    }
+
+    /// Whether `other` may join this model's ensemble: the same loading, examples, quantiles,
+    /// input widths and scalers.
+    fn check_member(&self, other: &SavedModel) -> Result<()> {
+        let (a, b) = (&self.setup, &other.setup);
+        let what = if a.data != b.data {
+            "the data settings"
+        } else if a.examples != b.examples {
+            "the example settings"
+        } else if a.model.quantiles != b.model.quantiles {
+            "the quantiles"
+        } else if self.widths != other.widths {
+            "the input widths"
+        } else if self.scalers != other.scalers {
+            "the input scalers (trained on other data?)"
+        } else {
+            return Ok(());
+        };
+        Err(Error::Ensemble {
+            path: other.path().to_owned(),
+            first: self.path().to_owned(),
+            what,
+        })
+    }
+
+    /// The networks whose mean quantiles are this model's forecast: itself, then any others.
+    pub fn members(&self) -> Vec<&PvForecaster> {
+        std::iter::once(&self.model)
+            .chain(self.others.iter().map(|(_, m)| m))
+            .collect()
     }
 
     /// The checkpoint file.
@@ -127,19 +185,39 @@ impl SavedModel {
 
 /// The model's quantiles for `batch`, `[B, S, K, Q]` flattened, as power / kWp.
 pub fn predict(model: &PvForecaster, batch: &Batch, device: &Device) -> Result<Vec<f32>> {
-    Ok(model
-        .forward(&BatchTensors::new(batch, device)?)?
+    predict_mean(&[model], batch, device)
+}
+
+/// The mean of `models`' quantiles for `batch` (an ensemble's forecast; one model's own for one),
+/// `[B, S, K, Q]` flattened, as power / kWp. The batch's tensors are built once.
+pub fn predict_mean(models: &[&PvForecaster], batch: &Batch, device: &Device) -> Result<Vec<f32>> {
+    let tensors = BatchTensors::new(batch, device)?;
+    let mut sum: Option<candle_core::Tensor> = None;
+    for model in models {
+        let out = model.forward(&tensors)?;
+        sum = Some(match sum {
+            None => out,
+            Some(s) => (s + out)?,
+        });
+    }
+    let Some(sum) = sum else {
+        return Err(Error::Config {
+            path: PathBuf::new(),
+            message: "a forecast needs at least one model".into(),
+        });
+    };
+    Ok((sum / models.len() as f64)?
         .to_dtype(DType::F32)?
         .flatten_all()?
         .to_vec1::<f32>()?)
 }
 
-/// Builds and predicts the batches of `keys` (`batch_size` each), as many at once as the rayon
-/// pool has threads (each batch's ops run on its worker thread), and hands each to `each` in key
+/// Builds and predicts the batches of `keys` (`batch_size` each) with the mean of `models`
+/// ([`predict_mean`]), as many at once as the rayon pool has threads (each batch's ops run on its worker thread), and hands each to `each` in key
 /// order, so results do not depend on the thread count.
 #[allow(clippy::too_many_arguments)]
 pub fn predict_batches<E: From<Error>>(
-    model: &PvForecaster,
+    models: &[&PvForecaster],
     dataset: &Dataset,
     examples: &ExampleConfig,
     keys: &[ExampleKey],
@@ -155,7 +233,7 @@ pub fn predict_batches<E: From<Error>>(
             .par_chunks(batch_size)
             .map(|chunk| {
                 let batch = build_batch(dataset, examples, chunk, split);
-                let quantiles = predict(model, &batch, device)?;
+                let quantiles = predict_mean(models, &batch, device)?;
                 Ok((chunk, batch, quantiles))
             })
             .collect::<Result<Vec<_>>>()?;

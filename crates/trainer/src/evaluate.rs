@@ -50,7 +50,7 @@ pub fn evaluate(
 ) -> Result<Report> {
     let mut metrics = new_metrics(dataset, config);
     let to_score = Scored {
-        model,
+        models: vec![model],
         scale,
         gbt,
         device,
@@ -59,9 +59,10 @@ pub fn evaluate(
     Ok(metrics.report(REFERENCE))
 }
 
-/// What an evaluation scores: the model, and what the baselines fitted.
+/// What an evaluation scores: the model (one network, or an ensemble's members, whose mean
+/// quantiles are its forecast), and what the baselines fitted.
 struct Scored<'a> {
-    model: &'a PvForecaster,
+    models: Vec<&'a PvForecaster>,
     scale: &'a ClearSkyScale,
     gbt: Option<&'a Gbt>,
     device: &'a Device,
@@ -78,7 +79,7 @@ impl Scored<'_> {
         split: Split,
     ) -> Result<()> {
         predict_batches(
-            self.model,
+            &self.models,
             dataset,
             &config.examples,
             keys,
@@ -188,7 +189,7 @@ pub fn evaluate_saved_on(
     let (scale, gbt) = fit_baselines(dataset, &config)?;
     let mut metrics = new_metrics(dataset, &config);
     let to_score = Scored {
-        model: &saved.model,
+        models: saved.members(),
         scale: &scale,
         gbt: gbt.as_ref(),
         device,

@@ -117,8 +117,10 @@ enum Command {
     },
     /// Evaluate a saved model and the baselines on a data folder: table, metrics.json, plots.
     Evaluate {
-        /// A run folder or a model checkpoint (.safetensors).
-        model: PathBuf,
+        /// A run folder or a model checkpoint (.safetensors); several: an ensemble, whose
+        /// forecast is the mean of their quantiles (runs of one configuration with other seeds).
+        #[arg(required = true)]
+        model: Vec<PathBuf>,
         /// A data folder in the uk_pv layout.
         #[arg(long, default_value = "data")]
         data: PathBuf,
@@ -136,8 +138,10 @@ enum Command {
     },
     /// Forecast every system of a data folder at t0: quantiles (kW) per system and lead time.
     Forecast {
-        /// A run folder or a model checkpoint (.safetensors).
-        model: PathBuf,
+        /// A run folder or a model checkpoint (.safetensors); several: an ensemble, whose
+        /// forecast is the mean of their quantiles.
+        #[arg(required = true)]
+        model: Vec<PathBuf>,
         /// A data folder in the uk_pv layout, with history up to t0.
         #[arg(long, default_value = "data")]
         data: PathBuf,
@@ -436,23 +440,34 @@ fn main() -> Result<()> {
             device: device_arg,
         } => {
             let device = device(device_arg)?;
-            let saved = SavedModel::read(&model, &device)?;
+            let saved = SavedModel::read_ensemble(&model, &device)?;
             let (splits, split_name) = (split.splits(), split.name());
             let out = out.unwrap_or_else(|| {
-                let base = if model.is_dir() {
-                    model.clone()
+                let first = &model[0];
+                let base = if first.is_dir() {
+                    first.clone()
                 } else {
-                    model.parent().map(Path::to_owned).unwrap_or_default()
+                    first.parent().map(Path::to_owned).unwrap_or_default()
                 };
                 let name = data
                     .file_name()
                     .map_or("data".into(), |n| n.to_string_lossy().into_owned());
-                base.join(format!("evaluation-{name}-{split_name}"))
+                let ensemble = match model.len() {
+                    1 => String::new(),
+                    n => format!("ensemble{n}-"),
+                };
+                base.join(format!("evaluation-{ensemble}{name}-{split_name}"))
             });
             if out.join("metrics.json").exists() {
                 bail!(
                     "{} already holds an evaluation; choose another --out (nothing was overwritten)",
                     out.display()
+                );
+            }
+            if model.len() > 1 {
+                println!(
+                    "an ensemble of {} models: the `model` rows are the mean of their quantiles",
+                    model.len()
                 );
             }
             let mut dataset = load_data(&data, &source, saved.setup.data)?;
@@ -511,7 +526,7 @@ fn main() -> Result<()> {
                 unwritten(out)?;
             }
             let device = device(device_arg)?;
-            let saved = SavedModel::read(&model, &device)?;
+            let saved = SavedModel::read_ensemble(&model, &device)?;
             let mut dataset = load_data(&data, &source, saved.setup.data)?;
             println!("{}", saved.adapt(&mut dataset)?);
             let t0 = match requested {

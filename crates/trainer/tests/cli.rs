@@ -160,6 +160,20 @@ fn train_evaluate_forecast_and_inspect_on_two_folders() {
     assert!(said.contains("smart_persistence"), "{said}");
     let tuned_config = std::fs::read_to_string(tuned.join("config.toml")).expect("config");
     assert!(tuned_config.contains("init_from"), "{tuned_config}");
+    // The run and its fine-tuned copy see data alike: evaluated together, as an ensemble.
+    let said = ok(&[
+        "evaluate",
+        path(&run_dir),
+        path(&tuned),
+        "--data",
+        path(&other),
+        "--out",
+        path(&tmp.path().join("ensemble")),
+    ]);
+    assert!(
+        said.contains("an ensemble of 2 models") && said.contains("skill"),
+        "{said}"
+    );
     // A folder with an input the model was not trained with is refused by name.
     let pv_run = tmp.path().join("pv-run");
     ok(&[
@@ -187,6 +201,19 @@ fn train_evaluate_forecast_and_inspect_on_two_folders() {
         err.contains("satellite: the model was trained without this input"),
         "{err}"
     );
+    // A model trained on other inputs cannot join the first run's ensemble.
+    let err = fails(&[
+        "evaluate",
+        path(&run_dir),
+        path(&pv_run),
+        "--out",
+        path(&tmp.path().join("refused-ensemble")),
+    ]);
+    assert!(
+        err.contains("cannot join an ensemble") && err.contains("pv-run"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("refused-ensemble").exists());
 }
 
 /// A folder named as the uk_pv dataset publishes it: `5min.parquet` beside `metadata.csv`.

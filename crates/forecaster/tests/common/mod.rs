@@ -32,6 +32,16 @@ pub fn write_model_with(
     dir: &Path,
     setup: ModelSetup,
 ) -> (PvForecaster, ModelSetup) {
+    write_model_seeded(dataset, dir, setup, 7)
+}
+
+/// [`write_model_with`], its parameters initialised from `seed`.
+pub fn write_model_seeded(
+    dataset: &Dataset,
+    dir: &Path,
+    setup: ModelSetup,
+    seed: u64,
+) -> (PvForecaster, ModelSetup) {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
     let widths = FeatureWidths::of(dataset);
@@ -39,7 +49,7 @@ pub fn write_model_with(
         PvForecaster::new(&setup.model, widths, setup.data.step_minutes, vb).expect("model");
     // Seeded by name: the same model, and any ratio a test asserts, on every run (candle's own
     // initialisation draws from an unseeded generator).
-    forecaster::init::initialise(&varmap, 7).expect("initialise");
+    forecaster::init::initialise(&varmap, seed).expect("initialise");
     let mut tensors: Vec<_> = varmap
         .data()
         .lock()
