@@ -203,3 +203,263 @@ pub fn label_offset(series: &PvSeries, config: &ExampleConfig) -> Option<LabelOf
         correlation_unshifted: correlation_at(0.0),
     })
 }
+
+/// Panel geometry and label offset fitted together on the training block ([`geometry_fit`]).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct GeometryFit {
+    /// Fitted tilt from horizontal, degrees (0 to [`MAX_TILT_DEG`]).
+    pub tilt_deg: f64,
+    /// Fitted orientation (azimuth the panels face), degrees clockwise from north.
+    pub orientation_deg: f64,
+    /// Fitted shift, minutes, as in [`LabelOffset::minutes`].
+    pub minutes: f64,
+    /// Fit of power to clear-sky power at the fitted values (see [`label_offset`]: 1 is perfect).
+    pub fit: f64,
+    /// The same at the metadata's geometry and no shift.
+    pub fit_at_metadata: f64,
+    /// Share of [`BOOTSTRAP_DRAWS`] refits on clear days drawn with replacement that land within
+    /// 5° of tilt, 10° of orientation and 2.5 min of shift of the fitted values: how firmly the
+    /// data pin them down.
+    pub stability: f64,
+    /// The best tilt or shift lies on the edge of the searched range.
+    pub at_edge: bool,
+}
+
+impl GeometryFit {
+    /// Whether the data pin the fitted values down: not at an edge of the search, and at least
+    /// 80 % of the bootstrap refits agree with them.
+    pub fn is_identified(&self) -> bool {
+        !self.at_edge && self.stability >= 0.8
+    }
+
+    /// Whether the fit is evidence that the metadata are off: identified, and a tilt 10° or an
+    /// orientation 20° (of a tilted panel) away from theirs.
+    pub fn disagrees_with(&self, tilt_deg: f64, orientation_deg: f64) -> bool {
+        let turn = (self.orientation_deg - orientation_deg).rem_euclid(360.0);
+        let turn = turn.min(360.0 - turn);
+        self.is_identified()
+            && ((self.tilt_deg - tilt_deg).abs() >= 10.0 || (turn >= 20.0 && self.tilt_deg >= 5.0))
+    }
+}
+
+/// The steepest tilt searched, degrees.
+pub const MAX_TILT_DEG: f64 = 70.0;
+const TILT_STEP_DEG: f64 = 5.0;
+const ORIENTATION_STEP_DEG: f64 = 10.0;
+/// Refits on resampled clear days behind [`GeometryFit::stability`].
+pub const BOOTSTRAP_DRAWS: usize = 200;
+
+/// One observed value with what every geometry needs at one shifted time: the sun's direction and
+/// the clear-sky irradiance components.
+#[derive(Clone, Copy)]
+struct SkyAt {
+    power: f64,
+    cos_zenith: f64,
+    sin_zenith: f64,
+    cos_azimuth: f64,
+    sin_azimuth: f64,
+    dni: f64,
+    dhi: f64,
+    ghi: f64,
+}
+
+/// Fits tilt, orientation and the label offset together on `series`' training block, with the
+/// clear-sky model that runs at training and forecast time (the system's altitude, the run's
+/// turbidity and albedo): the grid point (tilt 0–70° by 5°, orientation by 10°, shift −60 to +60
+/// min by 2.5 min) at which plane-of-array clear-sky irradiance best explains observed power on
+/// the block's clearest days, each day with its own scale, as [`label_offset`] measures it.
+/// Values within 3 % of the largest are left out: an inverter clipping at its limit flattens the
+/// midday peak, which a steep or turned plane would otherwise be fitted to mimic. At most 8,000
+/// points, thinned evenly. `None` without enough observed daylight.
+///
+/// With a scale per day the fit reads the shape of each clear day: where the peak lies (shift
+/// and orientation, told apart by how the sun's path changes through the year) and how broad it
+/// is (tilt). That landscape is flat: far-apart geometries can fit within a few thousandths of
+/// each other, less than clouds, shading and temperature move real data. So the fit is repeated
+/// on [`BOOTSTRAP_DRAWS`] resamples of the clear days (seeded, so the answer is reproducible),
+/// and [`GeometryFit::stability`] says how often it lands on the same values.
+pub fn geometry_fit(series: &PvSeries, config: &ExampleConfig) -> Option<GeometryFit> {
+    let b = block(series, Split::Train, &config.split, config.example_steps())?;
+    let clear = clear_days(series, config);
+    let m = &series.meta;
+    let sky_config = crate::solar::ClearSkyConfig {
+        altitude_m: m.altitude_m.unwrap_or(config.clear_sky.altitude_m),
+        ..config.clear_sky
+    };
+    let mut points: Vec<(f64, i64, i64)> = Vec::new(); // (power, interval midpoint, day)
+    let mut t = b.first.0;
+    while t <= b.last.0 {
+        if let Some(p) = series.normalised_at(UnixTime(t))
+            && clear.contains(&local_day(series, t))
+            && sun_elevation_deg(series, UnixTime(t)) > -15.0
+        {
+            points.push((p as f64, t - series.step_s / 2, local_day(series, t)));
+        }
+        t += series.step_s;
+    }
+    let peak = points.iter().map(|p| p.0).fold(0.0, f64::max);
+    points.retain(|p| p.0 < 0.97 * peak);
+    if points.len() < 50 {
+        return None;
+    }
+    let stride = points.len().div_ceil(8_000);
+    let points: Vec<(f64, i64, i64)> = points.into_iter().step_by(stride).collect();
+    // Each day's points, as ranges (the points are in time order).
+    let mut days: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, p) in points.iter().enumerate() {
+        match days.last_mut() {
+            Some(r) if points[r.start].2 == p.2 => r.end = i + 1,
+            _ => days.push(i..i + 1),
+        }
+    }
+    let power_sq: Vec<f64> = days
+        .iter()
+        .map(|d| points[d.clone()].iter().map(|p| p.0 * p.0).sum())
+        .collect();
+    let geometries: Vec<(f64, f64)> = (0..=(MAX_TILT_DEG / TILT_STEP_DEG) as usize)
+        .flat_map(|i| {
+            let tilt = i as f64 * TILT_STEP_DEG;
+            // A flat plane faces nowhere: one orientation is enough.
+            let turns = if i == 0 {
+                1
+            } else {
+                (360.0 / ORIENTATION_STEP_DEG) as usize
+            };
+            (0..turns).map(move |j| (tilt, j as f64 * ORIENTATION_STEP_DEG))
+        })
+        .chain(std::iter::once((m.tilt_deg, m.orientation_deg)))
+        .collect();
+    let shifts: Vec<f64> = SHIFTS.map(|k| k as f64 * SHIFT_STEP_MIN).collect();
+    // What each day explains, per (shift, geometry): explained[(s · G + g) · D + d].
+    let (n_g, n_d) = (geometries.len(), days.len());
+    let mut explained = Vec::with_capacity(shifts.len() * n_g * n_d);
+    for &shift in &shifts {
+        let shift_s = (shift * 60.0) as i64;
+        let sky: Vec<SkyAt> = points
+            .iter()
+            .map(|&(power, mid, _)| sky_at(power, UnixTime(mid + shift_s), m, &sky_config))
+            .collect();
+        for &(tilt, orientation) in &geometries {
+            explained_per_day(
+                &sky,
+                &days,
+                tilt,
+                orientation,
+                sky_config.albedo,
+                &mut explained,
+            );
+        }
+    }
+    // The best grid point (the metadata's geometry, the last, is not a candidate) for day
+    // weights `w`, and its fit.
+    let best = |w: &[f64]| -> (usize, usize, f64) {
+        let total: f64 = w.iter().zip(&power_sq).map(|(w, p)| w * p).sum();
+        let mut top = (0, 0, f64::NEG_INFINITY);
+        for s in 0..shifts.len() {
+            for g in 0..n_g - 1 {
+                let e = &explained[(s * n_g + g) * n_d..][..n_d];
+                let v: f64 = e.iter().zip(w).map(|(e, w)| e * w).sum();
+                if v > top.2 {
+                    top = (s, g, v);
+                }
+            }
+        }
+        (top.0, top.1, (top.2 / total).sqrt())
+    };
+    let ones = vec![1.0; n_d];
+    let (s, g, fit) = best(&ones);
+    let (tilt_deg, orientation_deg) = geometries[g];
+    let zero = shifts.iter().position(|&x| x == 0.0)?;
+    let at_metadata: f64 = explained[(zero * n_g + n_g - 1) * n_d..][..n_d]
+        .iter()
+        .sum();
+    let total: f64 = power_sq.iter().sum();
+    // Refits on the clear days drawn with replacement (SplitMix64, fixed seed).
+    let mut state = 0x5EED_u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut agree = 0;
+    for _ in 0..BOOTSTRAP_DRAWS {
+        let mut w = vec![0.0; n_d];
+        for _ in 0..n_d {
+            w[(next() % n_d as u64) as usize] += 1.0;
+        }
+        let (bs, bg, _) = best(&w);
+        let (bt, bo) = geometries[bg];
+        let turn = (bo - orientation_deg).rem_euclid(360.0);
+        let turn = turn.min(360.0 - turn);
+        agree += ((bt - tilt_deg).abs() <= TILT_STEP_DEG
+            && (turn <= ORIENTATION_STEP_DEG || bt.max(tilt_deg) < TILT_STEP_DEG)
+            && (shifts[bs] - shifts[s]).abs() <= SHIFT_STEP_MIN) as usize;
+    }
+    Some(GeometryFit {
+        tilt_deg,
+        orientation_deg,
+        minutes: shifts[s],
+        fit,
+        fit_at_metadata: (at_metadata / total).sqrt(),
+        stability: agree as f64 / BOOTSTRAP_DRAWS as f64,
+        at_edge: tilt_deg >= MAX_TILT_DEG || s == 0 || s == shifts.len() - 1,
+    })
+}
+
+/// The sun's direction and the clear-sky irradiance at `time` for system `m`.
+fn sky_at(
+    power: f64,
+    time: UnixTime,
+    m: &crate::SystemMetadata,
+    config: &crate::solar::ClearSkyConfig,
+) -> SkyAt {
+    let sun = crate::solar::sun_position(time, m.latitude_deg, m.longitude_deg);
+    let zenith = sun.apparent_zenith_deg();
+    let s = crate::solar::ineichen(
+        zenith,
+        config.altitude_m,
+        config.linke_turbidity,
+        time.day_of_year(),
+    );
+    let (z, a) = (zenith.to_radians(), sun.azimuth_deg.to_radians());
+    SkyAt {
+        power,
+        cos_zenith: z.cos(),
+        sin_zenith: z.sin(),
+        cos_azimuth: a.cos(),
+        sin_azimuth: a.sin(),
+        dni: s.dni,
+        dhi: s.dhi,
+        ghi: s.ghi,
+    }
+}
+
+/// Appends, per day, what clear-sky power on one plane explains of the day's power, (Σ p·c)² /
+/// Σ c² (the terms of [`daily_fit`]): isotropic-sky transposition as
+/// [`crate::solar::plane_of_array`], from the precomputed sun directions and irradiances.
+fn explained_per_day(
+    sky: &[SkyAt],
+    days: &[std::ops::Range<usize>],
+    tilt_deg: f64,
+    orientation_deg: f64,
+    albedo: f64,
+    out: &mut Vec<f64>,
+) {
+    let (tilt, orientation) = (tilt_deg.to_radians(), orientation_deg.to_radians());
+    let (ct, st) = (tilt.cos(), tilt.sin());
+    let (co, so) = (orientation.cos(), orientation.sin());
+    let (diffuse, ground) = ((1.0 + ct) / 2.0, albedo * (1.0 - ct) / 2.0);
+    for day in days {
+        let (mut pc, mut cc) = (0.0, 0.0);
+        for s in &sky[day.clone()] {
+            let cos_aoi =
+                ct * s.cos_zenith + st * s.sin_zenith * (s.cos_azimuth * co + s.sin_azimuth * so);
+            let c = ((s.dni * cos_aoi).max(0.0) + s.dhi * diffuse + s.ghi * ground) / 1000.0;
+            pc += s.power * c;
+            cc += c * c;
+        }
+        out.push(if cc > 0.0 { pc * pc / cc } else { 0.0 });
+    }
+}

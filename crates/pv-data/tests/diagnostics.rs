@@ -1,6 +1,6 @@
 //! The dataset checks `data inspect` prints: block coverage and the label offset.
 
-use pv_data::diagnostics::{block_coverage, label_offset};
+use pv_data::diagnostics::{MAX_TILT_DEG, block_coverage, geometry_fit, label_offset};
 use pv_data::solar::{ClearSkyConfig, solar_state};
 use pv_data::{ExampleConfig, PvSeries, Split, SystemMetadata, UnixTime};
 
@@ -25,6 +25,13 @@ fn meta() -> SystemMetadata {
 /// midpoint (so labels read as interval ends are `shift_min` early).
 fn series(shift_min: i64) -> PvSeries {
     let m = meta();
+    panel_series(shift_min, m.tilt_deg, m.orientation_deg, f32::INFINITY)
+}
+
+/// [`series`] for a panel of `tilt_deg` facing `orientation_deg` (the metadata still say
+/// [`meta`]'s), its power clipped at `limit_kw`.
+fn panel_series(shift_min: i64, tilt_deg: f64, orientation_deg: f64, limit_kw: f32) -> PvSeries {
+    let m = meta();
     let n = 40 * 96;
     let power_kw = (0..n as i64)
         .map(|i| {
@@ -33,11 +40,11 @@ fn series(shift_min: i64) -> PvSeries {
                 UnixTime(mid),
                 m.latitude_deg,
                 m.longitude_deg,
-                m.tilt_deg,
-                m.orientation_deg,
+                tilt_deg,
+                orientation_deg,
                 &ClearSkyConfig::default(),
             );
-            (s.clear_sky_poa / 1000.0) as f32
+            ((s.clear_sky_poa / 1000.0) as f32).min(limit_kw)
         })
         .collect();
     PvSeries {
@@ -61,6 +68,59 @@ fn the_label_offset_recovers_a_known_shift() {
         assert!(o.correlation > 0.99, "{o:?}");
         assert_eq!(o.is_suspect(), shift.abs() >= 10, "{o:?}");
     }
+}
+
+/// A panel whose metadata say 30° facing south, truly 15° facing south-west (220°), with labels
+/// 15 min early: the joint fit finds all three, clipped at 80 % of the peak or not, and says the
+/// metadata are off; on a series that matches its metadata it finds them and says nothing.
+#[test]
+fn geometry_and_offset_are_fitted_together() {
+    let config = ExampleConfig::default();
+    for limit in [f32::INFINITY, 0.8] {
+        let fit = geometry_fit(&panel_series(15, 15.0, 220.0, limit), &config).expect("fit");
+        assert_eq!(
+            (fit.tilt_deg, fit.orientation_deg, fit.minutes),
+            (15.0, 220.0, 15.0),
+            "clipped at {limit}: {fit:?}"
+        );
+        assert!(fit.fit > 0.999 && fit.fit > fit.fit_at_metadata, "{fit:?}");
+        // Noise-free clear days: every resample lands on the same values.
+        assert_eq!(fit.stability, 1.0, "{fit:?}");
+        assert!(
+            fit.is_identified() && fit.disagrees_with(30.0, 180.0),
+            "{fit:?}"
+        );
+    }
+    let fit = geometry_fit(&series(0), &config).expect("fit");
+    assert_eq!(
+        (fit.tilt_deg, fit.orientation_deg, fit.minutes),
+        (30.0, 180.0, 0.0)
+    );
+    assert!(!fit.disagrees_with(30.0, 180.0), "{fit:?}");
+    // A fit at the steepest tilt searched is not evidence.
+    let steep = geometry_fit(&panel_series(0, 85.0, 180.0, f32::INFINITY), &config).expect("fit");
+    assert_eq!(steep.tilt_deg, MAX_TILT_DEG, "{steep:?}");
+    assert!(steep.at_edge && !steep.is_identified(), "{steep:?}");
+    // Each day tilted its own way (shade in the morning one day, in the afternoon the next:
+    // power scaled by 1 + a·(hours from noon)/6, a drawn per day in [−0.4, 0.4]). The flat
+    // landscape lets the resamples wander, and a fit that is no longer firm is not evidence.
+    let mut cloudy = panel_series(15, 15.0, 220.0, f32::INFINITY);
+    let mut x = 1u64;
+    let mut slope = 0.0f32;
+    for (i, v) in cloudy.power_kw.iter_mut().enumerate() {
+        if i % 96 == 0 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            slope = 0.8 * ((x >> 33) as f32 / (1u64 << 31) as f32) - 0.4;
+        }
+        // Solar noon near 19:00 UTC at −105°.
+        let hours = (i % 96) as f32 / 4.0 - 19.0;
+        *v *= (1.0 + slope * hours / 6.0).max(0.0);
+    }
+    let loose = geometry_fit(&cloudy, &config).expect("fit");
+    assert!(loose.stability < 0.8 && !loose.is_identified(), "{loose:?}");
+    assert!(!steep.disagrees_with(30.0, 180.0), "{steep:?}");
 }
 
 #[test]

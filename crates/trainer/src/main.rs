@@ -645,12 +645,13 @@ fn starved(c: &pv_data::diagnostics::BlockCoverage) -> String {
     )
 }
 
-/// Per system: observed daylight in each block of the split, and the label offset fitted on the
-/// training block, with flags for what needs a look.
+/// Per system: observed daylight in each block of the split, the label offset fitted on the
+/// training block, and tilt, azimuth and offset fitted together there, with flags for what needs
+/// a look.
 fn diagnostics_table(dataset: &Dataset, examples: &ExampleConfig) -> String {
     use std::fmt::Write;
     let mut out = String::from(
-        "   ss_id   observed daylight steps (train / validation / test)   label offset   r (0 min -> best)\n",
+        "   ss_id   observed daylight steps (train / validation / test)   label offset   r (0 min -> best)   tilt, azimuth, shift fitted together (metadata)\n",
     );
     for series in &dataset.systems {
         let coverage = pv_data::diagnostics::block_coverage(series, examples);
@@ -676,16 +677,46 @@ fn diagnostics_table(dataset: &Dataset, examples: &ExampleConfig) -> String {
             ),
             None => ("-".into(), "-".into()),
         };
+        let m = &series.meta;
+        let geometry = pv_data::diagnostics::geometry_fit(series, examples);
+        let fitted = geometry.map_or("-".into(), |g| {
+            format!(
+                "{:.0}°, {:.0}°, {:+.1} min: fit {:.4}, {:.0} % of resamples agree{} ({:.0}°, {:.0}°, 0 min: {:.4})",
+                g.tilt_deg,
+                g.orientation_deg,
+                g.minutes,
+                g.fit,
+                100.0 * g.stability,
+                if g.at_edge { ", at the search's edge" } else { "" },
+                m.tilt_deg,
+                m.orientation_deg,
+                g.fit_at_metadata
+            )
+        });
         let _ = writeln!(
             out,
-            "{:>8}   {:>52}   {:>12}   {}",
-            series.meta.ss_id,
+            "{:>8}   {:>52}   {:>12}   {:<17}   {}",
+            m.ss_id,
             blocks.join(" / "),
             shift,
-            r
+            r,
+            fitted
         );
         for c in coverage.iter().filter(|c| c.is_starved()) {
             let _ = writeln!(out, "         ! {}", starved(c));
+        }
+        if let Some(g) = geometry.filter(|g| g.disagrees_with(m.tilt_deg, m.orientation_deg)) {
+            let _ = writeln!(
+                out,
+                "         ! clear days fit a panel of {:.0}° facing {:.0}° (fit {:.4}, {:.0} % of resamples agree) better than the metadata's {:.0}° facing {:.0}° (fit {:.4}): check tilt_deg and orientation_deg",
+                g.tilt_deg,
+                g.orientation_deg,
+                g.fit,
+                100.0 * g.stability,
+                m.tilt_deg,
+                m.orientation_deg,
+                g.fit_at_metadata
+            );
         }
         if let Some(o) = offset.filter(|o| o.is_suspect()) {
             let _ = writeln!(
