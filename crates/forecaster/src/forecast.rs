@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Float32Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use candle_core::Device;
-use pv_data::{Dataset, ExampleKey, Split, UnixTime};
+use pv_data::{Dataset, ExampleKey, Reach, UnixTime};
 
 use crate::error::{Error, Result};
 use crate::saved::{SavedModel, predict_batches};
@@ -101,10 +101,19 @@ pub fn forecast_fleet(
         });
     }
     let mut rows = 0;
-    stream_keys(saved, dataset, &keys, batch_size, device, |batch| {
-        rows += batch.len();
-        sink(batch)
-    })?;
+    // No split at forecast time: every neighbour's history up to t0 may be context.
+    stream_keys(
+        saved,
+        dataset,
+        &keys,
+        Reach::Record,
+        batch_size,
+        device,
+        |batch| {
+            rows += batch.len();
+            sink(batch)
+        },
+    )?;
     Ok(FleetForecast {
         systems: keys.len(),
         rows,
@@ -131,16 +140,19 @@ fn data_range(dataset: &Dataset) -> (UnixTime, UnixTime) {
     (first.unwrap_or(UnixTime(0)), last.unwrap_or(UnixTime(0)))
 }
 
-/// The anchor system's forecast rows for each key: one per lead time, in key order.
+/// The anchor system's forecast rows for each key: one per lead time, in key order. Examples
+/// read what `reach` allows: [`Reach::Record`] to forecast, a split to plot that split's
+/// examples as its evaluation saw them.
 pub fn forecast_keys(
     saved: &SavedModel,
     dataset: &Dataset,
     keys: &[ExampleKey],
+    reach: Reach,
     batch_size: usize,
     device: &Device,
 ) -> Result<Vec<ForecastRow>> {
     let mut rows = Vec::with_capacity(keys.len() * saved.setup.examples.lead_times);
-    stream_keys(saved, dataset, keys, batch_size, device, |batch| {
+    stream_keys(saved, dataset, keys, reach, batch_size, device, |batch| {
         rows.extend_from_slice(batch);
         Ok(())
     })?;
@@ -154,6 +166,7 @@ fn stream_keys(
     saved: &SavedModel,
     dataset: &Dataset,
     keys: &[ExampleKey],
+    reach: Reach,
     batch_size: usize,
     device: &Device,
     mut sink: impl FnMut(&[ForecastRow]) -> Result<()>,
@@ -162,14 +175,13 @@ fn stream_keys(
     let (k, q) = (setup.examples.lead_times, setup.model.quantiles.len());
     let step = dataset.step_s();
     let mut rows = Vec::with_capacity(batch_size * k);
-    // The split only decides which neighbours may be extra targets; the anchor is target 0.
     predict_batches(
         &saved.members(),
         dataset,
         &setup.examples,
         keys,
         batch_size,
-        Split::Test,
+        reach,
         device,
         |chunk, batch, out| -> Result<()> {
             let s = batch.targets.shape[1];

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use pv_data::{
-    Batch, Dataset, ExampleConfig, ExampleKey, FeatureWidths, InputUse, Scalers, Split, build_batch,
+    Batch, Dataset, ExampleConfig, ExampleKey, FeatureWidths, InputUse, Reach, Scalers, build_batch,
 };
 use rayon::prelude::*;
 
@@ -212,8 +212,8 @@ pub fn predict_mean(models: &[&PvForecaster], batch: &Batch, device: &Device) ->
         .to_vec1::<f32>()?)
 }
 
-/// Builds and predicts the batches of `keys` (`batch_size` each) with the mean of `models`
-/// ([`predict_mean`]), as many at once as the rayon pool has threads (each batch's ops run on its worker thread), and hands each to `each` in key
+/// Builds (reading what `reach` allows: a split to evaluate, the whole record to forecast) and
+/// predicts the batches of `keys` (`batch_size` each) with the mean of `models` ([`predict_mean`]), as many at once as the rayon pool has threads (each batch's ops run on its worker thread), and hands each to `each` in key
 /// order, so results do not depend on the thread count.
 #[allow(clippy::too_many_arguments)]
 pub fn predict_batches<E: From<Error>>(
@@ -222,7 +222,7 @@ pub fn predict_batches<E: From<Error>>(
     examples: &ExampleConfig,
     keys: &[ExampleKey],
     batch_size: usize,
-    split: Split,
+    reach: Reach,
     device: &Device,
     mut each: impl FnMut(&[ExampleKey], &Batch, &[f32]) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
@@ -232,7 +232,7 @@ pub fn predict_batches<E: From<Error>>(
         let predicted = keys
             .par_chunks(batch_size)
             .map(|chunk| {
-                let batch = build_batch(dataset, examples, chunk, split);
+                let batch = build_batch(dataset, examples, chunk, reach);
                 let quantiles = predict_mean(models, &batch, device)?;
                 Ok((chunk, batch, quantiles))
             })

@@ -406,6 +406,25 @@ fn scaled(values: &[f32], scale: impl Fn(usize, f32) -> f32, out: &mut Vec<f32>)
     }
 }
 
+/// What part of each system's record an example may read: the other target systems' windows
+/// and the context systems' history must lie inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Every system's block of one split: for training and evaluation, so that no example reads
+    /// another block's values, even as a neighbour's history.
+    Split(Split),
+    /// Every system's whole record: for forecasting, where there is no split, and where a
+    /// neighbour's recent history is usable whichever block it would fall in. Nothing after t0
+    /// is an input either way (the window's history ends at t0).
+    Record,
+}
+
+impl From<Split> for Reach {
+    fn from(split: Split) -> Reach {
+        Reach::Split(split)
+    }
+}
+
 /// Builds one example. `key` must come from [`example_keys`] for the same dataset and config.
 ///
 /// In data order: choose the target and context systems, then each modality's tokens over the
@@ -414,17 +433,28 @@ pub fn build_example(
     dataset: &Dataset,
     config: &ExampleConfig,
     key: ExampleKey,
-    split: Split,
+    reach: impl Into<Reach>,
 ) -> Example {
-    build_example_in(dataset, config, key, &split_blocks(dataset, config, split))
+    build_example_in(
+        dataset,
+        config,
+        key,
+        &reach_blocks(dataset, config, reach.into()),
+    )
 }
 
-/// Every system's block of `split` (by index in `dataset.systems`).
-fn split_blocks(dataset: &Dataset, config: &ExampleConfig, split: Split) -> Vec<Option<Block>> {
+/// Every system's part of its record that `reach` allows (by index in `dataset.systems`).
+fn reach_blocks(dataset: &Dataset, config: &ExampleConfig, reach: Reach) -> Vec<Option<Block>> {
     dataset
         .systems
         .iter()
-        .map(|s| block(s, split, &config.split, config.example_steps()))
+        .map(|s| match reach {
+            Reach::Split(split) => block(s, split, &config.split, config.example_steps()),
+            Reach::Record => (!s.is_empty()).then(|| Block {
+                first: s.start,
+                last: s.end(),
+            }),
+        })
         .collect()
 }
 
@@ -988,14 +1018,16 @@ pub fn collate(examples: &[Example], widths: FeatureWidths, config: &ExampleConf
     }
 }
 
-/// Builds the examples for `keys` in parallel (rayon) and collates them into one batch.
+/// Builds the examples for `keys` in parallel (rayon) and collates them into one batch, each
+/// reading what `reach` allows (a [`Split`] for training and evaluation, [`Reach::Record`] for
+/// forecasting).
 pub fn build_batch(
     dataset: &Dataset,
     config: &ExampleConfig,
     keys: &[ExampleKey],
-    split: Split,
+    reach: impl Into<Reach>,
 ) -> Batch {
-    let blocks = split_blocks(dataset, config, split);
+    let blocks = reach_blocks(dataset, config, reach.into());
     let examples: Vec<Example> = keys
         .par_iter()
         .map(|&key| build_example_in(dataset, config, key, &blocks))

@@ -48,8 +48,8 @@ pub use dataset::{
 };
 pub use error::{BadValueKind, DataError, Location, Result};
 pub use example::{
-    Array, Batch, BatchTokens, Example, ExampleConfig, ExampleKey, FeatureWidths, build_batch,
-    build_example, collate, evenly_spaced, example_keys,
+    Array, Batch, BatchTokens, Example, ExampleConfig, ExampleKey, FeatureWidths, Reach,
+    build_batch, build_example, collate, evenly_spaced, example_keys,
 };
 pub use generation::{
     BadValuePolicy, Generation, LoadReport, Selection, load_generation, load_generation_selected,

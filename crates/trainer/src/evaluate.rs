@@ -84,7 +84,7 @@ impl Scored<'_> {
             &config.examples,
             keys,
             config.eval.batch_size,
-            split,
+            split.into(),
             self.device,
             |_, batch, quantiles| -> Result<()> {
                 metrics.add_quantiles("model", batch, quantiles, &config.model.quantiles);

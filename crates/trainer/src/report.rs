@@ -220,7 +220,14 @@ pub(crate) fn fan_examples(
             }
         }
     }
-    let rows = forecast_keys(saved, dataset, &chosen, DEFAULT_BATCH_SIZE, device)?;
+    let rows = forecast_keys(
+        saved,
+        dataset,
+        &chosen,
+        split.into(),
+        DEFAULT_BATCH_SIZE,
+        device,
+    )?;
     let k = saved.setup.examples.lead_times;
     let h = saved.setup.examples.history_steps as i64;
     Ok(chosen
