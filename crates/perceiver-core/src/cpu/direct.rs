@@ -7,8 +7,9 @@
 //! `dS = P ∘ (dP − rowsum(dO ∘ O))`, `dQ = scale · dS K`, `dK = scale · dSᵀ Q`.
 //!
 //! Layout for speed: padding keys are dropped first (compaction), keys are transposed to
-//! `[D, Nk]` and padded to a multiple of [`COLS`], and queries are processed [`ROWS`] at a time,
-//! so the score tile `ROWS × COLS` is a register-blocked outer-product micro-kernel (every loaded
+//! `[D, Nk]` and padded to a multiple of the tile width ([`COLS`], or [`SHORT`] for heads of few
+//! keys), and queries are processed [`ROWS`] at a time, so the score tile `ROWS × COLS` is a
+//! register-blocked outer-product micro-kernel (every loaded
 //! key value feeds `ROWS` multiply-adds). The same generic code is compiled three times — for
 //! AVX-512, AVX2+FMA and the baseline — and picked at run time, so one binary is fast on any x86-64.
 //!
@@ -19,13 +20,16 @@ use super::head::{Head, HeadGrad, HeadGradOut, KernelFloat};
 
 /// Query rows per tile.
 const ROWS: usize = 4;
-/// Keys per register tile (two AVX-512 or four AVX2 vectors of f32).
+/// Keys per register tile (two AVX-512 or four AVX2 vectors of f32); heads of at most
+/// [`SHORT`] keys use tiles of [`SHORT`], which would otherwise compute half a tile of padding.
 const COLS: usize = 32;
+/// The narrower tile, for heads with few keys.
+const SHORT: usize = 16;
 /// Width of one chunk of a head-dimension row; rows are padded to a multiple of it.
 const LANES: usize = 16;
 
 /// Unmasked keys (or values), compacted: rows `[n, stride]` (`stride` = D padded to a multiple
-/// of [`LANES`]), and, when asked for, transposed `[D, n_pad]` with `n_pad` a multiple of [`COLS`]
+/// of [`LANES`]), and, when asked for, transposed `[D, n_pad]` with `n_pad` a multiple of the tile width
 /// (zero columns past `n`).
 struct Compact<T> {
     rows: Vec<T>,
@@ -37,12 +41,20 @@ struct Compact<T> {
 
 impl<T: KernelFloat> Compact<T> {
     /// Refills the buffers (reusing their memory) from `x [n, d]`.
-    fn fill(&mut self, x: &[T], keep: Option<&[u8]>, n: usize, d: usize, transpose: bool) {
+    fn fill(
+        &mut self,
+        x: &[T],
+        keep: Option<&[u8]>,
+        n: usize,
+        d: usize,
+        transpose: bool,
+        cols: usize,
+    ) {
         self.index.clear();
         self.index
             .extend((0..n).filter(|&j| keep.is_none_or(|m| m[j] != 0)));
         let na = self.index.len();
-        self.padded = na.div_ceil(COLS) * COLS;
+        self.padded = na.div_ceil(cols) * cols;
         self.stride = d.div_ceil(LANES) * LANES;
         let stride = self.stride;
         self.rows.clear();
@@ -95,7 +107,7 @@ impl<T> Default for Scratch<T> {
 
 /// Maximum of a score row, with a vector-wide accumulator so it vectorises.
 #[inline(always)]
-fn row_max<T: KernelFloat>(s: &[T; COLS]) -> T {
+fn row_max<T: KernelFloat, const C: usize>(s: &[T; C]) -> T {
     let mut m = [T::neg_infinity(); LANES];
     for chunk in s.chunks_exact(LANES) {
         for i in 0..LANES {
@@ -107,7 +119,7 @@ fn row_max<T: KernelFloat>(s: &[T; COLS]) -> T {
 
 /// Sum of a score row, likewise.
 #[inline(always)]
-fn row_sum<T: KernelFloat>(s: &[T; COLS]) -> T {
+fn row_sum<T: KernelFloat, const C: usize>(s: &[T; C]) -> T {
     let mut m = [T::zero(); LANES];
     for chunk in s.chunks_exact(LANES) {
         for i in 0..LANES {
@@ -120,9 +132,9 @@ fn row_sum<T: KernelFloat>(s: &[T; COLS]) -> T {
 /// `acc[r][..stride] += Σ_{c < valid} w[r][c] · rows[start + c][..stride]`, a register-blocked
 /// `ROWS × LANES` outer-product update per chunk of the row.
 #[inline(always)]
-fn accumulate<T: KernelFloat, const FMA: bool>(
-    acc: &mut [[T; 128]; ROWS],
-    w: &[[T; COLS]; ROWS],
+fn accumulate<T: KernelFloat, const FMA: bool, const DP: usize, const C: usize>(
+    acc: &mut [[T; DP]; ROWS],
+    w: &[[T; C]; ROWS],
     rows: &[T],
     stride: usize,
     start: usize,
@@ -150,10 +162,10 @@ fn accumulate<T: KernelFloat, const FMA: bool>(
 
 /// `out[start + c][..stride] += Σ_r w[r][c] · x[r][..stride]` for `c < valid`.
 #[inline(always)]
-fn scatter<T: KernelFloat, const FMA: bool>(
+fn scatter<T: KernelFloat, const FMA: bool, const DP: usize, const C: usize>(
     out: &mut [T],
-    w: &[[T; COLS]; ROWS],
-    x: &[[T; 128]; ROWS],
+    w: &[[T; C]; ROWS],
+    x: &[[T; DP]; ROWS],
     stride: usize,
     start: usize,
     valid: usize,
@@ -179,22 +191,22 @@ fn madd<T: KernelFloat, const FMA: bool>(a: T, b: T, c: T) -> T {
     if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
-/// `s[r][c] = scale · Σ_k a[r][k] · bt[k][start + c]` for a `ROWS × COLS` tile.
+/// `s[r][c] = scale · Σ_k a[r][k] · bt[k][start + c]` for a `ROWS × C` tile.
 #[inline(always)]
-fn tile<T: KernelFloat, const FMA: bool>(
-    a: &[[T; 128]; ROWS],
+fn tile<T: KernelFloat, const FMA: bool, const DP: usize, const C: usize>(
+    a: &[[T; DP]; ROWS],
     d: usize,
     bt: &[T],
     stride: usize,
     start: usize,
     scale: T,
-) -> [[T; COLS]; ROWS] {
-    let mut acc = [[T::zero(); COLS]; ROWS];
+) -> [[T; C]; ROWS] {
+    let mut acc = [[T::zero(); C]; ROWS];
     for kk in 0..d {
-        let b = &bt[kk * stride + start..][..COLS];
+        let b = &bt[kk * stride + start..][..C];
         for r in 0..ROWS {
             let x = a[r][kk];
-            for c in 0..COLS {
+            for c in 0..C {
                 acc[r][c] = madd::<T, FMA>(x, b[c], acc[r][c]);
             }
         }
@@ -209,12 +221,35 @@ fn tile<T: KernelFloat, const FMA: bool>(
 
 /// Copies up to [`ROWS`] rows of width `d` starting at row `i0` into a zero-padded tile.
 #[inline(always)]
-fn load_rows<T: KernelFloat>(x: &[T], i0: usize, n: usize, d: usize) -> [[T; 128]; ROWS] {
-    let mut t = [[T::zero(); 128]; ROWS];
+fn load_rows<T: KernelFloat, const DP: usize>(
+    x: &[T],
+    i0: usize,
+    n: usize,
+    d: usize,
+) -> [[T; DP]; ROWS] {
+    let mut t = [[T::zero(); DP]; ROWS];
     for r in 0..ROWS.min(n - i0) {
         t[r][..d].copy_from_slice(&x[(i0 + r) * d..(i0 + r + 1) * d]);
     }
     t
+}
+
+/// The tile shapes a head runs with: rows padded to 16, 32 or 128 floats (the register arrays'
+/// width, so a 16-wide head does not carry 128-wide zeroed arrays), and tiles of [`SHORT`] keys
+/// for 16-wide heads with at most [`SHORT`] keys. Calls `$run::<T, FMA, DP, C>($args)`.
+macro_rules! by_shape {
+    ($h:expr, $run:ident, $($args:expr),*) => {{
+        let (d, nk) = ($h.dims.head_dim, $h.dims.keys);
+        if d <= 16 && nk <= SHORT {
+            $run::<T, FMA, 16, SHORT>($($args),*)
+        } else if d <= 16 {
+            $run::<T, FMA, 16, COLS>($($args),*)
+        } else if d <= 32 {
+            $run::<T, FMA, 32, COLS>($($args),*)
+        } else {
+            $run::<T, FMA, 128, COLS>($($args),*)
+        }
+    }};
 }
 
 #[inline(always)]
@@ -224,8 +259,18 @@ pub(super) fn forward<T: KernelFloat, const FMA: bool>(
     out: &mut [T],
     lse: &mut [T],
 ) {
+    by_shape!(h, forward_tiles, h, scratch, out, lse)
+}
+
+#[inline(always)]
+fn forward_tiles<T: KernelFloat, const FMA: bool, const DP: usize, const C: usize>(
+    h: &Head<'_, T>,
+    scratch: &mut Scratch<T>,
+    out: &mut [T],
+    lse: &mut [T],
+) {
     let (nq, d) = (h.dims.queries, h.dims.head_dim);
-    scratch.k.fill(h.k, h.keep, h.dims.keys, d, true);
+    scratch.k.fill(h.k, h.keep, h.dims.keys, d, true, C);
     let kc = &scratch.k;
     let na = kc.index.len();
     if na == 0 {
@@ -233,19 +278,19 @@ pub(super) fn forward<T: KernelFloat, const FMA: bool>(
         lse.fill(T::zero());
         return;
     }
-    scratch.v.fill(h.v, h.keep, h.dims.keys, d, false);
+    scratch.v.fill(h.v, h.keep, h.dims.keys, d, false, C);
     let vc = &scratch.v;
     let mut i0 = 0;
     while i0 < nq {
         let rows = ROWS.min(nq - i0);
-        let q = load_rows(h.q, i0, nq, d);
+        let q = load_rows::<T, DP>(h.q, i0, nq, d);
         let mut m = [T::neg_infinity(); ROWS];
         let mut l = [T::zero(); ROWS];
-        let mut acc = [[T::zero(); 128]; ROWS];
+        let mut acc = [[T::zero(); DP]; ROWS];
         let mut start = 0;
         while start < na {
-            let mut s = tile::<T, FMA>(&q, d, &kc.transposed, kc.padded, start, h.scale);
-            let valid = COLS.min(na - start);
+            let mut s = tile::<T, FMA, DP, C>(&q, d, &kc.transposed, kc.padded, start, h.scale);
+            let valid = C.min(na - start);
             for r in 0..ROWS {
                 for x in s[r][valid..].iter_mut() {
                     *x = T::neg_infinity();
@@ -264,8 +309,8 @@ pub(super) fn forward<T: KernelFloat, const FMA: bool>(
                 }
                 l[r] += row_sum(&s[r]);
             }
-            accumulate::<T, FMA>(&mut acc, &s, &vc.rows, vc.stride, start, valid);
-            start += COLS;
+            accumulate::<T, FMA, DP, C>(&mut acc, &s, &vc.rows, vc.stride, start, valid);
+            start += C;
         }
         for r in 0..rows {
             let inv = T::one() / l[r];
@@ -288,13 +333,23 @@ pub(super) fn backward<T: KernelFloat, const FMA: bool>(
     scratch: &mut Scratch<T>,
     grads: HeadGradOut<'_, T>,
 ) {
+    by_shape!(h, backward_tiles, h, g, scratch, grads)
+}
+
+#[inline(always)]
+fn backward_tiles<T: KernelFloat, const FMA: bool, const DP: usize, const C: usize>(
+    h: &Head<'_, T>,
+    g: &HeadGrad<'_, T>,
+    scratch: &mut Scratch<T>,
+    grads: HeadGradOut<'_, T>,
+) {
     let HeadGradOut { dq, dk, dv } = grads;
     let (nq, d) = (h.dims.queries, h.dims.head_dim);
     dq.fill(T::zero());
     dk.fill(T::zero());
     dv.fill(T::zero());
-    scratch.k.fill(h.k, h.keep, h.dims.keys, d, true);
-    scratch.v.fill(h.v, h.keep, h.dims.keys, d, true);
+    scratch.k.fill(h.k, h.keep, h.dims.keys, d, true, C);
+    scratch.v.fill(h.v, h.keep, h.dims.keys, d, true, C);
     let (kc, vc) = (&scratch.k, &scratch.v);
     let na = kc.index.len();
     if na == 0 {
@@ -309,8 +364,8 @@ pub(super) fn backward<T: KernelFloat, const FMA: bool>(
     let mut i0 = 0;
     while i0 < nq {
         let rows = ROWS.min(nq - i0);
-        let q = load_rows(h.q, i0, nq, d);
-        let d_out = load_rows(g.d_out, i0, nq, d);
+        let q = load_rows::<T, DP>(h.q, i0, nq, d);
+        let d_out = load_rows::<T, DP>(g.d_out, i0, nq, d);
         let mut lse = [T::zero(); ROWS];
         let mut delta = [T::zero(); ROWS];
         for r in 0..rows {
@@ -318,15 +373,15 @@ pub(super) fn backward<T: KernelFloat, const FMA: bool>(
             let o = &g.out[(i0 + r) * d..(i0 + r + 1) * d];
             delta[r] = d_out[r][..d].iter().zip(o).map(|(&a, &b)| a * b).sum();
         }
-        let mut dq_tile = [[T::zero(); 128]; ROWS];
+        let mut dq_tile = [[T::zero(); DP]; ROWS];
         let mut start = 0;
         while start < na {
-            let mut p = tile::<T, FMA>(&q, d, &kc.transposed, kc.padded, start, h.scale);
-            let dp = tile::<T, FMA>(&d_out, d, &vc.transposed, vc.padded, start, T::one());
-            let valid = COLS.min(na - start);
-            let mut ds = [[T::zero(); COLS]; ROWS];
+            let mut p = tile::<T, FMA, DP, C>(&q, d, &kc.transposed, kc.padded, start, h.scale);
+            let dp = tile::<T, FMA, DP, C>(&d_out, d, &vc.transposed, vc.padded, start, T::one());
+            let valid = C.min(na - start);
+            let mut ds = [[T::zero(); C]; ROWS];
             for r in 0..ROWS {
-                for c in 0..COLS {
+                for c in 0..C {
                     // Rows past the end of the queries and columns past the keys contribute nothing.
                     let live = r < rows && c < valid;
                     p[r][c] = if live {
@@ -337,10 +392,10 @@ pub(super) fn backward<T: KernelFloat, const FMA: bool>(
                     ds[r][c] = p[r][c] * (dp[r][c] - delta[r]) * h.scale;
                 }
             }
-            accumulate::<T, FMA>(&mut dq_tile, &ds, &kc.rows, stride, start, valid);
-            scatter::<T, FMA>(dkc, &ds, &q, stride, start, valid);
-            scatter::<T, FMA>(dvc, &p, &d_out, stride, start, valid);
-            start += COLS;
+            accumulate::<T, FMA, DP, C>(&mut dq_tile, &ds, &kc.rows, stride, start, valid);
+            scatter::<T, FMA, DP, C>(dkc, &ds, &q, stride, start, valid);
+            scatter::<T, FMA, DP, C>(dvc, &p, &d_out, stride, start, valid);
+            start += C;
         }
         for r in 0..rows {
             dq[(i0 + r) * d..(i0 + r + 1) * d].copy_from_slice(&dq_tile[r][..d]);
