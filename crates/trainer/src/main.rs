@@ -476,6 +476,11 @@ fn main() -> Result<()> {
             let mut report =
                 trainer::evaluate::evaluate_saved_on(&saved, &dataset, &splits, &device)?;
             report.inputs = Some(inputs);
+            if !saved.others.is_empty() {
+                report.ensemble = std::iter::once(saved.path().to_owned())
+                    .chain(saved.others.iter().map(|(path, _)| path.clone()))
+                    .collect();
+            }
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             // Fans from the last split asked for (the test split for `all`).
             let fan_split = splits.last().copied().unwrap_or(Split::Test);

@@ -147,6 +147,10 @@ pub struct Report {
     /// some of the model's inputs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<pv_data::InputUse>,
+    /// The checkpoints whose mean quantiles are the `model` rows, when `evaluate` was given an
+    /// ensemble (absent for one model).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ensemble: Vec<std::path::PathBuf>,
 }
 
 impl Report {
@@ -355,6 +359,7 @@ impl Metrics {
                 .map(|(&ss_id, group)| (ss_id, self.table(group, reference)))
                 .collect(),
             inputs: None,
+            ensemble: Vec::new(),
         }
     }
 

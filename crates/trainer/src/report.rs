@@ -290,6 +290,7 @@ mod tests {
                 pooled: table.clone(),
                 systems: [(50, table)].into_iter().collect(),
                 inputs: None,
+                ensemble: Vec::new(),
             }
         };
         let text = seed_table(&[report(0.10, 0.10), report(0.20, 0.30)]);

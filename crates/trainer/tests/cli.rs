@@ -174,6 +174,26 @@ fn train_evaluate_forecast_and_inspect_on_two_folders() {
         said.contains("an ensemble of 2 models") && said.contains("skill"),
         "{said}"
     );
+    // Its metrics.json names the members; a single model's names none.
+    let members = |dir: &Path| -> Vec<String> {
+        let text = std::fs::read_to_string(dir.join("metrics.json")).expect("metrics.json");
+        let report: serde_json::Value = serde_json::from_str(&text).expect("json");
+        report["ensemble"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let listed = members(&tmp.path().join("ensemble"));
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(
+        listed[0].contains("run") && listed[1].contains("tuned"),
+        "{listed:?}"
+    );
+    assert!(members(&evaluation).is_empty());
     // A folder with an input the model was not trained with is refused by name.
     let pv_run = tmp.path().join("pv-run");
     ok(&[
