@@ -347,17 +347,24 @@ fn train(
             command.args(["--steps", &steps.to_string()]);
         }
     }
-    eprintln!("$ {command:?}");
-    let status = command
-        .status()
-        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
-    if !status.success() {
-        return Err(format!("training {} failed ({status})", out.display()));
-    }
+    run_cli(command, binary, "training", out)?;
     let seconds = started.elapsed().as_secs_f64();
     std::fs::write(&timing, format!("{seconds}\n"))
         .map_err(|e| format!("{}: {e}", timing.display()))?;
     Ok(seconds)
+}
+
+/// Echoes and runs `command` (the CLI `binary`), which writes `what` into `out`.
+fn run_cli(mut command: Command, binary: &Path, what: &str, out: &Path) -> Result<(), String> {
+    eprintln!("$ {command:?}");
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} {} failed ({status})", out.display()))
+    }
 }
 
 /// The median training step of `config` in milliseconds, from a run of `steps` steps in `out`
@@ -380,13 +387,7 @@ fn time_steps(
             .args(["--seed", "0", "--out"])
             .arg(out)
             .args(["--stop-after", &steps.to_string()]);
-        eprintln!("$ {command:?}");
-        let status = command
-            .status()
-            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
-        if !status.success() {
-            return Err(format!("timing run {} failed ({status})", out.display()));
-        }
+        run_cli(command, binary, "timing run", out)?;
     }
     let text = std::fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let seconds = step_seconds(&text);

@@ -150,6 +150,26 @@ fn daily_fit(points: impl Iterator<Item = (i64, f64, f64)>) -> f64 {
     }
 }
 
+/// The observed values of the training block's clearest days ([`clear_days`]) with the sun above
+/// −15° (night far from any shift's reach adds nothing but agreement on zero): (normalised
+/// power, interval end), in time order. `None` when the block is empty.
+fn clear_day_points(series: &PvSeries, config: &ExampleConfig) -> Option<Vec<(f64, i64)>> {
+    let b = block(series, Split::Train, &config.split, config.example_steps())?;
+    let clear = clear_days(series, config);
+    let mut points = Vec::new();
+    let mut t = b.first.0;
+    while t <= b.last.0 {
+        if let Some(p) = series.normalised_at(UnixTime(t))
+            && clear.contains(&local_day(series, t))
+            && sun_elevation_deg(series, UnixTime(t)) > -15.0
+        {
+            points.push((p as f64, t));
+        }
+        t += series.step_s;
+    }
+    Some(points)
+}
+
 fn local_day(series: &PvSeries, t: i64) -> i64 {
     UnixTime(t).local_solar_day(series.meta.longitude_deg)
 }
@@ -163,21 +183,10 @@ const SHIFT_STEP_MIN: f64 = 2.5;
 /// explains observed power, each day with its own scale, over the observed steps with the sun above −15°
 /// of the block's clearest days (thinned evenly to at most 20,000, for speed). `None` without enough observed daylight.
 pub fn label_offset(series: &PvSeries, config: &ExampleConfig) -> Option<LabelOffset> {
-    let b = block(series, Split::Train, &config.split, config.example_steps())?;
-    let clear = clear_days(series, config);
-    let mut points: Vec<(f64, UnixTime)> = Vec::new();
-    let mut t = b.first.0;
-    while t <= b.last.0 {
-        if let Some(p) = series.normalised_at(UnixTime(t)) {
-            // Night far from any shift's reach adds nothing but agreement on zero.
-            if clear.contains(&local_day(series, t))
-                && sun_elevation_deg(series, UnixTime(t)) > -15.0
-            {
-                points.push((p as f64, UnixTime(t - series.step_s / 2)));
-            }
-        }
-        t += series.step_s;
-    }
+    let points: Vec<(f64, UnixTime)> = clear_day_points(series, config)?
+        .into_iter()
+        .map(|(p, t)| (p, UnixTime(t - series.step_s / 2)))
+        .collect();
     if points.len() < 50 {
         return None;
     }
@@ -279,24 +288,16 @@ struct SkyAt {
 /// on [`BOOTSTRAP_DRAWS`] resamples of the clear days (seeded, so the answer is reproducible),
 /// and [`GeometryFit::stability`] says how often it lands on the same values.
 pub fn geometry_fit(series: &PvSeries, config: &ExampleConfig) -> Option<GeometryFit> {
-    let b = block(series, Split::Train, &config.split, config.example_steps())?;
-    let clear = clear_days(series, config);
     let m = &series.meta;
     let sky_config = crate::solar::ClearSkyConfig {
         altitude_m: m.altitude_m.unwrap_or(config.clear_sky.altitude_m),
         ..config.clear_sky
     };
-    let mut points: Vec<(f64, i64, i64)> = Vec::new(); // (power, interval midpoint, day)
-    let mut t = b.first.0;
-    while t <= b.last.0 {
-        if let Some(p) = series.normalised_at(UnixTime(t))
-            && clear.contains(&local_day(series, t))
-            && sun_elevation_deg(series, UnixTime(t)) > -15.0
-        {
-            points.push((p as f64, t - series.step_s / 2, local_day(series, t)));
-        }
-        t += series.step_s;
-    }
+    // (power, interval midpoint, day)
+    let mut points: Vec<(f64, i64, i64)> = clear_day_points(series, config)?
+        .into_iter()
+        .map(|(p, t)| (p, t - series.step_s / 2, local_day(series, t)))
+        .collect();
     let peak = points.iter().map(|p| p.0).fold(0.0, f64::max);
     points.retain(|p| p.0 < 0.97 * peak);
     if points.len() < 50 {
