@@ -105,7 +105,8 @@ impl<T> Default for Scratch<T> {
     }
 }
 
-/// Maximum of a score row, with a vector-wide accumulator so it vectorises.
+/// Maximum of a score row: lane-wise over [`LANES`]-wide chunks, then a pairwise tree over the
+/// lanes (a sequential fold over them would be a chain of fifteen dependent scalar steps).
 #[inline(always)]
 fn row_max<T: KernelFloat, const C: usize>(s: &[T; C]) -> T {
     let mut m = [T::neg_infinity(); LANES];
@@ -114,7 +115,7 @@ fn row_max<T: KernelFloat, const C: usize>(s: &[T; C]) -> T {
             m[i] = m[i].max(chunk[i]);
         }
     }
-    m.iter().copied().fold(T::neg_infinity(), T::max)
+    tree(m, T::max)
 }
 
 /// Sum of a score row, likewise.
@@ -126,7 +127,20 @@ fn row_sum<T: KernelFloat, const C: usize>(s: &[T; C]) -> T {
             m[i] += chunk[i];
         }
     }
-    m.iter().copied().sum()
+    tree(m, |a, b| a + b)
+}
+
+/// Reduces [`LANES`] values pairwise: halves folded onto each other, four times.
+#[inline(always)]
+fn tree<T: KernelFloat>(mut m: [T; LANES], f: impl Fn(T, T) -> T) -> T {
+    let mut half = LANES / 2;
+    while half > 0 {
+        for i in 0..half {
+            m[i] = f(m[i], m[i + half]);
+        }
+        half /= 2;
+    }
+    m[0]
 }
 
 /// `acc[r][..stride] += Σ_{c < valid} w[r][c] · rows[start + c][..stride]`, a register-blocked

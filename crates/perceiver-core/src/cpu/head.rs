@@ -19,11 +19,13 @@ impl KernelFloat for f64 {
 
 impl KernelFloat for f32 {
     /// exp for x ≤ 0 by range reduction to 2^n · e^r, |r| ≤ ln2/2, and a degree-6 polynomial:
-    /// relative error below 3e-7, no branches, so the loops around it vectorise.
+    /// relative error below 3e-7, no branches, so the loops around it vectorise. `n` is rounded
+    /// half to even, which is one instruction (`vrndscaleps`); half away from zero (`round`) is
+    /// not, and kept the loops around it scalar.
     #[inline(always)]
     fn exp_neg(x: f32) -> f32 {
         let x = x.max(-87.0);
-        let n = (x * std::f32::consts::LOG2_E).round();
+        let n = (x * std::f32::consts::LOG2_E).round_ties_even();
         let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
         let p = 1.0
             + r * (1.0
