@@ -228,10 +228,14 @@ pub struct TrainStepFixture {
     pub trainer: Trainer,
 }
 
+/// Examples per step of the benchmarked training step: 64, the default until session 13 and the
+/// batch of every PyTorch comparison in docs/PERFORMANCE.md (the default run trains with 256).
+pub const BENCH_BATCH: usize = 64;
+
 impl TrainStepFixture {
-    /// Loads `data/` and builds the default model (seed 42).
+    /// Loads `data/` and builds the default model (seed 42) with [`BENCH_BATCH`] examples per step.
     pub fn new() -> Self {
-        Self::with_batch_size(RunConfig::default().train.batch_size)
+        Self::with_batch_size(BENCH_BATCH)
     }
 
     /// The default model with `batch_size` examples per step.

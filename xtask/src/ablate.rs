@@ -157,8 +157,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     for (name, what, keys) in VARIANTS {
         let config = root.join(format!("{name}.toml"));
         // The study compares model variants without modality dropout (its first runs were made
-        // before dropout existed), whatever the default is.
-        let mut text = format!("[model]\n{keys}\n[train]\nmodality_dropout = 0.0\n");
+        // before dropout existed) and at batch 64 (the default before session 13), whatever the
+        // defaults are.
+        let mut text =
+            format!("[model]\n{keys}\n[train]\nmodality_dropout = 0.0\nbatch_size = 64\n");
         if o.no_trees {
             text.push_str("\n[gbt]\nenabled = false\n");
         }

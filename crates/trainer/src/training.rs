@@ -63,7 +63,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             seed: 42,
-            batch_size: 64,
+            batch_size: 256,
             steps: 1600,
             learning_rate: 1e-3,
             weight_decay: 1e-4,
