@@ -12,11 +12,11 @@
 use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp3, D, DType, Device, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 use crate::cpu::{
     Dims, Head, HeadGrad, HeadGradOut, KernelFloat, Scratch, backward_one, forward_one, isa,
 };
+use crate::parallel;
 
 /// Which implementation computes attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -207,13 +207,23 @@ impl FusedAttention {
         let mut out = vec![T::zero(); dims.batch * dims.heads * nq * d];
         let mut lse = vec![T::zero(); dims.batch * dims.heads * nq];
         let isa = isa();
-        out.par_chunks_mut((nq * d).max(1))
-            .zip(lse.par_chunks_mut(nq.max(1)))
-            .enumerate()
-            .for_each_init(Scratch::default, |scratch, (bh, (o, l))| {
-                let head = self.head(bh, [q, k, v], dims, scale);
-                forward_one(&head, isa, scratch, o, l);
-            });
+        let heads = parallel::ranges(dims.batch * dims.heads);
+        let outs = parallel::cut(&mut out, nq * d, &heads);
+        let lses = parallel::cut(&mut lse, nq, &heads);
+        let parts: Vec<_> = heads.into_iter().zip(outs).zip(lses).collect();
+        parallel::run(parts, |((heads, out), lse)| {
+            let mut scratch = Scratch::default();
+            let (oc, lc) = ((nq * d).max(1), nq.max(1));
+            for ((bh, o), l) in heads.zip(out.chunks_mut(oc)).zip(lse.chunks_mut(lc)) {
+                forward_one(
+                    &self.head(bh, [q, k, v], dims, scale),
+                    isa,
+                    &mut scratch,
+                    o,
+                    l,
+                );
+            }
+        });
         (out, lse.iter().map(|x| x.to_f64().unwrap_or(0.0)).collect())
     }
 }
@@ -392,13 +402,22 @@ impl FusedAttention {
         let mut dk = vec![T::zero(); kv.len()];
         let mut dv = vec![T::zero(); vv.len()];
         let isa = isa();
-        dq.par_chunks_mut((nq * d).max(1))
-            .zip(
-                dk.par_chunks_mut((nk * d).max(1))
-                    .zip(dv.par_chunks_mut((nk * d).max(1))),
-            )
-            .enumerate()
-            .for_each_init(Scratch::default, |scratch, (bh, (dq, (dk, dv)))| {
+        let heads = parallel::ranges(dims.batch * dims.heads);
+        let dqs = parallel::cut(&mut dq, nq * d, &heads);
+        let dks = parallel::cut(&mut dk, nk * d, &heads);
+        let dvs = parallel::cut(&mut dv, nk * d, &heads);
+        let parts: Vec<_> = heads
+            .into_iter()
+            .zip(dqs)
+            .zip(dks.into_iter().zip(dvs))
+            .collect();
+        parallel::run(parts, |((heads, dq), (dk, dv))| {
+            let mut scratch = Scratch::default();
+            let (qc, kc) = ((nq * d).max(1), (nk * d).max(1));
+            let grads = dq
+                .chunks_mut(qc)
+                .zip(dk.chunks_mut(kc).zip(dv.chunks_mut(kc)));
+            for (bh, (dq, (dk, dv))) in heads.zip(grads) {
                 let qs = bh * nq * d..(bh + 1) * nq * d;
                 let head = self.head(bh, [qv, kv, vv], dims, scale);
                 let grad = HeadGrad {
@@ -406,8 +425,9 @@ impl FusedAttention {
                     d_out: &dov[qs],
                     lse: &lse[bh * nq..(bh + 1) * nq],
                 };
-                backward_one(&head, &grad, isa, scratch, HeadGradOut { dq, dk, dv });
-            });
+                backward_one(&head, &grad, isa, &mut scratch, HeadGradOut { dq, dk, dv });
+            }
+        });
         (dq, dk, dv)
     }
 }

@@ -46,6 +46,7 @@ pub mod gelu;
 pub mod golden;
 pub mod layer_norm;
 pub mod layers;
+mod parallel;
 
 pub use attention::{AttentionImpl, attention, composed_attention, fused_attention};
 pub use cpu::KernelFloat;

@@ -138,6 +138,17 @@ proptest! {
     ) {
         compare(&case(seed, b, h, nq, nk, d, random_mask(seed, b, nk, mask_kind, density), DType::F32), 2e-5);
     }
+
+    /// Heads exactly 16 wide, which AVX-512 CPUs run with queries in the vector lanes: several
+    /// blocks of 16 queries and of 16 keys, partial blocks, padding keys and fully masked rows.
+    #[test]
+    fn fused_matches_composed_on_heads_16_wide(
+        seed in any::<u64>(),
+        b in 1usize..4, h in 1usize..4, nq in 1usize..40, nk in 1usize..70,
+        mask_kind in 0u8..3, density in 0.0f64..1.0,
+    ) {
+        compare(&case(seed, b, h, nq, nk, 16, random_mask(seed, b, nk, mask_kind, density), DType::F32), 2e-5);
+    }
 }
 
 /// No mask (`kind` 0), or a random key mask of about `density`, fully masked rows included when

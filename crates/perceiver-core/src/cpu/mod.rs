@@ -2,13 +2,17 @@
 //! register-tile kernels of [`direct`] for small heads, the cache-blocked GEMM kernels of
 //! [`blocked`] for large ones ([`blocked::worth_blocking`]). Both are compiled three times — for
 //! AVX-512, AVX2+FMA and the baseline — and picked at run time here, so one binary is fast on any
-//! x86-64. [`storage`] reads candle's CPU storage as slices.
+//! x86-64. On AVX-512, small f32 heads 16 wide (every head of the default model) go to the
+//! hand-vectorised kernels of [`narrow`], which put queries in the vector lanes. [`storage`]
+//! reads candle's CPU storage as slices.
 //!
-//! Modules depend downwards only: `mod.rs` (dispatch) → `direct`, `blocked` → `head`.
+//! Modules depend downwards only: `mod.rs` (dispatch) → `direct`, `blocked`, `narrow` → `head`.
 
 pub(crate) mod blocked;
 pub(crate) mod direct;
 pub(crate) mod head;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod narrow;
 pub(crate) mod storage;
 
 pub use head::{Dims, Head, HeadGrad, HeadGradOut, KernelFloat};
@@ -17,6 +21,8 @@ pub use head::{Dims, Head, HeadGrad, HeadGradOut, KernelFloat};
 pub struct Scratch<T> {
     direct: direct::Scratch<T>,
     blocked: blocked::Scratch<T>,
+    /// The unmasked keys' indices, for [`narrow`].
+    keys: Vec<usize>,
 }
 
 impl<T> Default for Scratch<T> {
@@ -24,8 +30,49 @@ impl<T> Default for Scratch<T> {
         Scratch {
             direct: direct::Scratch::default(),
             blocked: blocked::Scratch::default(),
+            keys: Vec::new(),
         }
     }
+}
+
+/// `x` as f32s when `T` is f32: the AVX-512 kernels of [`narrow`] exist for f32 only.
+fn as_f32<T: KernelFloat>(x: &[T]) -> Option<&[f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        // SAFETY: `T` is `f32`, so the slice's memory already holds f32s.
+        .then(|| unsafe { &*(x as *const [T] as *const [f32]) })
+}
+
+/// `x` as f32s when `T` is f32, mutably.
+fn as_f32_mut<T: KernelFloat>(x: &mut [T]) -> Option<&mut [f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        // SAFETY: as in `as_f32`.
+        .then(|| unsafe { &mut *(x as *mut [T] as *mut [f32]) })
+}
+
+/// The f32 view of a head that [`narrow`]'s kernels take: f32, width 16, not a blocked head,
+/// and an AVX-512 CPU.
+fn narrow_head<'a, T: KernelFloat>(h: &Head<'a, T>, isa: Isa) -> Option<Head<'a, f32>> {
+    let Dims {
+        queries,
+        keys,
+        head_dim,
+        ..
+    } = h.dims;
+    if !cfg!(target_arch = "x86_64")
+        || isa != Isa::Avx512
+        || head_dim != 16
+        || blocked::worth_blocking(queries, keys, head_dim)
+    {
+        return None;
+    }
+    Some(Head {
+        q: as_f32(h.q)?,
+        k: as_f32(h.k)?,
+        v: as_f32(h.v)?,
+        keep: h.keep,
+        dims: h.dims,
+        scale: h.scale.to_f32()?,
+    })
 }
 
 #[inline(always)]
@@ -188,6 +235,14 @@ pub fn forward_one<T: KernelFloat>(
     lse: &mut [T],
 ) {
     check_head_dim(h.dims);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(h32) = narrow_head(h, isa)
+        && let (Some(out), Some(lse)) = (as_f32_mut(out), as_f32_mut(lse))
+    {
+        // SAFETY: `narrow_head` checked that `isa` is AVX-512, which `isa()` found on this CPU.
+        unsafe { narrow::forward(&h32, &mut scratch.keys, out, lse) };
+        return;
+    }
     match isa {
         // SAFETY: `isa` comes from `isa()`, which checked that the CPU has these features.
         #[cfg(target_arch = "x86_64")]
@@ -208,6 +263,20 @@ pub fn backward_one<T: KernelFloat>(
     grads: HeadGradOut<'_, T>,
 ) {
     check_head_dim(h.dims);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(h32) = narrow_head(h, isa)
+        && let (Some(out), Some(d_out), Some(lse)) = (as_f32(g.out), as_f32(g.d_out), as_f32(g.lse))
+        && let (Some(dq), Some(dk), Some(dv)) = (
+            as_f32_mut(&mut *grads.dq),
+            as_f32_mut(&mut *grads.dk),
+            as_f32_mut(&mut *grads.dv),
+        )
+    {
+        let g32 = HeadGrad { out, d_out, lse };
+        // SAFETY: `narrow_head` checked that `isa` is AVX-512, which `isa()` found on this CPU.
+        unsafe { narrow::backward(&h32, &g32, &mut scratch.keys, HeadGradOut { dq, dk, dv }) };
+        return;
+    }
     match isa {
         // SAFETY: `isa` comes from `isa()`, which checked that the CPU has these features.
         #[cfg(target_arch = "x86_64")]
@@ -224,14 +293,15 @@ mod tests {
     use super::*;
 
     /// Every instruction-set path gives the same result as the baseline, within rounding, for
-    /// the register-tile kernels (small heads) and the blocked ones (large heads).
+    /// the register-tile kernels (small heads), the blocked ones (large heads) and, on AVX-512,
+    /// the narrow ones (small heads 16 wide).
     #[test]
     fn every_isa_path_agrees() {
-        for (nq, nk, d) in [(7, 45, 24), (70, 530, 16)] {
+        for (nq, nk, d) in [(7, 45, 24), (70, 530, 16), (21, 37, 16)] {
             assert_eq!(
                 blocked::worth_blocking(nq, nk, d),
-                nq > 7,
-                "the shapes cover both kernels"
+                nq == 70,
+                "the shapes cover the register-tile, blocked and (AVX-512) narrow kernels"
             );
             isa_paths_agree(nq, nk, d);
         }

@@ -973,6 +973,13 @@ fn copy2d_<T: Copy>(
 }
 
 fn copy_strided_src_<T: Copy>(src: &[T], dst: &mut [T], dst_offset: usize, src_l: &Layout) {
+    // A broadcast scalar (every stride zero: the gradient of a sum arrives so) is one value
+    // repeated; the general path below would compute a strided index per element.
+    let n = src_l.shape().elem_count();
+    if n > 1 && src_l.stride().iter().all(|&s| s == 0) {
+        dst[dst_offset..dst_offset + n].fill(src[src_l.start_offset()]);
+        return;
+    }
     match src_l.strided_blocks() {
         crate::StridedBlocks::SingleBlock { start_offset, len } => dst
             [dst_offset..dst_offset + len]
