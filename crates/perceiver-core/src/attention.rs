@@ -9,7 +9,8 @@
 //! `bwd` dispatching on the device for dQ, dK, dV. Without the feature a CUDA tensor gets a clear
 //! error, never a silent fallback.
 
-use std::sync::Mutex;
+use std::mem::MaybeUninit;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp3, D, DType, Device, Layout, Result, Shape, Tensor};
 
@@ -117,7 +118,8 @@ pub struct FusedAttention {
     keep: Option<Vec<u8>>,
     #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
     mask: Option<Tensor>,
-    lse: Mutex<Option<Vec<f64>>>,
+    /// The forward pass's per-query log-sum-exp, in the inputs' float type.
+    lse: Mutex<Option<Arc<CpuStorage>>>,
     #[cfg(feature = "cuda")]
     lse_cuda: Mutex<Option<std::sync::Arc<candle_core::cuda::cudarc::driver::CudaSlice<f32>>>>,
 }
@@ -201,31 +203,53 @@ impl FusedAttention {
         k: &[T],
         v: &[T],
         dims: Dims,
-    ) -> (Vec<T>, Vec<f64>) {
+    ) -> (Vec<T>, Vec<T>) {
         let (nq, d) = (dims.queries, dims.head_dim);
+        let heads = dims.batch * dims.heads;
+        if nq == 0 || d == 0 {
+            return (vec![T::zero(); heads * nq * d], vec![T::zero(); heads * nq]);
+        }
         let scale = T::from(1.0 / (d as f64).sqrt()).unwrap_or_else(T::one);
-        let mut out = vec![T::zero(); dims.batch * dims.heads * nq * d];
-        let mut lse = vec![T::zero(); dims.batch * dims.heads * nq];
         let isa = isa();
-        let heads = parallel::ranges(dims.batch * dims.heads);
-        let outs = parallel::cut(&mut out, nq * d, &heads);
-        let lses = parallel::cut(&mut lse, nq, &heads);
-        let parts: Vec<_> = heads.into_iter().zip(outs).zip(lses).collect();
-        parallel::run(parts, |((heads, out), lse)| {
-            let mut scratch = Scratch::default();
-            let (oc, lc) = ((nq * d).max(1), nq.max(1));
-            for ((bh, o), l) in heads.zip(out.chunks_mut(oc)).zip(lse.chunks_mut(lc)) {
-                forward_one(
-                    &self.head(bh, [q, k, v], dims, scale),
-                    isa,
-                    &mut scratch,
-                    o,
-                    l,
-                );
-            }
+        let [out, lse] = written([heads * nq * d, heads * nq], |[out, lse]| {
+            let heads = parallel::ranges(heads);
+            let outs = parallel::cut(out, nq * d, &heads);
+            let lses = parallel::cut(lse, nq, &heads);
+            let parts: Vec<_> = heads.into_iter().zip(outs).zip(lses).collect();
+            parallel::run(parts, |((heads, out), lse)| {
+                let mut scratch = Scratch::default();
+                for ((bh, o), l) in heads.zip(out.chunks_mut(nq * d)).zip(lse.chunks_mut(nq)) {
+                    let head = self.head(bh, [q, k, v], dims, scale);
+                    forward_one(&head, isa, &mut scratch, o, l);
+                }
+            });
         });
-        (out, lse.iter().map(|x| x.to_f64().unwrap_or(0.0)).collect())
+        (out, lse)
     }
+}
+
+/// Vectors of the given lengths, every element of which `write` writes: allocated without the
+/// zero-fill of `vec![0; n]`, which was a tenth of a small attention's time.
+///
+/// Sound because the kernels write every element of each head's outputs (`forward_one` and
+/// `backward_one` promise it; the ISA-agreement test checks it by starting from NaN) and the
+/// callers hand every head to them: nonzero sizes, so the chunks cover the vectors exactly.
+fn written<T, const N: usize>(
+    lens: [usize; N],
+    write: impl FnOnce([&mut [MaybeUninit<T>]; N]),
+) -> [Vec<T>; N] {
+    let mut vectors = lens.map(Vec::with_capacity);
+    let mut len = lens.iter();
+    write(
+        vectors
+            .each_mut()
+            .map(|v| &mut v.spare_capacity_mut()[..len.next().copied().unwrap_or(0)]),
+    );
+    for (v, &n) in vectors.iter_mut().zip(&lens) {
+        // SAFETY: `write` initialised the first `n` elements (see above), within the capacity.
+        unsafe { v.set_len(n) };
+    }
+    vectors
 }
 
 impl CustomOp3 for FusedAttention {
@@ -247,16 +271,16 @@ impl CustomOp3 for FusedAttention {
             CpuStorage::F32(_) => {
                 let (o, lse) =
                     self.forward_typed::<f32>(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, dims);
-                (CpuStorage::F32(o), lse)
+                (CpuStorage::F32(o), CpuStorage::F32(lse))
             }
             CpuStorage::F64(_) => {
                 let (o, lse) =
                     self.forward_typed::<f64>(slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?, dims);
-                (CpuStorage::F64(o), lse)
+                (CpuStorage::F64(o), CpuStorage::F64(lse))
             }
             _ => candle_core::bail!("fused attention: only f32 and f64 run on the CPU"),
         };
-        save_lse(&self.lse, lse)?;
+        save_lse(&self.lse, Arc::new(lse))?;
         Ok((storage, l1.shape().clone()))
     }
 
@@ -366,9 +390,10 @@ impl FusedAttention {
         v: &Tensor,
         out: &Tensor,
         d_out: &Tensor,
-        lse: &[f64],
+        lse: &CpuStorage,
         dims: Dims,
     ) -> Result<(Tensor, Tensor, Tensor)> {
+        let lse = lse.as_slice::<T>()?;
         let [q, k, v, out, d_out] = [q, k, v, out, d_out].map(Tensor::contiguous);
         let (q, k, v, out, d_out) = (q?, k?, v?, out?, d_out?);
         // Read in place from their storage: no copies of the inputs.
@@ -389,44 +414,43 @@ impl FusedAttention {
     fn backward_heads<T: KernelFloat>(
         &self,
         [qv, kv, vv, ov, dov]: [&[T]; 5],
-        lse: &[f64],
+        lse: &[T],
         dims: Dims,
     ) -> (Vec<T>, Vec<T>, Vec<T>) {
-        let lse: Vec<T> = lse
-            .iter()
-            .map(|&x| T::from(x).unwrap_or_else(T::zero))
-            .collect();
         let (nq, nk, d) = (dims.queries, dims.keys, dims.head_dim);
+        if nq == 0 || nk == 0 || d == 0 {
+            // No output, or an output that is zero whatever the inputs: zero gradients.
+            let zeros = |n: usize| vec![T::zero(); n];
+            return (zeros(qv.len()), zeros(kv.len()), zeros(vv.len()));
+        }
         let scale = T::from(1.0 / (d as f64).sqrt()).unwrap_or_else(T::one);
-        let mut dq = vec![T::zero(); qv.len()];
-        let mut dk = vec![T::zero(); kv.len()];
-        let mut dv = vec![T::zero(); vv.len()];
         let isa = isa();
-        let heads = parallel::ranges(dims.batch * dims.heads);
-        let dqs = parallel::cut(&mut dq, nq * d, &heads);
-        let dks = parallel::cut(&mut dk, nk * d, &heads);
-        let dvs = parallel::cut(&mut dv, nk * d, &heads);
-        let parts: Vec<_> = heads
-            .into_iter()
-            .zip(dqs)
-            .zip(dks.into_iter().zip(dvs))
-            .collect();
-        parallel::run(parts, |((heads, dq), (dk, dv))| {
-            let mut scratch = Scratch::default();
-            let (qc, kc) = ((nq * d).max(1), (nk * d).max(1));
-            let grads = dq
-                .chunks_mut(qc)
-                .zip(dk.chunks_mut(kc).zip(dv.chunks_mut(kc)));
-            for (bh, (dq, (dk, dv))) in heads.zip(grads) {
-                let qs = bh * nq * d..(bh + 1) * nq * d;
-                let head = self.head(bh, [qv, kv, vv], dims, scale);
-                let grad = HeadGrad {
-                    out: &ov[qs.clone()],
-                    d_out: &dov[qs],
-                    lse: &lse[bh * nq..(bh + 1) * nq],
-                };
-                backward_one(&head, &grad, isa, &mut scratch, HeadGradOut { dq, dk, dv });
-            }
+        let [dq, dk, dv] = written([qv.len(), kv.len(), vv.len()], |[dq, dk, dv]| {
+            let heads = parallel::ranges(dims.batch * dims.heads);
+            let dqs = parallel::cut(dq, nq * d, &heads);
+            let dks = parallel::cut(dk, nk * d, &heads);
+            let dvs = parallel::cut(dv, nk * d, &heads);
+            let parts: Vec<_> = heads
+                .into_iter()
+                .zip(dqs)
+                .zip(dks.into_iter().zip(dvs))
+                .collect();
+            parallel::run(parts, |((heads, dq), (dk, dv))| {
+                let mut scratch = Scratch::default();
+                let grads = dq
+                    .chunks_mut(nq * d)
+                    .zip(dk.chunks_mut(nk * d).zip(dv.chunks_mut(nk * d)));
+                for (bh, (dq, (dk, dv))) in heads.zip(grads) {
+                    let qs = bh * nq * d..(bh + 1) * nq * d;
+                    let head = self.head(bh, [qv, kv, vv], dims, scale);
+                    let grad = HeadGrad {
+                        out: &ov[qs.clone()],
+                        d_out: &dov[qs],
+                        lse: &lse[bh * nq..(bh + 1) * nq],
+                    };
+                    backward_one(&head, &grad, isa, &mut scratch, HeadGradOut { dq, dk, dv });
+                }
+            });
         });
         (dq, dk, dv)
     }

@@ -15,6 +15,8 @@ pub(crate) mod head;
 pub(crate) mod narrow;
 pub(crate) mod storage;
 
+use std::mem::MaybeUninit;
+
 pub use head::{Dims, Head, HeadGrad, HeadGradOut, KernelFloat};
 
 /// Buffers one worker thread reuses across (batch, head) pairs, so small heads cost no allocation.
@@ -42,11 +44,18 @@ fn as_f32<T: KernelFloat>(x: &[T]) -> Option<&[f32]> {
         .then(|| unsafe { &*(x as *const [T] as *const [f32]) })
 }
 
-/// `x` as f32s when `T` is f32, mutably.
-fn as_f32_mut<T: KernelFloat>(x: &mut [T]) -> Option<&mut [f32]> {
+/// `x` as f32s when `T` is f32, mutably (for outputs not yet written).
+fn as_f32_mut<T: KernelFloat>(x: &mut [MaybeUninit<T>]) -> Option<&mut [MaybeUninit<f32>]> {
     (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
-        // SAFETY: as in `as_f32`.
-        .then(|| unsafe { &mut *(x as *mut [T] as *mut [f32]) })
+        // SAFETY: as in `as_f32`; `MaybeUninit<T>` has `T`'s layout.
+        .then(|| unsafe { &mut *(x as *mut [MaybeUninit<T>] as *mut [MaybeUninit<f32>]) })
+}
+
+/// `x` zero-filled, as initialised floats: for the kernels that accumulate into their outputs.
+fn zeroed<T: KernelFloat>(x: &mut [MaybeUninit<T>]) -> &mut [T] {
+    x.fill(MaybeUninit::new(T::zero()));
+    // SAFETY: every element was just initialised, and `MaybeUninit<T>` has `T`'s layout.
+    unsafe { &mut *(x as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
 /// The f32 view of a head that [`narrow`]'s kernels take: f32, width 16, not a blocked head,
@@ -225,24 +234,26 @@ fn check_head_dim(dims: Dims) {
     );
 }
 
-/// Forward for one (batch, head): writes `out [Nq, D]` and `lse [Nq]`. A query with no unmasked
-/// key gets a zero output (and lse 0, unused by backward). Head dimensions up to 128.
+/// Forward for one (batch, head): writes every element of `out [Nq, D]` and `lse [Nq]`, which
+/// need not be initialised. A query with no unmasked key gets a zero output (and lse 0, unused
+/// by backward). Head dimensions up to 128.
 pub fn forward_one<T: KernelFloat>(
     h: &Head<'_, T>,
     isa: Isa,
     scratch: &mut Scratch<T>,
-    out: &mut [T],
-    lse: &mut [T],
+    out: &mut [MaybeUninit<T>],
+    lse: &mut [MaybeUninit<T>],
 ) {
     check_head_dim(h.dims);
     #[cfg(target_arch = "x86_64")]
     if let Some(h32) = narrow_head(h, isa)
-        && let (Some(out), Some(lse)) = (as_f32_mut(out), as_f32_mut(lse))
+        && let (Some(out), Some(lse)) = (as_f32_mut(&mut *out), as_f32_mut(&mut *lse))
     {
         // SAFETY: `narrow_head` checked that `isa` is AVX-512, which `isa()` found on this CPU.
         unsafe { narrow::forward(&h32, &mut scratch.keys, out, lse) };
         return;
     }
+    let (out, lse) = (zeroed(out), zeroed(lse));
     match isa {
         // SAFETY: `isa` comes from `isa()`, which checked that the CPU has these features.
         #[cfg(target_arch = "x86_64")]
@@ -254,22 +265,24 @@ pub fn forward_one<T: KernelFloat>(
     }
 }
 
-/// Backward for one (batch, head): writes `grads` (`dk`, `dv` zero for padding keys).
+/// Backward for one (batch, head): writes every element of `grads`, which need not be
+/// initialised (`dk`, `dv` zero for padding keys).
 pub fn backward_one<T: KernelFloat>(
     h: &Head<'_, T>,
     g: &HeadGrad<'_, T>,
     isa: Isa,
     scratch: &mut Scratch<T>,
-    grads: HeadGradOut<'_, T>,
+    grads: HeadGradOut<'_, MaybeUninit<T>>,
 ) {
     check_head_dim(h.dims);
+    let HeadGradOut { dq, dk, dv } = grads;
     #[cfg(target_arch = "x86_64")]
     if let Some(h32) = narrow_head(h, isa)
         && let (Some(out), Some(d_out), Some(lse)) = (as_f32(g.out), as_f32(g.d_out), as_f32(g.lse))
         && let (Some(dq), Some(dk), Some(dv)) = (
-            as_f32_mut(&mut *grads.dq),
-            as_f32_mut(&mut *grads.dk),
-            as_f32_mut(&mut *grads.dv),
+            as_f32_mut(&mut *dq),
+            as_f32_mut(&mut *dk),
+            as_f32_mut(&mut *dv),
         )
     {
         let g32 = HeadGrad { out, d_out, lse };
@@ -277,6 +290,11 @@ pub fn backward_one<T: KernelFloat>(
         unsafe { narrow::backward(&h32, &g32, &mut scratch.keys, HeadGradOut { dq, dk, dv }) };
         return;
     }
+    let grads = HeadGradOut {
+        dq: zeroed(dq),
+        dk: zeroed(dk),
+        dv: zeroed(dv),
+    };
     match isa {
         // SAFETY: `isa` comes from `isa()`, which checked that the CPU has these features.
         #[cfg(target_arch = "x86_64")]
@@ -335,11 +353,17 @@ mod tests {
             dims,
             scale: 0.2,
         };
+        // Outputs start as NaN: an element a kernel does not write stays NaN and fails below.
+        let nans = |n: usize| vec![MaybeUninit::new(f32::NAN); n];
+        let written = |x: Vec<MaybeUninit<f32>>| -> Vec<f32> {
+            // SAFETY: every element was initialised (to NaN, then by the kernel).
+            x.into_iter().map(|x| unsafe { x.assume_init() }).collect()
+        };
         let run = |isa: Isa| {
-            let (mut out, mut lse) = (vec![0.0; nq * d], vec![0.0; nq]);
+            let (mut out, mut lse) = (nans(nq * d), nans(nq));
             forward_one(&head, isa, &mut Scratch::default(), &mut out, &mut lse);
-            let (mut dq, mut dk, mut dv) =
-                (vec![0.0; nq * d], vec![0.0; nk * d], vec![0.0; nk * d]);
+            let (out, lse) = (written(out), written(lse));
+            let (mut dq, mut dk, mut dv) = (nans(nq * d), nans(nk * d), nans(nk * d));
             backward_one(
                 &head,
                 &HeadGrad {
@@ -355,7 +379,7 @@ mod tests {
                     dv: &mut dv,
                 },
             );
-            [out, lse, dq, dk, dv]
+            [out, lse, written(dq), written(dk), written(dv)]
         };
         let base = run(Isa::Baseline);
         let best = run(isa());

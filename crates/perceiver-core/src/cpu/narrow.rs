@@ -27,6 +27,7 @@
 //! and instruction set to `direct` or `blocked`.
 
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 use super::head::{Head, HeadGrad, HeadGradOut};
 
@@ -52,6 +53,26 @@ fn load(x: &[f32; W]) -> __m512 {
 fn store(x: &mut [f32; W], v: __m512) {
     // SAFETY: `x` is 16 writable floats; the store has no alignment requirement.
     unsafe { _mm512_storeu_ps(x.as_mut_ptr(), v) }
+}
+
+/// Writes a vector to a head row of an output that may not be initialised yet.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn write(x: &mut [MaybeUninit<f32>; W], v: __m512) {
+    // SAFETY: `x` is 16 writable floats (`MaybeUninit<f32>` has f32's layout); the store has no
+    // alignment requirement and initialises all of them.
+    unsafe { _mm512_storeu_ps(x.as_mut_ptr().cast(), v) }
+}
+
+/// Reads back a head row of an output that [`write`] has written.
+///
+/// # Safety
+/// Every element of `x` is initialised.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn read_written(x: &[MaybeUninit<f32>; W]) -> __m512 {
+    // SAFETY: 16 readable floats, initialised (the caller's guarantee).
+    unsafe { _mm512_loadu_ps(x.as_ptr().cast()) }
 }
 
 /// `exp(x)` lane-wise for `x ≤ 0`: the same range reduction and polynomial as
@@ -115,20 +136,25 @@ fn rows(x: &[f32]) -> &[[f32; W]] {
     x.as_chunks::<W>().0
 }
 
-fn rows_mut(x: &mut [f32]) -> &mut [[f32; W]] {
+fn rows_mut(x: &mut [MaybeUninit<f32>]) -> &mut [[MaybeUninit<f32>; W]] {
     x.as_chunks_mut::<W>().0
 }
 
-/// Forward for one (batch, head) of width [`W`]: writes `out [Nq, W]` and `lse [Nq]`; a query
-/// with no unmasked key gets zeros. `keys` is scratch.
+/// Forward for one (batch, head) of width [`W`]: writes every element of `out [Nq, W]` and
+/// `lse [Nq]`; a query with no unmasked key gets zeros. `keys` is scratch.
 #[target_feature(enable = "avx512f")]
-pub fn forward(h: &Head<'_, f32>, keys: &mut Vec<usize>, out: &mut [f32], lse: &mut [f32]) {
+pub fn forward(
+    h: &Head<'_, f32>,
+    keys: &mut Vec<usize>,
+    out: &mut [MaybeUninit<f32>],
+    lse: &mut [MaybeUninit<f32>],
+) {
     debug_assert!(applies(h.dims.head_dim));
     let nq = h.dims.queries;
     active_keys(h.keep, h.dims.keys, keys);
     if keys.is_empty() {
-        out.fill(0.0);
-        lse.fill(0.0);
+        out.fill(MaybeUninit::new(0.0));
+        lse.fill(MaybeUninit::new(0.0));
         return;
     }
     let (q, k, v) = (rows(h.q), rows(h.k), rows(h.v));
@@ -181,11 +207,11 @@ pub fn forward(h: &Head<'_, f32>, keys: &mut Vec<usize>, out: &mut [f32], lse: &
         store(&mut ms, m);
         store(&mut ls, l);
         for i in 0..n {
-            store(
+            write(
                 &mut out[i0 + i],
                 _mm512_mul_ps(acc[i], _mm512_set1_ps(1.0 / ls[i])),
             );
-            lse[i0 + i] = ms[i] + ls[i].ln();
+            lse[i0 + i] = MaybeUninit::new(ms[i] + ls[i].ln());
         }
     }
 }
@@ -197,7 +223,7 @@ pub fn backward(
     h: &Head<'_, f32>,
     g: &HeadGrad<'_, f32>,
     keys: &mut Vec<usize>,
-    grads: HeadGradOut<'_, f32>,
+    grads: HeadGradOut<'_, MaybeUninit<f32>>,
 ) {
     debug_assert!(applies(h.dims.head_dim));
     let HeadGradOut { dq, dk, dv } = grads;
@@ -209,14 +235,14 @@ pub fn backward(
         // Padding keys (or, without queries, every key) have no gradient.
         for (j, (dkj, dvj)) in dk.iter_mut().zip(dv.iter_mut()).enumerate() {
             if nq == 0 || h.keep.is_some_and(|m| m[j] == 0) {
-                store(dkj, zero);
-                store(dvj, zero);
+                write(dkj, zero);
+                write(dvj, zero);
             }
         }
     }
     if keys.is_empty() {
         for row in dq.iter_mut() {
-            store(row, zero);
+            write(row, zero);
         }
         return;
     }
@@ -265,14 +291,17 @@ pub fn backward(
             }
             let (mut dkj, mut dvj) = (_mm512_add_ps(dk0, dk1), _mm512_add_ps(dv0, dv1));
             if i0 > 0 {
-                dkj = _mm512_add_ps(dkj, load(&dk[j]));
-                dvj = _mm512_add_ps(dvj, load(&dv[j]));
+                // SAFETY: the first block of queries wrote every unmasked key's rows.
+                unsafe {
+                    dkj = _mm512_add_ps(dkj, read_written(&dk[j]));
+                    dvj = _mm512_add_ps(dvj, read_written(&dv[j]));
+                }
             }
-            store(&mut dk[j], dkj);
-            store(&mut dv[j], dvj);
+            write(&mut dk[j], dkj);
+            write(&mut dv[j], dvj);
         }
         for (row, &acc) in dq[i0..i0 + n].iter_mut().zip(&dq_acc) {
-            store(row, acc);
+            write(row, acc);
         }
     }
 }
