@@ -27,7 +27,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Examples per step.
     pub batch_size: usize,
-    /// Optimiser steps.
+    /// Optimiser steps. Default 2,000 (about 7 passes over the training examples at batch
+    /// 256), chosen on the validation split over 1,600: 0.0879 against 0.0890, better for each
+    /// of three seeds (docs/SKILL.md).
     pub steps: usize,
     /// Peak learning rate.
     pub learning_rate: f64,
@@ -64,7 +66,7 @@ impl Default for TrainConfig {
         TrainConfig {
             seed: 42,
             batch_size: 256,
-            steps: 1600,
+            steps: 2000,
             learning_rate: 1e-3,
             weight_decay: 1e-4,
             warmup_steps: 50,
