@@ -38,6 +38,7 @@ impl<T> Default for Scratch<T> {
 }
 
 /// `x` as f32s when `T` is f32: the AVX-512 kernels of [`narrow`] exist for f32 only.
+#[cfg(target_arch = "x86_64")]
 fn as_f32<T: KernelFloat>(x: &[T]) -> Option<&[f32]> {
     (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
         // SAFETY: `T` is `f32`, so the slice's memory already holds f32s.
@@ -45,6 +46,7 @@ fn as_f32<T: KernelFloat>(x: &[T]) -> Option<&[f32]> {
 }
 
 /// `x` as f32s when `T` is f32, mutably (for outputs not yet written).
+#[cfg(target_arch = "x86_64")]
 fn as_f32_mut<T: KernelFloat>(x: &mut [MaybeUninit<T>]) -> Option<&mut [MaybeUninit<f32>]> {
     (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
         // SAFETY: as in `as_f32`; `MaybeUninit<T>` has `T`'s layout.
@@ -58,8 +60,9 @@ fn zeroed<T: KernelFloat>(x: &mut [MaybeUninit<T>]) -> &mut [T] {
     unsafe { &mut *(x as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
-/// The f32 view of a head that [`narrow`]'s kernels take: f32, width 16, not a blocked head,
-/// and an AVX-512 CPU.
+/// The f32 view of a head that [`narrow`]'s kernels take: f32, [`narrow::applies`], not a
+/// blocked head, and an AVX-512 CPU.
+#[cfg(target_arch = "x86_64")]
 fn narrow_head<'a, T: KernelFloat>(h: &Head<'a, T>, isa: Isa) -> Option<Head<'a, f32>> {
     let Dims {
         queries,
@@ -67,9 +70,8 @@ fn narrow_head<'a, T: KernelFloat>(h: &Head<'a, T>, isa: Isa) -> Option<Head<'a,
         head_dim,
         ..
     } = h.dims;
-    if !cfg!(target_arch = "x86_64")
-        || isa != Isa::Avx512
-        || head_dim != 16
+    if isa != Isa::Avx512
+        || !narrow::applies(head_dim)
         || blocked::worth_blocking(queries, keys, head_dim)
     {
         return None;
