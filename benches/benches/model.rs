@@ -1,17 +1,21 @@
 //! The default model on the bundled data: the HiP encoder alone (forward+backward), the MetNet
-//! decoder over all 16 lead times (forward+backward), and one full training step (batch building,
-//! forward, pinball loss, backward, clipping, AdamW). Throughput is examples/s.
+//! decoder over all 16 lead times (forward+backward), one full training step (batch building,
+//! forward, pinball loss, backward, clipping, AdamW), and a forecast of one evaluation batch of
+//! 256 (batch building and forward: what each validation and `forecast` repeat). Throughput is
+//! examples/s.
 //!
 //! `cargo bench -p power-perceiver-benches --bench model`; PyTorch's equivalent training step:
 //! `python3 benches/python/train_step_torch.py`.
 
 use std::hint::black_box;
 
+use candle_core::Device;
 use criterion::{Criterion, Throughput, criterion_group};
+use forecaster::predict_mean;
 use power_perceiver_benches::{
-    DecoderFixture, EncoderFixture, TrainStepFixture, default_batch, threads,
+    DecoderFixture, EncoderFixture, TrainStepFixture, default_batch, spread_keys, threads,
 };
-use pv_data::FeatureWidths;
+use pv_data::{FeatureWidths, Split, build_batch};
 
 fn bench(c: &mut Criterion) {
     let t = threads();
@@ -37,6 +41,15 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(step.batch_size() as u64));
     group.bench_function(format!("train_step_b64_threads{t}"), |b| {
         b.iter(|| black_box(step.step()))
+    });
+    let eval = step.config.eval.batch_size;
+    let keys = spread_keys(&step.dataset, &step.config, eval);
+    group.throughput(Throughput::Elements(keys.len() as u64));
+    group.bench_function(format!("forecast_b{eval}_threads{t}"), |b| {
+        b.iter(|| {
+            let batch = build_batch(&step.dataset, &step.config.examples, &keys, Split::Train);
+            black_box(predict_mean(&[&step.trainer.model], &batch, &Device::Cpu).expect("forecast"))
+        })
     });
     group.finish();
 }

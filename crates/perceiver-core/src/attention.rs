@@ -9,11 +9,11 @@
 //! `bwd` dispatching on the device for dQ, dK, dV. Without the feature a CUDA tensor gets a clear
 //! error, never a silent fallback.
 
-use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp3, D, DType, Device, Layout, Result, Shape, Tensor};
 
+use crate::cpu::storage::written;
 use crate::cpu::{
     Dims, Head, HeadGrad, HeadGradOut, KernelFloat, Scratch, backward_one, forward_one, isa,
 };
@@ -211,45 +211,26 @@ impl FusedAttention {
         }
         let scale = T::from(1.0 / (d as f64).sqrt()).unwrap_or_else(T::one);
         let isa = isa();
-        let [out, lse] = written([heads * nq * d, heads * nq], |[out, lse]| {
-            let heads = parallel::ranges(heads);
-            let outs = parallel::cut(out, nq * d, &heads);
-            let lses = parallel::cut(lse, nq, &heads);
-            let parts: Vec<_> = heads.into_iter().zip(outs).zip(lses).collect();
-            parallel::run(parts, |((heads, out), lse)| {
-                let mut scratch = Scratch::default();
-                for ((bh, o), l) in heads.zip(out.chunks_mut(nq * d)).zip(lse.chunks_mut(nq)) {
-                    let head = self.head(bh, [q, k, v], dims, scale);
-                    forward_one(&head, isa, &mut scratch, o, l);
-                }
-            });
-        });
+        // SAFETY: the chunks cover both vectors (nonzero sizes, every head handed out) and
+        // `forward_one` writes every element of its head's outputs (the ISA-agreement test
+        // checks it by starting from NaN).
+        let [out, lse] = unsafe {
+            written([heads * nq * d, heads * nq], |[out, lse]| {
+                let heads = parallel::ranges(heads);
+                let outs = parallel::cut(out, nq * d, &heads);
+                let lses = parallel::cut(lse, nq, &heads);
+                let parts: Vec<_> = heads.into_iter().zip(outs).zip(lses).collect();
+                parallel::run(parts, |((heads, out), lse)| {
+                    let mut scratch = Scratch::default();
+                    for ((bh, o), l) in heads.zip(out.chunks_mut(nq * d)).zip(lse.chunks_mut(nq)) {
+                        let head = self.head(bh, [q, k, v], dims, scale);
+                        forward_one(&head, isa, &mut scratch, o, l);
+                    }
+                });
+            })
+        };
         (out, lse)
     }
-}
-
-/// Vectors of the given lengths, every element of which `write` writes: allocated without the
-/// zero-fill of `vec![0; n]`, which was a tenth of a small attention's time.
-///
-/// Sound because the kernels write every element of each head's outputs (`forward_one` and
-/// `backward_one` promise it; the ISA-agreement test checks it by starting from NaN) and the
-/// callers hand every head to them: nonzero sizes, so the chunks cover the vectors exactly.
-fn written<T, const N: usize>(
-    lens: [usize; N],
-    write: impl FnOnce([&mut [MaybeUninit<T>]; N]),
-) -> [Vec<T>; N] {
-    let mut vectors = lens.map(Vec::with_capacity);
-    let mut len = lens.iter();
-    write(
-        vectors
-            .each_mut()
-            .map(|v| &mut v.spare_capacity_mut()[..len.next().copied().unwrap_or(0)]),
-    );
-    for (v, &n) in vectors.iter_mut().zip(&lens) {
-        // SAFETY: `write` initialised the first `n` elements (see above), within the capacity.
-        unsafe { v.set_len(n) };
-    }
-    vectors
 }
 
 impl CustomOp3 for FusedAttention {
@@ -425,33 +406,37 @@ impl FusedAttention {
         }
         let scale = T::from(1.0 / (d as f64).sqrt()).unwrap_or_else(T::one);
         let isa = isa();
-        let [dq, dk, dv] = written([qv.len(), kv.len(), vv.len()], |[dq, dk, dv]| {
-            let heads = parallel::ranges(dims.batch * dims.heads);
-            let dqs = parallel::cut(dq, nq * d, &heads);
-            let dks = parallel::cut(dk, nk * d, &heads);
-            let dvs = parallel::cut(dv, nk * d, &heads);
-            let parts: Vec<_> = heads
-                .into_iter()
-                .zip(dqs)
-                .zip(dks.into_iter().zip(dvs))
-                .collect();
-            parallel::run(parts, |((heads, dq), (dk, dv))| {
-                let mut scratch = Scratch::default();
-                let grads = dq
-                    .chunks_mut(nq * d)
-                    .zip(dk.chunks_mut(nk * d).zip(dv.chunks_mut(nk * d)));
-                for (bh, (dq, (dk, dv))) in heads.zip(grads) {
-                    let qs = bh * nq * d..(bh + 1) * nq * d;
-                    let head = self.head(bh, [qv, kv, vv], dims, scale);
-                    let grad = HeadGrad {
-                        out: &ov[qs.clone()],
-                        d_out: &dov[qs],
-                        lse: &lse[bh * nq..(bh + 1) * nq],
-                    };
-                    backward_one(&head, &grad, isa, &mut scratch, HeadGradOut { dq, dk, dv });
-                }
-            });
-        });
+        // SAFETY: as in the forward: every head's chunks handed to `backward_one`, which writes
+        // every element of its gradients.
+        let [dq, dk, dv] = unsafe {
+            written([qv.len(), kv.len(), vv.len()], |[dq, dk, dv]| {
+                let heads = parallel::ranges(dims.batch * dims.heads);
+                let dqs = parallel::cut(dq, nq * d, &heads);
+                let dks = parallel::cut(dk, nk * d, &heads);
+                let dvs = parallel::cut(dv, nk * d, &heads);
+                let parts: Vec<_> = heads
+                    .into_iter()
+                    .zip(dqs)
+                    .zip(dks.into_iter().zip(dvs))
+                    .collect();
+                parallel::run(parts, |((heads, dq), (dk, dv))| {
+                    let mut scratch = Scratch::default();
+                    let grads = dq
+                        .chunks_mut(nq * d)
+                        .zip(dk.chunks_mut(nk * d).zip(dv.chunks_mut(nk * d)));
+                    for (bh, (dq, (dk, dv))) in heads.zip(grads) {
+                        let qs = bh * nq * d..(bh + 1) * nq * d;
+                        let head = self.head(bh, [qv, kv, vv], dims, scale);
+                        let grad = HeadGrad {
+                            out: &ov[qs.clone()],
+                            d_out: &dov[qs],
+                            lse: &lse[bh * nq..(bh + 1) * nq],
+                        };
+                        backward_one(&head, &grad, isa, &mut scratch, HeadGradOut { dq, dk, dv });
+                    }
+                });
+            })
+        };
         (dq, dk, dv)
     }
 }

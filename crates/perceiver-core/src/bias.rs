@@ -17,7 +17,7 @@ use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use num_traits::Float;
 use rayon::prelude::*;
 
-use crate::cpu::storage::{contiguous, with_slices};
+use crate::cpu::storage::{contiguous, with_slices, written_one};
 use crate::cpu::vectorised;
 
 /// Rows per parallel task (and per partial sum of `db`).
@@ -48,24 +48,29 @@ pub fn repeat(x: &Tensor, times: usize) -> Result<Tensor> {
     add_bias(&zeros, &x.flatten_all()?)?.reshape(dims)
 }
 
+/// `x + b` on rows of `x` as wide as `b` (the op checks that `x` is made of such rows).
 fn forward<T: Float + Send + Sync>(x: &[T], b: &[T]) -> Vec<T> {
     let c = b.len();
-    let mut out = vec![T::zero(); x.len()];
     if c == 0 {
-        return out;
+        return vec![T::zero(); x.len()];
     }
-    out.par_chunks_mut(c * ROWS_PER_TASK)
-        .zip(x.par_chunks(c * ROWS_PER_TASK))
-        .for_each(|(out, x)| {
-            vectorised(|| {
-                for (o, x) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-                    for ((o, &x), &b) in o.iter_mut().zip(x).zip(b) {
-                        *o = x + b;
-                    }
-                }
-            })
-        });
-    out
+    // SAFETY: `x.len()` is a multiple of `c`, so the output's tasks are whole rows, each paired
+    // with its row of `x`, and every element of every row is written.
+    unsafe {
+        written_one(x.len(), |out| {
+            out.par_chunks_mut(c * ROWS_PER_TASK)
+                .zip(x.par_chunks(c * ROWS_PER_TASK))
+                .for_each(|(out, x)| {
+                    vectorised(|| {
+                        for (o, x) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                            for ((o, &x), &b) in o.iter_mut().zip(x).zip(b) {
+                                o.write(x + b);
+                            }
+                        }
+                    })
+                })
+        })
+    }
 }
 
 /// `Σ_rows dy`, for rows of width `c`.

@@ -11,7 +11,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu::storage::contiguous;
+use crate::cpu::storage::{contiguous, written_one};
 use crate::cpu::{KernelFloat, vectorised};
 
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
@@ -43,33 +43,47 @@ fn sigmoid_2u<T: KernelFloat>(x: T) -> (T, T) {
 }
 
 fn forward<T: KernelFloat>(x: &[T]) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(o, x)| {
-            vectorised(|| {
-                for (o, &x) in o.iter_mut().zip(x) {
-                    *o = x * sigmoid_2u(x).0;
-                }
-            })
-        });
-    out
+    // SAFETY: the output's chunks pair with equally long chunks of `x`, and every element of
+    // each is written.
+    unsafe {
+        written_one(x.len(), |out| {
+            out.par_chunks_mut(CHUNK)
+                .zip(x.par_chunks(CHUNK))
+                .for_each(|(o, x)| {
+                    vectorised(|| {
+                        for (o, &x) in o.iter_mut().zip(x) {
+                            o.write(x * sigmoid_2u(x).0);
+                        }
+                    })
+                })
+        })
+    }
 }
 
-fn backward<T: KernelFloat>(x: &[T], g: &[T]) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len()];
+fn backward<T: KernelFloat>(x: &[T], g: &[T]) -> Result<Vec<T>> {
+    if x.len() != g.len() {
+        candle_core::bail!(
+            "gelu backward: {} gradients for {} inputs",
+            g.len(),
+            x.len()
+        );
+    }
     let two = T::one() + T::one();
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
-        .for_each(|(o, (x, g))| {
-            vectorised(|| {
-                for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
-                    let (s, du) = sigmoid_2u(x);
-                    *o = g * (s + x * s * (T::one() - s) * two * du);
-                }
-            })
-        });
-    out
+    // SAFETY: as in `forward` (`g` is as long as `x`).
+    Ok(unsafe {
+        written_one(x.len(), |out| {
+            out.par_chunks_mut(CHUNK)
+                .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
+                .for_each(|(o, (x, g))| {
+                    vectorised(|| {
+                        for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
+                            let (s, du) = sigmoid_2u(x);
+                            o.write(g * (s + x * s * (T::one() - s) * two * du));
+                        }
+                    })
+                })
+        })
+    })
 }
 
 struct GeluOp;
@@ -113,13 +127,39 @@ impl CustomOp2 for GeluGradOp {
             (CpuStorage::F32(x), CpuStorage::F32(g)) => CpuStorage::F32(backward(
                 contiguous(x, x_layout, "gelu")?,
                 contiguous(g, g_layout, "gelu")?,
-            )),
+            )?),
             (CpuStorage::F64(x), CpuStorage::F64(g)) => CpuStorage::F64(backward(
                 contiguous(x, x_layout, "gelu")?,
                 contiguous(g, g_layout, "gelu")?,
-            )),
+            )?),
             _ => candle_core::bail!("gelu backward: unsupported or mixed dtypes"),
         };
         Ok((out, x_layout.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernels against the tanh formula in f64, element by element, over several parallel
+    /// chunks and a ragged last one. The outputs start as NaN in unit tests
+    /// ([`crate::cpu::storage::written`]), so an element a kernel skips fails here.
+    #[test]
+    fn forward_and_backward_write_every_element_by_the_formula() -> Result<()> {
+        let n = 2 * CHUNK + 37;
+        let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.618).sin() * 6.0).collect();
+        let g: Vec<f64> = (0..n).map(|i| (i as f64 * 0.17).cos()).collect();
+        let y = forward(&x);
+        let dx = backward(&x, &g)?;
+        let gelu = |x: f64| 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + CUBIC * x.powi(3))).tanh());
+        for i in 0..n {
+            let h = 1e-6;
+            let slope = (gelu(x[i] + h) - gelu(x[i] - h)) / (2.0 * h);
+            assert!((y[i] - gelu(x[i])).abs() < 1e-12, "y[{i}] = {}", y[i]);
+            assert!((dx[i] - g[i] * slope).abs() < 1e-7, "dx[{i}] = {}", dx[i]);
+        }
+        assert!(backward(&x, &g[1..]).is_err());
+        Ok(())
     }
 }

@@ -16,7 +16,7 @@ use candle_core::{CpuStorage, CustomOp3, D, DType, Layout, Result, Shape, Tensor
 use num_traits::Float;
 use rayon::prelude::*;
 
-use crate::cpu::storage::{contiguous, with_slices};
+use crate::cpu::storage::{contiguous, with_slices, written_one};
 use crate::cpu::{lane_sum, lane_sum2, vectorised};
 
 /// Rows per parallel task (and per partial sum of `dw`, `db`).
@@ -58,25 +58,30 @@ fn moments<T: Float>(row: &[T], eps: T) -> (T, T) {
     (mean, T::one() / (var + eps).sqrt())
 }
 
+/// Rows of `x` as wide as `w` and `b` (the op checks the shapes), normalised.
 fn forward<T: Float + Send + Sync>(x: &[T], w: &[T], b: &[T], eps: T) -> Vec<T> {
     let c = w.len();
-    let mut out = vec![T::zero(); x.len()];
     if c == 0 {
-        return out;
+        return vec![T::zero(); x.len()];
     }
-    out.par_chunks_mut(c * ROWS_PER_TASK)
-        .zip(x.par_chunks(c * ROWS_PER_TASK))
-        .for_each(|(out, x)| {
-            vectorised(|| {
-                for (o, x) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-                    let (mean, rstd) = moments(x, eps);
-                    for (((o, &x), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
-                        *o = (x - mean) * rstd * w + b;
-                    }
-                }
-            })
-        });
-    out
+    // SAFETY: `x.len()` is a multiple of `c` and `w`, `b` are `c` long, so the output's tasks
+    // are whole rows, each paired with its row of `x`, and every element of every row is written.
+    unsafe {
+        written_one(x.len(), |out| {
+            out.par_chunks_mut(c * ROWS_PER_TASK)
+                .zip(x.par_chunks(c * ROWS_PER_TASK))
+                .for_each(|(out, x)| {
+                    vectorised(|| {
+                        for (o, x) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                            let (mean, rstd) = moments(x, eps);
+                            for (((o, &x), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
+                                o.write((x - mean) * rstd * w + b);
+                            }
+                        }
+                    })
+                })
+        })
+    }
 }
 
 /// `(dx, dw, db)`.
@@ -85,50 +90,63 @@ fn backward<T: Float + Send + Sync>(
     w: &[T],
     dy: &[T],
     eps: T,
-) -> (Vec<T>, Vec<T>, Vec<T>) {
+) -> Result<(Vec<T>, Vec<T>, Vec<T>)> {
     let c = w.len();
     let n = T::from(c).unwrap_or_else(T::one);
-    let mut dx = vec![T::zero(); x.len()];
-    if c == 0 {
-        return (dx, Vec::new(), Vec::new());
+    if dy.len() != x.len() {
+        candle_core::bail!(
+            "{OP} backward: {} gradients for {} inputs",
+            dy.len(),
+            x.len()
+        );
     }
-    let partials: Vec<(Vec<T>, Vec<T>)> = dx
-        .par_chunks_mut(c * ROWS_PER_TASK)
-        .zip(x.par_chunks(c * ROWS_PER_TASK))
-        .zip(dy.par_chunks(c * ROWS_PER_TASK))
-        .map(|((dx, x), dy)| {
-            vectorised(|| {
-                let (mut dw, mut db) = (vec![T::zero(); c], vec![T::zero(); c]);
-                // One row's x̂ and ĝ = dy ∘ w.
-                let (mut xhat, mut g) = (vec![T::zero(); c], vec![T::zero(); c]);
-                for ((dx, x), dy) in dx
-                    .chunks_exact_mut(c)
-                    .zip(x.chunks_exact(c))
-                    .zip(dy.chunks_exact(c))
-                {
-                    let (mean, rstd) = moments(x, eps);
-                    for ((((xh, g), &x), &dy), &w) in
-                        xhat.iter_mut().zip(g.iter_mut()).zip(x).zip(dy).zip(w)
-                    {
-                        *xh = (x - mean) * rstd;
-                        *g = dy * w;
-                    }
-                    for (((dw, db), &dy), &xh) in
-                        dw.iter_mut().zip(db.iter_mut()).zip(dy).zip(&xhat)
-                    {
-                        *dw = *dw + dy * xh;
-                        *db = *db + dy;
-                    }
-                    let mean_g = lane_sum(&g, |v| v) / n;
-                    let mean_gx = lane_sum2(&g, &xhat, |a, b| a * b) / n;
-                    for ((dx, &g), &xh) in dx.iter_mut().zip(&g).zip(&xhat) {
-                        *dx = rstd * (g - mean_g - xh * mean_gx);
-                    }
-                }
-                (dw, db)
-            })
+    if c == 0 {
+        return Ok((vec![T::zero(); x.len()], Vec::new(), Vec::new()));
+    }
+    let mut partials: Vec<(Vec<T>, Vec<T>)> = Vec::new();
+    // SAFETY: `x.len()` (= `dy.len()`) is a multiple of `c`, so each task is whole rows paired
+    // with their rows of `x` and `dy`, and every element of each row of `dx` is written.
+    let dx = unsafe {
+        written_one(x.len(), |dx| {
+            partials = dx
+                .par_chunks_mut(c * ROWS_PER_TASK)
+                .zip(x.par_chunks(c * ROWS_PER_TASK))
+                .zip(dy.par_chunks(c * ROWS_PER_TASK))
+                .map(|((dx, x), dy)| {
+                    vectorised(|| {
+                        let (mut dw, mut db) = (vec![T::zero(); c], vec![T::zero(); c]);
+                        // One row's x̂ and ĝ = dy ∘ w.
+                        let (mut xhat, mut g) = (vec![T::zero(); c], vec![T::zero(); c]);
+                        for ((dx, x), dy) in dx
+                            .chunks_exact_mut(c)
+                            .zip(x.chunks_exact(c))
+                            .zip(dy.chunks_exact(c))
+                        {
+                            let (mean, rstd) = moments(x, eps);
+                            for ((((xh, g), &x), &dy), &w) in
+                                xhat.iter_mut().zip(g.iter_mut()).zip(x).zip(dy).zip(w)
+                            {
+                                *xh = (x - mean) * rstd;
+                                *g = dy * w;
+                            }
+                            for (((dw, db), &dy), &xh) in
+                                dw.iter_mut().zip(db.iter_mut()).zip(dy).zip(&xhat)
+                            {
+                                *dw = *dw + dy * xh;
+                                *db = *db + dy;
+                            }
+                            let mean_g = lane_sum(&g, |v| v) / n;
+                            let mean_gx = lane_sum2(&g, &xhat, |a, b| a * b) / n;
+                            for ((dx, &g), &xh) in dx.iter_mut().zip(&g).zip(&xhat) {
+                                dx.write(rstd * (g - mean_g - xh * mean_gx));
+                            }
+                        }
+                        (dw, db)
+                    })
+                })
+                .collect();
         })
-        .collect();
+    };
     let (mut dw, mut db) = (vec![T::zero(); c], vec![T::zero(); c]);
     for (pw, pb) in &partials {
         for (a, &p) in dw.iter_mut().zip(pw) {
@@ -138,7 +156,7 @@ fn backward<T: Float + Send + Sync>(
             *a = *a + p;
         }
     }
-    (dx, dw, db)
+    Ok((dx, dw, db))
 }
 
 /// The op's name in errors.
@@ -152,7 +170,7 @@ fn backward_tensors<T: Float + Send + Sync + candle_core::WithDType>(
     eps: f64,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let eps = T::from(eps).unwrap_or_else(T::epsilon);
-    let (dx, dw, db) = with_slices([x, w, dy], OP, |[x, w, dy]| backward(x, w, dy, eps))?;
+    let (dx, dw, db) = with_slices([x, w, dy], OP, |[x, w, dy]| backward(x, w, dy, eps))??;
     Ok((
         Tensor::from_vec(dx, x.shape(), x.device())?,
         Tensor::from_vec(dw, w.shape(), w.device())?,
@@ -229,5 +247,54 @@ impl CustomOp3 for LayerNormOp {
             other => candle_core::bail!("layer norm backward: unsupported dtype {other:?}"),
         };
         Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernels against the definitions, row by row, over several parallel tasks and a ragged
+    /// last one. The outputs start as NaN in unit tests ([`crate::cpu::storage::written`]), so an
+    /// element a kernel skips fails here.
+    #[test]
+    fn forward_and_backward_write_every_element_by_the_definition() -> Result<()> {
+        let (rows, c, eps) = (2 * ROWS_PER_TASK + 3, 5, 1e-5);
+        let x: Vec<f64> = (0..rows * c)
+            .map(|i| (i as f64 * 0.618).sin() * 3.0)
+            .collect();
+        let dy: Vec<f64> = (0..rows * c).map(|i| (i as f64 * 0.17).cos()).collect();
+        let w = [0.5, -1.0, 2.0, 1.5, 0.25];
+        let b = [0.1, 0.2, -0.3, 0.0, 1.0];
+        let y = forward(&x, &w, &b, eps);
+        let (dx, dw, db) = backward(&x, &w, &dy, eps)?;
+        let (mut dw_want, mut db_want) = ([0.0; 5], [0.0; 5]);
+        for r in 0..rows {
+            let row = &x[r * c..(r + 1) * c];
+            let mean = row.iter().sum::<f64>() / c as f64;
+            let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / c as f64;
+            let rstd = 1.0 / (var + eps).sqrt();
+            let xhat: Vec<f64> = row.iter().map(|v| (v - mean) * rstd).collect();
+            let g: Vec<f64> = (0..c).map(|j| dy[r * c + j] * w[j]).collect();
+            let mean_g = g.iter().sum::<f64>() / c as f64;
+            let mean_gx = g.iter().zip(&xhat).map(|(g, h)| g * h).sum::<f64>() / c as f64;
+            for j in 0..c {
+                let i = r * c + j;
+                assert!(
+                    (y[i] - (xhat[j] * w[j] + b[j])).abs() < 1e-12,
+                    "y[{i}] = {}",
+                    y[i]
+                );
+                let want = rstd * (g[j] - mean_g - xhat[j] * mean_gx);
+                assert!((dx[i] - want).abs() < 1e-12, "dx[{i}] = {}", dx[i]);
+                dw_want[j] += dy[i] * xhat[j];
+                db_want[j] += dy[i];
+            }
+        }
+        for j in 0..c {
+            assert!((dw[j] - dw_want[j]).abs() < 1e-9 && (db[j] - db_want[j]).abs() < 1e-9);
+        }
+        assert!(backward(&x, &w, &dy[1..], eps).is_err());
+        Ok(())
     }
 }
