@@ -44,11 +44,13 @@ fn bench(c: &mut Criterion) {
     });
     let eval = step.config.eval.batch_size;
     let keys = spread_keys(&step.dataset, &step.config, eval);
+    // The model as validation and `forecast` run it: weights as constants, no graph recorded.
+    let frozen = step.trainer.frozen_model().expect("frozen model");
     group.throughput(Throughput::Elements(keys.len() as u64));
     group.bench_function(format!("forecast_b{eval}_threads{t}"), |b| {
         b.iter(|| {
             let batch = build_batch(&step.dataset, &step.config.examples, &keys, Split::Train);
-            black_box(predict_mean(&[&step.trainer.model], &batch, &Device::Cpu).expect("forecast"))
+            black_box(predict_mean(&[&frozen], &batch, &Device::Cpu).expect("forecast"))
         })
     });
     group.finish();

@@ -92,9 +92,18 @@ impl SavedModel {
         let scalers: Scalers = checkpoint.json("scalers")?;
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-        let model = PvForecaster::new(&setup.model, widths, setup.data.step_minutes, vb)?;
+        PvForecaster::new(&setup.model, widths, setup.data.step_minutes, vb)?;
+        // Every parameter present with its shape, nothing else (the checkpoint's own errors).
         checkpoint.load_into(&varmap)?;
         checkpoint.tensors.clear();
+        // A read model only forecasts: its parameters are constants, not variables.
+        let model = PvForecaster::frozen(
+            &setup.model,
+            widths,
+            setup.data.step_minutes,
+            &varmap,
+            device,
+        )?;
         Ok(SavedModel {
             model,
             varmap,

@@ -140,3 +140,45 @@ fn every_variant_round_trips_through_its_checkpoint_and_forecasts() {
         );
     }
 }
+
+/// A frozen model ([`PvForecaster::frozen`], what a read model and validation forecast with)
+/// gives the variables' forecast bit for bit, but its forward records no graph: backward from
+/// its output reaches no parameter, while from the variables' it reaches every one.
+#[test]
+fn a_frozen_model_forecasts_the_same_without_recording_a_graph() {
+    use candle_core::DType;
+    use candle_nn::{VarBuilder, VarMap};
+    use forecaster::PvForecaster;
+    use forecaster::model::BatchTensors;
+    use pv_data::FeatureWidths;
+
+    let dataset = bundled();
+    let setup = ModelSetup::default();
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let widths = FeatureWidths::of(&dataset);
+    let step = setup.data.step_minutes;
+    let model = PvForecaster::new(&setup.model, widths, step, vb).expect("model");
+    forecaster::init::initialise(&varmap, 3).expect("initialise");
+    let frozen =
+        PvForecaster::frozen(&setup.model, widths, step, &varmap, &Device::Cpu).expect("frozen");
+    let keys = example_keys(&dataset, &setup.examples, Split::Train).expect("keys");
+    let batch = build_batch(&dataset, &setup.examples, &keys[..8], Split::Train);
+    let tensors = BatchTensors::new(&batch, &Device::Cpu).expect("tensors");
+    let values = |t: &candle_core::Tensor| {
+        t.flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .expect("values")
+    };
+    let tracked = model.forward(&tensors).expect("forward");
+    let constant = frozen.forward(&tensors).expect("frozen forward");
+    assert_eq!(values(&tracked), values(&constant));
+
+    let vars: Vec<_> = varmap.all_vars();
+    let reached = |out: &candle_core::Tensor| {
+        let grads = out.sum_all().and_then(|s| s.backward()).expect("backward");
+        vars.iter().filter(|v| grads.get(v.as_tensor()).is_some()).count()
+    };
+    assert_eq!(reached(&constant), 0);
+    assert!(reached(&tracked) > vars.len() / 2, "the variables' forward reaches them");
+}

@@ -167,7 +167,7 @@ impl Session<'_> {
             }
             let clock = Instant::now();
             let report = evaluate(
-                &self.trainer.model,
+                &self.trainer.frozen_model()?,
                 self.dataset,
                 config,
                 &validation,

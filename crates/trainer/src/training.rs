@@ -221,6 +221,8 @@ pub struct Trainer {
     epoch: u64,
     step: usize,
     device: Device,
+    /// What built `model`, for [`Trainer::frozen_model`].
+    built_with: (ModelConfig, FeatureWidths, i64),
 }
 
 impl Trainer {
@@ -234,12 +236,12 @@ impl Trainer {
     ) -> Result<Self, TrainError> {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-        let model = PvForecaster::new(
-            model,
+        let built_with = (
+            model.clone(),
             FeatureWidths::of(dataset),
             dataset.config.step_minutes,
-            vb,
-        )?;
+        );
+        let model = PvForecaster::new(model, built_with.1, built_with.2, vb)?;
         initialise(&varmap, config.seed)?;
         let params = AdamWParams {
             weight_decay: config.weight_decay,
@@ -272,6 +274,7 @@ impl Trainer {
             epoch: 0,
             step: 0,
             device: device.clone(),
+            built_with,
         };
         trainer.reshuffle();
         Ok(trainer)
@@ -358,6 +361,14 @@ impl Trainer {
         };
         self.step += 1;
         Ok(log)
+    }
+
+    /// The model with its current weights as constants ([`PvForecaster::frozen`]): what
+    /// validation forecasts with, a quarter faster than through the variables. Build it anew
+    /// after each step.
+    pub fn frozen_model(&self) -> candle_core::Result<PvForecaster> {
+        let (config, widths, step_minutes) = &self.built_with;
+        PvForecaster::frozen(config, *widths, *step_minutes, &self.varmap, &self.device)
     }
 
     /// Passes over the training examples completed, as a fraction (for progress displays).
