@@ -177,8 +177,13 @@ fn a_frozen_model_forecasts_the_same_without_recording_a_graph() {
     let vars: Vec<_> = varmap.all_vars();
     let reached = |out: &candle_core::Tensor| {
         let grads = out.sum_all().and_then(|s| s.backward()).expect("backward");
-        vars.iter().filter(|v| grads.get(v.as_tensor()).is_some()).count()
+        vars.iter()
+            .filter(|v| grads.get(v.as_tensor()).is_some())
+            .count()
     };
     assert_eq!(reached(&constant), 0);
-    assert!(reached(&tracked) > vars.len() / 2, "the variables' forward reaches them");
+    assert!(
+        reached(&tracked) > vars.len() / 2,
+        "the variables' forward reaches them"
+    );
 }
