@@ -101,6 +101,12 @@ impl RunConfig {
                 self.train.modality_dropout
             ));
         }
+        if !(0.0..1.0).contains(&self.train.weight_average) {
+            return Err(format!(
+                "train.weight_average is a decay, at least 0 (no average) and below 1; got {}",
+                self.train.weight_average
+            ));
+        }
         if self.eval.every_steps == 0 || self.eval.batch_size == 0 {
             return Err("eval.every_steps and eval.batch_size must be at least 1".into());
         }

@@ -13,7 +13,7 @@ use pv_data::{
 };
 use rayon::prelude::*;
 
-use crate::optim::{AdamW, AdamWParams};
+use crate::optim::{AdamW, AdamWParams, WeightAverage};
 use forecaster::init::name_seed;
 pub use forecaster::init::{SplitMix64, initialise};
 use forecaster::model::BatchTensors;
@@ -53,6 +53,10 @@ pub struct TrainConfig {
     /// and saves 35 % on a PV-only folder (0.0983 vs 0.1525), where the model without it is lost
     /// (docs/SKILL.md).
     pub modality_dropout: f64,
+    /// Decay of an exponential moving average of the weights ([`WeightAverage`]), 0 for none.
+    /// When set, validation, the saved model and everything read from it use the averaged
+    /// weights; the optimiser goes on updating the raw ones.
+    pub weight_average: f64,
     /// Fine-tuning: start from this model checkpoint's weights (a run folder's
     /// `model.safetensors`) instead of the seed's initialisation, and see the data through its
     /// input scalers instead of refitting them (`power-perceiver finetune`). The model and
@@ -73,6 +77,7 @@ impl Default for TrainConfig {
             grad_clip: 1.0,
             shards: 2,
             modality_dropout: 0.25,
+            weight_average: 0.0,
             init_from: None,
         }
     }
@@ -109,6 +114,20 @@ pub fn learning_rate_at(step: usize, config: &TrainConfig) -> f64 {
     let span = config.steps.saturating_sub(config.warmup_steps).max(1) as f64;
     let progress = ((step - config.warmup_steps) as f64 / span).min(1.0);
     peak * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
+}
+
+/// A parameter map's tensors by name, in name order.
+fn named_tensors(varmap: &VarMap) -> candle_core::Result<Vec<(String, Tensor)>> {
+    let vars = varmap
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("varmap lock poisoned".into()))?;
+    let mut out: Vec<(String, Tensor)> = vars
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 /// Drops each optional input of each example of `batch` with probability `p`
@@ -213,6 +232,8 @@ pub struct Trainer {
     /// Its parameters, by name.
     pub varmap: VarMap,
     optimiser: AdamW,
+    /// The weights' moving average, when [`TrainConfig::weight_average`] is set.
+    average: Option<WeightAverage>,
     /// Parameters in name order: sums over them (the gradient norm) are reproducible.
     vars: Vec<Var>,
     config: TrainConfig,
@@ -258,6 +279,11 @@ impl Trainer {
         let mut sorted = named.clone();
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
         vars.extend(sorted.into_iter().map(|(_, v)| v));
+        let average = if config.weight_average > 0.0 {
+            Some(WeightAverage::new(named.clone(), config.weight_average)?)
+        } else {
+            None
+        };
         let optimiser = AdamW::new(named, params)?;
         let keys = example_keys(dataset, examples, Split::Train)?;
         if keys.is_empty() {
@@ -267,6 +293,7 @@ impl Trainer {
             model,
             varmap,
             optimiser,
+            average,
             vars,
             config,
             keys,
@@ -353,6 +380,9 @@ impl Trainer {
         let grad_norm = clip_gradients(&mut grads, &self.vars, self.config.grad_clip)?;
         let learning_rate = learning_rate_at(self.step, &self.config);
         self.optimiser.step(&grads, learning_rate)?;
+        if let Some(average) = &self.average {
+            average.update(self.optimiser.updates())?;
+        }
         let log = StepLog {
             step: self.step,
             loss: value,
@@ -363,12 +393,25 @@ impl Trainer {
         Ok(log)
     }
 
-    /// The model with its current weights as constants ([`PvForecaster::frozen`]): what
-    /// validation forecasts with, a quarter faster than through the variables. Build it anew
-    /// after each step.
+    /// The model with its current weights as constants ([`PvForecaster::frozen`]), the
+    /// averaged ones when there is an average: what validation forecasts with, a quarter faster
+    /// than through the variables. Build it anew after each step.
     pub fn frozen_model(&self) -> candle_core::Result<PvForecaster> {
         let (config, widths, step_minutes) = &self.built_with;
-        PvForecaster::frozen(config, *widths, *step_minutes, &self.varmap, &self.device)
+        PvForecaster::frozen(
+            config,
+            *widths,
+            *step_minutes,
+            self.model_weights(),
+            &self.device,
+        )
+    }
+
+    /// The weights that make the model: the average when there is one, else the parameters.
+    fn model_weights(&self) -> &VarMap {
+        self.average
+            .as_ref()
+            .map_or(&self.varmap, WeightAverage::varmap)
     }
 
     /// Passes over the training examples completed, as a fraction (for progress displays).
@@ -392,26 +435,20 @@ impl Trainer {
         }
     }
 
-    /// Weights and optimiser moments, by name, for a checkpoint.
+    /// Parameters, optimiser moments and the weight average, by name, for a checkpoint.
     pub fn tensors(&self) -> candle_core::Result<Vec<(String, Tensor)>> {
-        let mut out = self.weights()?;
+        let mut out = named_tensors(&self.varmap)?;
         out.extend(self.optimiser.state());
+        if let Some(average) = &self.average {
+            out.extend(average.state());
+        }
         Ok(out)
     }
 
-    /// Weights only, by name.
+    /// The model's weights by name (the averaged ones when there is an average): what a saved
+    /// model holds.
     pub fn weights(&self) -> candle_core::Result<Vec<(String, Tensor)>> {
-        let vars = self
-            .varmap
-            .data()
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("varmap lock poisoned".into()))?;
-        let mut out: Vec<(String, Tensor)> = vars
-            .iter()
-            .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
+        named_tensors(self.model_weights())
     }
 
     /// Puts back a state taken by [`Trainer::state`] and [`Trainer::tensors`] (weights already
@@ -431,6 +468,11 @@ impl Trainer {
         self.optimiser
             .restore(tensors, state.updates)
             .map_err(|e| TrainError::Resume(e.to_string()))?;
+        if let Some(average) = &self.average {
+            average
+                .restore(tensors)
+                .map_err(|e| TrainError::Resume(e.to_string()))?;
+        }
         self.epoch = state.epoch;
         self.reshuffle();
         self.cursor = state.cursor;

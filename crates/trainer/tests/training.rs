@@ -212,3 +212,70 @@ fn shuffling_is_a_seeded_permutation() {
     a.sort();
     assert_eq!(a, (0..100).collect::<Vec<_>>());
 }
+
+#[test]
+fn the_weight_average_follows_the_parameters_as_its_formula_says() {
+    let data = dataset();
+    let examples = ExampleConfig {
+        t0_stride_steps: 97,
+        ..ExampleConfig::default()
+    };
+    let decay = 0.3;
+    let config = TrainConfig {
+        seed: 5,
+        batch_size: 8,
+        steps: 4,
+        learning_rate: 3e-3,
+        warmup_steps: 1,
+        weight_average: decay,
+        ..TrainConfig::default()
+    };
+    let mut trainer =
+        Trainer::new(&data, &examples, &tiny(), config, &Device::Cpu).expect("trainer");
+    // Replayed here in f64 from the parameters after each update: d = min(decay, (t-1)/(t+9)).
+    let mut average: Vec<Vec<f64>> = Vec::new();
+    for t in 1..=4u64 {
+        trainer.step(&data, &examples).expect("step");
+        let params = trainer.parameters().expect("parameters");
+        let d = decay.min((t as f64 - 1.0) / (t as f64 + 9.0));
+        if t == 1 {
+            assert_eq!(d, 0.0);
+        }
+        average = params
+            .iter()
+            .enumerate()
+            .map(|(i, (_, p))| {
+                p.iter()
+                    .enumerate()
+                    .map(|(j, &x)| match average.get(i) {
+                        Some(a) => d * a[j] + (1.0 - d) * f64::from(x),
+                        None => f64::from(x),
+                    })
+                    .collect()
+            })
+            .collect();
+    }
+    let params = trainer.parameters().expect("parameters");
+    let weights = trainer.weights().expect("weights");
+    assert_eq!(weights.len(), params.len());
+    let mut differs = false;
+    for ((name, w), ((pname, p), a)) in weights.iter().zip(params.iter().zip(&average)) {
+        assert_eq!(name, pname);
+        let w = w
+            .flatten_all()
+            .expect("flat")
+            .to_vec1::<f32>()
+            .expect("f32");
+        for ((&w, &p), &a) in w.iter().zip(p).zip(a) {
+            assert!(
+                (f64::from(w) - a).abs() <= 1e-6 * (1.0 + a.abs()),
+                "{name}: {w} vs {a}"
+            );
+            differs |= w != p;
+        }
+    }
+    assert!(
+        differs,
+        "the saved weights are the raw parameters, not their average"
+    );
+}
