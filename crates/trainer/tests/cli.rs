@@ -318,6 +318,11 @@ fn bad_input_gives_clear_errors_and_touches_nothing() {
             "[train]\nmodality_dropout = 1.5\n",
             vec!["train.modality_dropout is a probability, between 0 and 1; got 1.5"],
         ),
+        (
+            "average.toml",
+            "[train]\nweight_average = 1.0\n",
+            vec!["train.weight_average is a decay, at least 0 (no average) and below 1; got 1"],
+        ),
     ];
     for (name, text, expected) in bad_configs {
         let file = t.join(name);
