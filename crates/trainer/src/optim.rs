@@ -120,17 +120,7 @@ impl AdamW {
         for slot in &self.slots {
             for (kind, target) in [("m", &slot.m), ("v", &slot.v)] {
                 let key = format!("optimizer.{kind}.{}", slot.name);
-                let t = tensors.get(&key).ok_or_else(|| {
-                    candle_core::Error::Msg(format!("optimiser state `{key}` is missing"))
-                })?;
-                if t.shape() != target.shape() {
-                    return Err(candle_core::Error::Msg(format!(
-                        "optimiser state `{key}` has shape {:?}, the parameter has {:?}",
-                        t.dims(),
-                        target.dims()
-                    )));
-                }
-                target.set(t)?;
+                set_from(tensors, &key, target, "optimiser state", "")?;
             }
         }
         self.t = updates;
@@ -213,23 +203,38 @@ impl WeightAverage {
     /// with its shape.
     pub fn restore(&self, tensors: &HashMap<String, Tensor>) -> Result<()> {
         for (name, _, average) in &self.slots {
-            let key = format!("optimizer.average.{name}");
-            let t = tensors.get(&key).ok_or_else(|| {
-                candle_core::Error::Msg(format!(
-                    "weight average `{key}` is missing (was the run started without train.weight_average?)"
-                ))
-            })?;
-            if t.shape() != average.shape() {
-                return Err(candle_core::Error::Msg(format!(
-                    "weight average `{key}` has shape {:?}, the parameter has {:?}",
-                    t.dims(),
-                    average.dims()
-                )));
-            }
-            average.set(t)?;
+            set_from(
+                tensors,
+                &format!("optimizer.average.{name}"),
+                average,
+                "weight average",
+                " (was the run started without train.weight_average?)",
+            )?;
         }
         Ok(())
     }
+}
+
+/// Sets `target` to the checkpoint tensor `key`, refusing a missing one (`what`, `key` and
+/// `hint` named) or one of another shape.
+fn set_from(
+    tensors: &HashMap<String, Tensor>,
+    key: &str,
+    target: &Var,
+    what: &str,
+    hint: &str,
+) -> Result<()> {
+    let t = tensors
+        .get(key)
+        .ok_or_else(|| candle_core::Error::Msg(format!("{what} `{key}` is missing{hint}")))?;
+    if t.shape() != target.shape() {
+        return Err(candle_core::Error::Msg(format!(
+            "{what} `{key}` has shape {:?}, the parameter has {:?}",
+            t.dims(),
+            target.dims()
+        )));
+    }
+    target.set(t)
 }
 
 #[cfg(test)]
