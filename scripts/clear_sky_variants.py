@@ -49,7 +49,9 @@ def clear_sky(times_mid, m, variant):
     out = out.fillna(0).clip(lower=0).values / 1000.0
     return out, sp.elevation.values
 
-def run(ss, variant):
+def prepare(ss, variant):
+    """System `ss` on its 15-min grid: (grid, power kW/kWp, clear-sky POA kW/m2, sun elevation,
+    training-block mask, validation cut, test cut, last label)."""
     m = meta.loc[ss]
     d = g[g.ss_id == ss].set_index('datetime_GMT').generation_Wh
     start, end = d.index.min(), d.index.max()
@@ -57,24 +59,26 @@ def run(ss, variant):
     p = d.reindex(grid).values * 4 / 1000 / m.kWp  # kW/kWp
     half = pd.Timedelta(minutes=7.5)
     mid = grid + (half if m.time_label == 'interval_start' else -half)
+    mid = mid + pd.Timedelta(minutes=variant.get('shift', 0))
     cs, elev = clear_sky(pd.DatetimeIndex(mid, tz='UTC'), m, variant)
     span = end - start
     cut1, cut2 = start + 0.7 * span, start + 0.85 * span
-    train = grid < cut1
-    ok = train & (cs >= 0.3) & ~np.isnan(p)
-    scale = np.nanpercentile(p[ok] / cs[ok], 95)
-    csp = cs * scale
-    okc = train & (csp >= 0.3) & ~np.isnan(p)
-    kclim = p[okc].sum() / csp[okc].sum()
-    lo, hi = (cut1, cut2) if SPLIT == 'validation' else (cut2, end + pd.Timedelta(minutes=1))
-    inb = (grid >= lo) & (grid < hi)
-    idx = np.nonzero(inb)[0]
+    return grid, p, cs, elev, grid < cut1, cut1, cut2, end
+
+
+def smart_persistence_errors(p, csp, elev, block, kclim, threshold=0.3):
+    """Absolute errors of smart persistence over the daylight targets of `block` (a mask), leads
+    1-16, from the last observation within 8 steps of t0; the climatological index where the
+    clear-sky power there is under `threshold` kW/kWp (the dawn rule); `kclim` is one value or one
+    per step (read at the last observation)."""
+    kclim = np.broadcast_to(np.asarray(kclim, dtype=float), p.shape)
+    idx = np.nonzero(block)[0]
     errs = []
-    n = len(grid)
+    n = len(p)
     for lead in range(1, 17):
         t0 = idx[idx + lead < n]
         tgt = t0 + lead
-        valid = inb[tgt] & ~np.isnan(p[tgt]) & (elev[tgt] > 0)
+        valid = block[tgt] & ~np.isnan(p[tgt]) & (elev[tgt] > 0)
         # last observation at or before t0 (within 8 steps of history)
         k = np.full(len(t0), np.nan)
         for back in range(0, 8):
@@ -82,26 +86,50 @@ def run(ss, variant):
             fill = np.isnan(k) & (j >= 0)
             jj = np.where(fill, j, 0)
             has = fill & ~np.isnan(p[jj])
-            dawn = has & (csp[jj] < 0.3)
+            dawn = has & (csp[jj] < threshold)
             kk = np.clip(p[jj] / np.maximum(csp[jj], 1e-9), 0, 1.5)
-            k = np.where(has & ~dawn, kk, np.where(dawn, kclim, k))
-        k = np.where(np.isnan(k), kclim, k)
-        f = k * csp[tgt]
-        e = np.abs(f - p[tgt])[valid]
-        errs.append(e)
-    allerr = np.concatenate(errs)
-    return allerr.mean(), len(allerr), scale, kclim
+            k = np.where(has & ~dawn, kk, np.where(dawn, kclim[jj], k))
+        k = np.where(np.isnan(k), kclim[t0], k)
+        errs.append(np.abs(k * csp[tgt] - p[tgt])[valid])
+    return np.concatenate(errs)
 
-variants = {
-    'ours (TL 3, isotropic)': {},
-    'TL climatology': {'tl': 'clim'},
-    'perez': {'sky': 'perez'},
-    'haydavies': {'sky': 'haydavies'},
-    'TL clim + perez': {'tl': 'clim', 'sky': 'perez'},
-    'TL clim + perez + iam': {'tl': 'clim', 'sky': 'perez', 'iam': 1},
-    'iam': {'iam': 1},
-}
-for ss in [50, 1001]:
-    for name, v in variants.items():
-        r = run(ss, v)
-        print(f'{SPLIT} {ss} {name:28s} nMAE {r[0]:.4f} pairs {r[1]} scale {r[2]:.3f} kclim {r[3]:.3f}', flush=True)
+
+def fitted_scale(p, cs, train, threshold=0.3):
+    """The clear-sky scale (95th percentile of power / clear sky) and the climatological index
+    (energy / clear-sky energy), both on the training block."""
+    ok = train & (cs >= 0.3) & ~np.isnan(p)
+    scale = np.nanpercentile(p[ok] / cs[ok], 95)
+    csp = cs * scale
+    okc = train & (csp >= threshold) & ~np.isnan(p)
+    return scale, p[okc].sum() / csp[okc].sum()
+
+
+def block(grid, train, cut1, cut2, end, split):
+    if split == 'train':
+        return train
+    lo, hi = (cut1, cut2) if split == 'validation' else (cut2, end + pd.Timedelta(minutes=1))
+    return (grid >= lo) & (grid < hi)
+
+
+def run(ss, variant, split=None, threshold=0.3):
+    grid, p, cs, elev, train, cut1, cut2, end = prepare(ss, variant)
+    scale, kclim = fitted_scale(p, cs, train, threshold)
+    e = smart_persistence_errors(p, cs * scale, elev, block(grid, train, cut1, cut2, end, split or SPLIT),
+                                 kclim, threshold)
+    return e.mean(), len(e), scale, kclim
+
+
+if __name__ == "__main__":
+    variants = {
+        'ours (TL 3, isotropic)': {},
+        'TL climatology': {'tl': 'clim'},
+        'perez': {'sky': 'perez'},
+        'haydavies': {'sky': 'haydavies'},
+        'TL clim + perez': {'tl': 'clim', 'sky': 'perez'},
+        'TL clim + perez + iam': {'tl': 'clim', 'sky': 'perez', 'iam': 1},
+        'iam': {'iam': 1},
+    }
+    for ss in [50, 1001]:
+        for name, v in variants.items():
+            r = run(ss, v)
+            print(f'{SPLIT} {ss} {name:28s} nMAE {r[0]:.4f} pairs {r[1]} scale {r[2]:.3f} kclim {r[3]:.3f}', flush=True)
