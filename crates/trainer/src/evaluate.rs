@@ -98,13 +98,20 @@ impl Scored<'_> {
 /// The forecaster skill is measured against.
 pub(crate) const REFERENCE: &str = "smart_persistence";
 
+/// Forecasters reported against each other besides against [`REFERENCE`]: the model against
+/// the trees.
+const HEAD_TO_HEAD: (&str, &str) = ("model", "gbt");
+
 fn new_metrics(dataset: &Dataset, config: &RunConfig) -> Metrics {
-    Metrics::new(config.examples.lead_times).with_longitudes(
-        dataset
-            .systems
-            .iter()
-            .map(|s| (s.meta.ss_id, s.meta.longitude_deg)),
-    )
+    let (forecaster, rival) = HEAD_TO_HEAD;
+    Metrics::new(config.examples.lead_times)
+        .with_head_to_head(forecaster, rival)
+        .with_longitudes(
+            dataset
+                .systems
+                .iter()
+                .map(|s| (s.meta.ss_id, s.meta.longitude_deg)),
+        )
 }
 
 fn add_baselines(metrics: &mut Metrics, batch: &Batch, scale: &ClearSkyScale, gbt: Option<&Gbt>) {

@@ -120,6 +120,11 @@ pub struct ForecasterMetrics {
     /// 95 % interval of `skill` from a day-block bootstrap (whole days of examples resampled
     /// with replacement); `None` for the reference, or with fewer than two days.
     pub skill_interval: Option<[f64; 2]>,
+    /// Skill against other forecasters than the reference, by name, with the same day-block
+    /// interval: the pairs asked for with [`Metrics::with_head_to_head`] (the model against the
+    /// trees: does it beat them beyond what the test days' luck could give?).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skill_against: BTreeMap<String, Skill>,
     /// Mean pinball loss over quantiles and all observed targets, night included (quantile
     /// forecasts only); the same quantity as the training loss.
     pub pinball: Option<f64>,
@@ -129,6 +134,17 @@ pub struct ForecasterMetrics {
     pub daylight_targets: usize,
     /// Days (local solar days of t0) with at least one daylight pair.
     pub days: usize,
+}
+
+/// Skill against one forecaster: 1 − nMAE / nMAE(rival), daylight, and its 95 % day-block
+/// bootstrap interval (`None` with fewer than two days).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Skill {
+    /// The point value.
+    #[serde(deserialize_with = "null_as_nan::one")]
+    pub skill: f64,
+    /// Its interval.
+    pub interval: Option<[f64; 2]>,
 }
 
 /// Metrics by forecaster name.
@@ -237,6 +253,8 @@ pub struct Metrics {
     /// Longitude of each system, degrees east, to find the local solar day of an example.
     longitude_deg: BTreeMap<i64, f64>,
     bootstrap: Bootstrap,
+    /// (forecaster, rival) pairs whose skill is reported besides the reference's.
+    head_to_head: Vec<(String, String)>,
     /// By forecaster, then by ss_id.
     forecasters: BTreeMap<String, BTreeMap<i64, Forecaster>>,
 }
@@ -249,6 +267,7 @@ impl Metrics {
             lead_times,
             longitude_deg: BTreeMap::new(),
             bootstrap: Bootstrap::default(),
+            head_to_head: Vec::new(),
             forecasters: BTreeMap::new(),
         }
     }
@@ -263,6 +282,14 @@ impl Metrics {
     /// Sets how skill intervals are drawn.
     pub fn with_bootstrap(mut self, bootstrap: Bootstrap) -> Self {
         self.bootstrap = bootstrap;
+        self
+    }
+
+    /// Reports `forecaster`'s skill against `rival` too, where both forecast
+    /// ([`ForecasterMetrics::skill_against`]).
+    pub fn with_head_to_head(mut self, forecaster: &str, rival: &str) -> Self {
+        self.head_to_head
+            .push((forecaster.to_owned(), rival.to_owned()));
         self
     }
 
@@ -370,12 +397,27 @@ impl Metrics {
             (merged.nmae(), merged.mae_kw(), merged.count)
         };
         let reference = group.get(reference).map(|f| (reference, *f));
+        let skill = |f: &Forecaster, nmae: f64, rival: &Forecaster| Skill {
+            skill: 1.0 - nmae / total(&rival.daylight).0,
+            interval: day_block_skill_interval(&f.days, &rival.days, self.bootstrap),
+        };
         group
             .iter()
             .map(|(&name, f)| {
                 let (nmae, mae_kw, daylight_targets) = total(&f.daylight);
                 let quantile = f.quantile_count > 0;
-                let against = reference.filter(|(r, _)| *r != name).map(|(_, r)| r);
+                let vs_reference = reference
+                    .filter(|(r, _)| *r != name)
+                    .map(|(_, r)| skill(f, nmae, r));
+                let skill_against = self
+                    .head_to_head
+                    .iter()
+                    .filter(|(of, rival)| of == name && rival != name)
+                    .filter_map(|(_, rival)| {
+                        let r = group.get(rival.as_str())?;
+                        Some((rival.clone(), skill(f, nmae, r)))
+                    })
+                    .collect();
                 let metrics = ForecasterMetrics {
                     nmae,
                     nmae_by_lead: f.daylight.iter().map(Sums::nmae).collect(),
@@ -383,9 +425,9 @@ impl Metrics {
                     mae_kw_by_lead: f.daylight.iter().map(Sums::mae_kw).collect(),
                     nmae_all_steps: total(&f.all).0,
                     nmae_all_steps_by_lead: f.all.iter().map(Sums::nmae).collect(),
-                    skill: against.map(|r| 1.0 - nmae / total(&r.daylight).0),
-                    skill_interval: against
-                        .and_then(|r| day_block_skill_interval(&f.days, &r.days, self.bootstrap)),
+                    skill: vs_reference.map(|s| s.skill),
+                    skill_interval: vs_reference.and_then(|s| s.interval),
+                    skill_against,
                     pinball: quantile.then(|| f.pinball / (f.quantile_count * f.levels) as f64),
                     coverage: quantile.then(|| f.covered as f64 / f.quantile_count as f64),
                     daylight_targets,

@@ -102,6 +102,22 @@ fn forecaster_table(title: &str, group: &ForecasterTable, step_minutes: i64) -> 
         }
         out.push('\n');
     }
+    for name in TABLE_ORDER {
+        let Some(m) = group.get(name).filter(|m| m.daylight_targets > 0) else {
+            continue;
+        };
+        for (rival, s) in &m.skill_against {
+            out.push_str(&format!(
+                "{name} against {rival}: skill {}, 95% interval {}\n",
+                percent(s.skill),
+                s.interval.map_or("-".to_owned(), |[lo, hi]| format!(
+                    "[{}, {}]",
+                    percent(lo),
+                    percent(hi)
+                )),
+            ));
+        }
+    }
     out
 }
 
@@ -166,28 +182,66 @@ pub fn seed_table(reports: &[Report]) -> String {
                 continue;
             };
             let (nmae, nmae_sd) = mean_sd(&ms.iter().map(|m| m.nmae).collect::<Vec<_>>());
-            let skill = ms.iter().map(|m| m.skill).collect::<Option<Vec<_>>>();
-            let interval = ms
-                .iter()
-                .map(|m| m.skill_interval)
-                .collect::<Option<Vec<_>>>();
-            let skill = skill.map_or("-".to_owned(), |s| {
-                let (m, sd) = mean_sd(&s);
-                format!("{:+.1} ± {:.1}%", 100.0 * m, 100.0 * sd)
-            });
-            let interval = interval.map_or("-".to_owned(), |i| {
-                let lo = mean_sd(&i.iter().map(|x| x[0]).collect::<Vec<_>>()).0;
-                let hi = mean_sd(&i.iter().map(|x| x[1]).collect::<Vec<_>>()).0;
-                format!("[{:+.1}%, {:+.1}%]", 100.0 * lo, 100.0 * hi)
-            });
+            let (skill, interval) = over_runs(
+                ms.iter().map(|m| m.skill),
+                ms.iter().map(|m| m.skill_interval),
+            );
             let _ = writeln!(
                 out,
                 "{name:<18} {:>17} {skill:>17} {interval:>19}",
                 format!("{nmae:.4} ± {nmae_sd:.4}")
             );
         }
+        for name in TABLE_ORDER {
+            let Some(ms) = tables
+                .iter()
+                .map(|t| t.get(name))
+                .collect::<Option<Vec<_>>>()
+            else {
+                continue;
+            };
+            for rival in ms[0].skill_against.keys() {
+                let Some(s) = ms
+                    .iter()
+                    .map(|m| m.skill_against.get(rival))
+                    .collect::<Option<Vec<_>>>()
+                else {
+                    continue;
+                };
+                let (skill, interval) = over_runs(
+                    s.iter().map(|s| Some(s.skill)),
+                    s.iter().map(|s| s.interval),
+                );
+                let _ = writeln!(
+                    out,
+                    "{name} against {rival}: skill {skill}, mean 95% interval {interval}"
+                );
+            }
+        }
     }
     out
+}
+
+/// A skill over runs as "mean ± sd %", and its intervals' bounds averaged; "-" where a run has
+/// none.
+fn over_runs(
+    skills: impl Iterator<Item = Option<f64>>,
+    intervals: impl Iterator<Item = Option<[f64; 2]>>,
+) -> (String, String) {
+    let skill = skills
+        .collect::<Option<Vec<_>>>()
+        .map_or("-".to_owned(), |s| {
+            let (m, sd) = mean_sd(&s);
+            format!("{:+.1} ± {:.1}%", 100.0 * m, 100.0 * sd)
+        });
+    let interval = intervals
+        .collect::<Option<Vec<_>>>()
+        .map_or("-".to_owned(), |i| {
+            let lo = mean_sd(&i.iter().map(|x| x[0]).collect::<Vec<_>>()).0;
+            let hi = mean_sd(&i.iter().map(|x| x[1]).collect::<Vec<_>>()).0;
+            format!("[{:+.1}%, {:+.1}%]", 100.0 * lo, 100.0 * hi)
+        });
+    (skill, interval)
 }
 
 /// Forecasts on `split` for the fan plots: up to four systems, two days each, with t0 near 10:00
@@ -268,6 +322,7 @@ mod tests {
             nmae_all_steps_by_lead: vec![nmae],
             skill,
             skill_interval: skill.map(|s| [s - 0.1, s + 0.1]),
+            skill_against: Default::default(),
             pinball: None,
             coverage: None,
             daylight_targets: 10,
@@ -279,8 +334,17 @@ mod tests {
     #[test]
     fn the_seed_table_gives_mean_and_sample_sd() {
         let report = |model: f64, skill: f64| {
+            let mut m = metrics(model, Some(skill));
+            // Against the trees: half the skill against the reference.
+            m.skill_against.insert(
+                "gbt".into(),
+                crate::metrics::Skill {
+                    skill: skill / 2.0,
+                    interval: Some([skill / 2.0 - 0.05, skill / 2.0 + 0.05]),
+                },
+            );
             let table: ForecasterTable = [
-                ("model".to_owned(), metrics(model, Some(skill))),
+                ("model".to_owned(), m),
                 ("smart_persistence".to_owned(), metrics(0.3, None)),
             ]
             .into_iter()
@@ -307,6 +371,27 @@ mod tests {
         assert!(
             reference.contains("0.3000 ± 0.0000") && reference.contains(" - "),
             "{reference}"
+        );
+        // Skills 5 % and 15 % against the trees; intervals [0, 10] and [10, 20] average to [5, 15].
+        let trees: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("model against gbt"))
+            .collect();
+        assert_eq!(trees.len(), 2, "pooled and ss_id 50: {text}");
+        assert_eq!(
+            trees[0],
+            "model against gbt: skill +10.0 ± 7.1%, mean 95% interval [+5.0%, +15.0%]"
+        );
+
+        // One run's table says the same of that run.
+        let one = table(&report(0.10, 0.10), 15);
+        let line = one
+            .lines()
+            .find(|l| l.starts_with("model against gbt"))
+            .expect("line");
+        assert_eq!(
+            line,
+            "model against gbt: skill +5.0%, 95% interval [+0.0%, +10.0%]"
         );
     }
 }

@@ -55,8 +55,12 @@ fn train_evaluate_forecast_and_inspect_on_two_folders() {
     fn table(text: &str) -> Vec<&str> {
         text.lines().take_while(|l| !l.is_empty()).collect()
     }
-    // Title, header, and the model, gbt and three baseline rows.
-    assert!(table(&stdout).len() == 7, "{stdout}");
+    // Title, header, the model, gbt and three baseline rows, and the model against the trees.
+    assert!(table(&stdout).len() == 8, "{stdout}");
+    assert!(
+        table(&stdout)[7].starts_with("model against gbt: skill "),
+        "{stdout}"
+    );
     assert_eq!(table(&again), table(&stdout));
 
     let other = tmp.path().join("other");

@@ -362,3 +362,71 @@ fn the_day_block_interval_is_seeded_and_exact_when_every_day_agrees() {
     };
     assert_ne!(day_block_skill_interval(&noisy, &reference, other), Some(a));
 }
+
+/// The model against the trees, on the two systems and days of the test above. System 7: model
+/// error 0.10, trees 0.20; system 9: model 0.30, trees 0.25.
+#[test]
+fn the_model_is_reported_against_the_trees_with_a_day_block_interval() {
+    let day = 86_400;
+    let seven = batch_of(7, 2.0, 3 * day);
+    let nine = batch_of(9, 4.0, 5 * day);
+    let mut m = Metrics::new(2).with_head_to_head("model", "gbt");
+    for (name, f7, f9) in [
+        ("model", 0.40, 0.20),
+        ("gbt", 0.30, 0.25),
+        ("smart_persistence", 0.45, 0.30),
+    ] {
+        m.add_point(name, &seven, &[f7, 0.0]);
+        m.add_point(name, &nine, &[f9, 0.0]);
+    }
+    let r = m.report("smart_persistence");
+    let against = |t: &trainer::metrics::ForecasterTable| t["model"].skill_against["gbt"];
+    close(against(&r.systems[&7]).skill as f32, 1.0 - 0.10 / 0.20);
+    close(against(&r.systems[&9]).skill as f32, 1.0 - 0.30 / 0.25);
+    let pooled = against(&r.pooled);
+    close(pooled.skill as f32, 1.0 - 0.20 / 0.225);
+    // Resamples {7, 7}: +0.5, {9, 9}: −0.2, {7, 9}: 1 − 0.20 / 0.225; the interval spans the
+    // extremes. One day has none.
+    let [lo, hi] = pooled.interval.expect("interval");
+    close(lo as f32, -0.2);
+    close(hi as f32, 0.5);
+    assert_eq!(against(&r.systems[&7]).interval, None);
+    // Only the pair asked for: not the trees against the model, nor the reference.
+    assert!(r.pooled["gbt"].skill_against.is_empty());
+    assert!(r.pooled["smart_persistence"].skill_against.is_empty());
+    // The skill against the reference is unchanged by it.
+    close(
+        r.pooled["model"].skill.expect("skill") as f32,
+        1.0 - 0.20 / 0.125,
+    );
+
+    // In the JSON and back; a file without the field (written before it existed) reads as none.
+    let json = serde_json::to_value(&r).expect("json");
+    close(
+        json["systems"]["7"]["model"]["skill_against"]["gbt"]["skill"]
+            .as_f64()
+            .expect("number") as f32,
+        0.5,
+    );
+    let back: trainer::metrics::Report = serde_json::from_value(json.clone()).expect("read back");
+    assert_eq!(
+        back.pooled["model"].skill_against,
+        r.pooled["model"].skill_against
+    );
+    let mut old = json;
+    old["pooled"]["model"]
+        .as_object_mut()
+        .expect("object")
+        .remove("skill_against");
+    let back: trainer::metrics::Report = serde_json::from_value(old).expect("old file");
+    assert!(back.pooled["model"].skill_against.is_empty());
+
+    // Without the trees in the evaluation there is nothing to compare with.
+    let mut m = Metrics::new(2).with_head_to_head("model", "gbt");
+    m.add_point("model", &seven, &[0.40, 0.0]);
+    assert!(
+        m.report("smart_persistence").pooled["model"]
+            .skill_against
+            .is_empty()
+    );
+}
