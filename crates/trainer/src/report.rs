@@ -9,7 +9,7 @@ use forecaster::SavedModel;
 use forecaster::forecast::{DEFAULT_BATCH_SIZE, forecast_keys};
 use pv_data::{Dataset, ExampleKey, Split, UnixTime, example_keys};
 
-use crate::metrics::{ForecasterTable, Report};
+use crate::metrics::{ForecasterMetrics, ForecasterTable, Report};
 use crate::plots::Fan;
 
 /// The plots of an evaluation: nMAE by lead time, and forecast fans on examples of `split`.
@@ -173,14 +173,15 @@ pub fn seed_table(reports: &[Report]) -> String {
             "\n{title}: {pairs} daylight pairs on {days} days\n{:<18} {:>17} {:>17} {:>19}",
             "forecaster", "nMAE", "skill", "mean 95% interval"
         );
-        for name in TABLE_ORDER {
-            let Some(ms) = tables
-                .iter()
-                .map(|t| t.get(name))
-                .collect::<Option<Vec<_>>>()
-            else {
-                continue;
-            };
+        // Each forecaster that every run has, with its metrics in each run.
+        let rows: Vec<(&str, Vec<&ForecasterMetrics>)> = TABLE_ORDER
+            .into_iter()
+            .filter_map(|name| {
+                let ms = tables.iter().map(|t| t.get(name)).collect::<Option<_>>()?;
+                Some((name, ms))
+            })
+            .collect();
+        for (name, ms) in &rows {
             let (nmae, nmae_sd) = mean_sd(&ms.iter().map(|m| m.nmae).collect::<Vec<_>>());
             let (skill, interval) = over_runs(
                 ms.iter().map(|m| m.skill),
@@ -192,14 +193,7 @@ pub fn seed_table(reports: &[Report]) -> String {
                 format!("{nmae:.4} ± {nmae_sd:.4}")
             );
         }
-        for name in TABLE_ORDER {
-            let Some(ms) = tables
-                .iter()
-                .map(|t| t.get(name))
-                .collect::<Option<Vec<_>>>()
-            else {
-                continue;
-            };
+        for (name, ms) in &rows {
             for rival in ms[0].skill_against.keys() {
                 let Some(s) = ms
                     .iter()
@@ -312,8 +306,8 @@ pub(crate) fn fan_examples(
 mod tests {
     use super::*;
 
-    fn metrics(nmae: f64, skill: Option<f64>) -> crate::metrics::ForecasterMetrics {
-        crate::metrics::ForecasterMetrics {
+    fn metrics(nmae: f64, skill: Option<f64>) -> ForecasterMetrics {
+        ForecasterMetrics {
             nmae,
             nmae_by_lead: vec![nmae],
             mae_kw: nmae,
