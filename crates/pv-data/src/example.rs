@@ -16,6 +16,7 @@ use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
 use crate::features::{Modality, NwpAtTarget, PerModality, PlaceTime, PvToken, Query};
 use crate::inputs::{LatLon, NwpUse};
+use crate::places::PlaceIndex;
 use crate::series::PvSeries;
 use crate::solar::{ClearSkyConfig, SolarState, solar_state};
 use crate::split::{Block, Split, SplitConfig, block};
@@ -440,6 +441,15 @@ pub fn build_example(
         config,
         key,
         &reach_blocks(dataset, config, reach.into()),
+        &place_index(dataset, config),
+    )
+}
+
+/// The systems' places, binned for finding each example's neighbours.
+fn place_index(dataset: &Dataset, config: &ExampleConfig) -> PlaceIndex {
+    PlaceIndex::new(
+        dataset.systems.iter().map(place).collect(),
+        config.context_radius_km,
     )
 }
 
@@ -458,16 +468,17 @@ fn reach_blocks(dataset: &Dataset, config: &ExampleConfig, reach: Reach) -> Vec<
         .collect()
 }
 
-/// [`build_example`] with the split's blocks computed once for a whole batch (cutting by
-/// observed steps reads each system's record).
+/// [`build_example`] with the split's blocks and the systems' places computed once for a whole
+/// batch (cutting by observed steps reads each system's record; binning reads every place).
 fn build_example_in(
     dataset: &Dataset,
     config: &ExampleConfig,
     key: ExampleKey,
     blocks: &[Option<Block>],
+    places: &PlaceIndex,
 ) -> Example {
     let w = Window::new(dataset, config, key);
-    let (targets, contexts) = choose_systems(&w, key.system, blocks);
+    let (targets, contexts) = choose_systems(&w, key.system, blocks, places);
     let pv_systems: Vec<usize> = targets.iter().chain(&contexts).copied().collect();
     let tokens = PerModality([
         pv_tokens(&w, &pv_systems, targets.len()),
@@ -578,17 +589,11 @@ fn choose_systems(
     w: &Window<'_>,
     anchor: usize,
     blocks: &[Option<Block>],
+    places: &PlaceIndex,
 ) -> (Vec<usize>, Vec<usize>) {
     let (config, h) = (w.config, w.config.history_steps);
-    let mut neighbours: Vec<(f64, usize)> = w
-        .dataset
-        .systems
-        .iter()
-        .enumerate()
-        .filter(|&(i, _)| i != anchor)
-        .map(|(i, s)| (place(s).distance_km(w.origin), i))
-        .filter(|&(d, _)| d <= config.context_radius_km)
-        .collect();
+    let mut neighbours = places.within(w.origin);
+    neighbours.retain(|&(_, i)| i != anchor);
     neighbours.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     let window_first = w.history_time(0);
     let window_last = w.lead_time(config.lead_times - 1);
@@ -1028,9 +1033,10 @@ pub fn build_batch(
     reach: impl Into<Reach>,
 ) -> Batch {
     let blocks = reach_blocks(dataset, config, reach.into());
+    let places = place_index(dataset, config);
     let examples: Vec<Example> = keys
         .par_iter()
-        .map(|&key| build_example_in(dataset, config, key, &blocks))
+        .map(|&key| build_example_in(dataset, config, key, &blocks, &places))
         .collect();
     collate(&examples, FeatureWidths::of(dataset), config)
 }

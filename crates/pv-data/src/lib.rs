@@ -37,6 +37,7 @@ pub mod features;
 pub mod generation;
 pub mod inputs;
 pub mod metadata;
+mod places;
 pub mod series;
 pub mod solar;
 pub mod split;
