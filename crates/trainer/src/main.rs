@@ -300,7 +300,7 @@ fn print_summary(summary: &RunSummary, step_minutes: i64) {
         Some(test) => {
             println!("{}", trainer::report::table(test, step_minutes));
             println!(
-                "{} steps; this session {:.0} s; outputs in {} (config.toml, metrics.jsonl, model.safetensors, test_metrics.json, loss.png, nmae_by_lead.png, forecast_fans.png)",
+                "{} steps; this session {:.0} s; outputs in {} (config.toml, metrics.jsonl, model.safetensors, test_metrics.json, loss.png, nmae_by_lead.png, skill.png, forecast_fans.png)",
                 summary.steps,
                 summary.seconds,
                 summary.out_dir.display()
@@ -496,7 +496,7 @@ fn main() -> Result<()> {
                 trainer::report::table(&report, saved.setup.data.step_minutes)
             );
             println!(
-                "{split_name} split of {}; outputs in {} (metrics.json, nmae_by_lead.png, forecast_fans.png)",
+                "{split_name} split of {}; outputs in {} (metrics.json, nmae_by_lead.png, skill.png, forecast_fans.png)",
                 data.display(),
                 out.display()
             );

@@ -147,6 +147,29 @@ pub struct Skill {
     pub interval: Option<[f64; 2]>,
 }
 
+#[cfg(test)]
+impl ForecasterMetrics {
+    /// Metrics for tests of what reads them: `nmae` everywhere, `skill` with an interval ± 0.1,
+    /// 10 pairs on `days` days.
+    pub(crate) fn example(nmae: f64, skill: Option<f64>, days: usize) -> ForecasterMetrics {
+        ForecasterMetrics {
+            nmae,
+            nmae_by_lead: vec![nmae],
+            mae_kw: nmae,
+            mae_kw_by_lead: vec![nmae],
+            nmae_all_steps: nmae,
+            nmae_all_steps_by_lead: vec![nmae],
+            skill,
+            skill_interval: skill.map(|s| [s - 0.1, s + 0.1]),
+            skill_against: Default::default(),
+            pinball: None,
+            coverage: None,
+            daylight_targets: 10,
+            days,
+        }
+    }
+}
+
 /// Metrics by forecaster name.
 pub type ForecasterTable = BTreeMap<String, ForecasterMetrics>;
 

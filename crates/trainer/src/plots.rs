@@ -298,6 +298,143 @@ pub fn nmae_by_lead(report: &Report, step_minutes: i64, out: &Path) -> Result<()
     })
 }
 
+/// One line of the skill plot: a comparison within a group of systems.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SkillRow {
+    /// "all systems" or "ss_id N (D days)".
+    pub group: String,
+    /// What is compared: "model vs smart persistence", "gbt vs smart persistence" or "model vs gbt".
+    pub what: String,
+    /// The skill, and its 95 % interval where there is one.
+    pub skill: f64,
+    pub interval: Option<[f64; 2]>,
+}
+
+/// The skill plot's lines: pooled, then each system; in each, the model's and the trees' skill
+/// against the report's reference, then the model's against the trees. Comparisons a report
+/// lacks (no trees, no pairs) are left out.
+pub(crate) fn skill_rows(report: &Report) -> Vec<SkillRow> {
+    let reference = report.reference.replace('_', " ");
+    let groups = std::iter::once(("all systems".to_owned(), &report.pooled)).chain(
+        report.systems.iter().map(|(id, table)| {
+            let days = table.values().map(|m| m.days).max().unwrap_or(0);
+            (format!("ss_id {id} ({days} days)"), table)
+        }),
+    );
+    let mut rows = Vec::new();
+    for (group, table) in groups {
+        let mut push = |what: String, skill: Option<f64>, interval: Option<[f64; 2]>| {
+            if let Some(skill) = skill.filter(|s| s.is_finite()) {
+                rows.push(SkillRow {
+                    group: group.clone(),
+                    what,
+                    skill,
+                    interval,
+                });
+            }
+        };
+        for name in ["model", "gbt"] {
+            if let Some(m) = table.get(name).filter(|m| m.daylight_targets > 0) {
+                push(format!("{name} vs {reference}"), m.skill, m.skill_interval);
+            }
+        }
+        if let Some(m) = table.get("model").filter(|m| m.daylight_targets > 0) {
+            for (rival, s) in &m.skill_against {
+                push(format!("model vs {rival}"), Some(s.skill), s.interval);
+            }
+        }
+    }
+    rows
+}
+
+/// Skill with its 95 % day-block interval, per system and pooled: the model and the trees
+/// against the reference, and the model against the trees (a point and a whisker a line; right
+/// of the zero line is better than what it is compared with).
+pub fn skill_intervals(report: &Report, out: &Path) -> Result<()> {
+    let rows = skill_rows(report);
+    let n = rows.len().max(1);
+    let percent = |x: f64| 100.0 * x;
+    let (lo, hi) = range(rows.iter().flat_map(|r| {
+        let [a, b] = r.interval.unwrap_or([r.skill, r.skill]);
+        [percent(a), percent(b), percent(r.skill), 0.0]
+    }));
+    let pad = 0.05 * (hi - lo);
+    let label_width = 330;
+    draw_png(out, (900, 90 + 22 * n as u32), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("test daylight skill, 95 % day-block interval", (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(label_width)
+            .build_cartesian_2d((lo - pad)..(hi + pad), -0.5..(n as f64 - 0.5))
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(0)
+            .x_desc("skill (%): 1 - nMAE / nMAE(what it is compared with)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        let zero = [(0.0, -0.5), (0.0, n as f64 - 0.5)];
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                zero,
+                BLACK.stroke_width(1),
+            )))
+            .map_err(|e| anyhow!("{e}"))?;
+        let colour = |what: &str| match what {
+            w if w.starts_with("model vs gbt") => COLOURS[2],
+            w if w.starts_with("gbt") => COLOURS[1],
+            _ => COLOURS[0],
+        };
+        for (i, row) in rows.iter().enumerate() {
+            // The first line at the top.
+            let y = (n - 1 - i) as f64;
+            let c = colour(&row.what);
+            if let Some([a, b]) = row.interval {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        [(percent(a), y), (percent(b), y)],
+                        c.stroke_width(2),
+                    )))
+                    .map_err(|e| anyhow!("{e}"))?;
+            }
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    (percent(row.skill), y),
+                    4,
+                    c.filled(),
+                )))
+                .map_err(|e| anyhow!("{e}"))?;
+            let (_, py) = chart.backend_coord(&(lo, y));
+            let first_of_group = i == 0 || rows[i - 1].group != row.group;
+            let (text, x) = if first_of_group {
+                (format!("{}: {}", row.group, row.what), 16)
+            } else {
+                (row.what.clone(), 40)
+            };
+            if first_of_group && i > 0 {
+                let between = [(lo - pad, y + 0.5), (hi + pad, y + 0.5)];
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        between,
+                        BLACK.mix(0.25).stroke_width(1),
+                    )))
+                    .map_err(|e| anyhow!("{e}"))?;
+            }
+            root.draw(&Text::new(
+                text,
+                (x, py - 7),
+                (FONT, 13).into_font().color(&c),
+            ))
+            .map_err(|e| anyhow!("{e}"))?;
+        }
+        Ok(())
+    })
+}
+
 /// One forecast with its history and outcome, for a fan plot.
 #[derive(Debug, Clone)]
 pub struct Fan {
@@ -406,7 +543,82 @@ pub fn forecast_fans(fans: &[Fan], out: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::runs;
+    use super::{SkillRow, runs, skill_rows};
+    use crate::metrics::{ForecasterMetrics, Report, Skill};
+
+    fn metrics(skill: Option<f64>, days: usize) -> ForecasterMetrics {
+        ForecasterMetrics::example(0.1, skill, days)
+    }
+
+    /// Pooled first, then each system; the model and the trees against the reference, then the
+    /// model against the trees; a system without trees has only the model's line.
+    #[test]
+    fn the_skill_plot_has_a_line_per_comparison_in_report_order() {
+        let mut model = metrics(Some(0.2), 5);
+        model.skill_against.insert(
+            "gbt".into(),
+            Skill {
+                skill: 0.05,
+                interval: None,
+            },
+        );
+        let full = [
+            ("model".to_owned(), model),
+            ("gbt".to_owned(), metrics(Some(0.15), 5)),
+            ("smart_persistence".to_owned(), metrics(None, 5)),
+        ]
+        .into_iter()
+        .collect();
+        let no_trees = [
+            ("model".to_owned(), metrics(Some(-0.1), 2)),
+            ("smart_persistence".to_owned(), metrics(None, 2)),
+        ]
+        .into_iter()
+        .collect();
+        let report = Report {
+            reference: "smart_persistence".into(),
+            pooled: full,
+            systems: [(7, no_trees)].into_iter().collect(),
+            inputs: None,
+            ensemble: Vec::new(),
+        };
+        let rows = skill_rows(&report);
+        let line = |group: &str, what: &str, skill: f64, interval: Option<[f64; 2]>| SkillRow {
+            group: group.into(),
+            what: what.into(),
+            skill,
+            interval,
+        };
+        assert_eq!(
+            rows,
+            vec![
+                line(
+                    "all systems",
+                    "model vs smart persistence",
+                    0.2,
+                    Some([0.2 - 0.1, 0.2 + 0.1])
+                ),
+                line(
+                    "all systems",
+                    "gbt vs smart persistence",
+                    0.15,
+                    Some([0.15 - 0.1, 0.15 + 0.1])
+                ),
+                line("all systems", "model vs gbt", 0.05, None),
+                line(
+                    "ss_id 7 (2 days)",
+                    "model vs smart persistence",
+                    -0.1,
+                    Some([-0.1 - 0.1, -0.1 + 0.1])
+                ),
+            ]
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("skill.png");
+        super::skill_intervals(&report, &out).expect("draw");
+        let bytes = std::fs::read(&out).expect("png");
+        assert_eq!(&bytes[1..4], b"PNG");
+    }
 
     #[test]
     fn runs_split_at_missing_values() {

@@ -26,6 +26,7 @@ pub fn draw_report_plots(
         saved.setup.data.step_minutes,
         &out_dir.join("nmae_by_lead.png"),
     )?;
+    crate::plots::skill_intervals(report, &out_dir.join("skill.png"))?;
     let fans = fan_examples(saved, dataset, split, device)?;
     crate::plots::forecast_fans(&fans, &out_dir.join("forecast_fans.png"))?;
     Ok(())
@@ -307,21 +308,7 @@ mod tests {
     use super::*;
 
     fn metrics(nmae: f64, skill: Option<f64>) -> ForecasterMetrics {
-        ForecasterMetrics {
-            nmae,
-            nmae_by_lead: vec![nmae],
-            mae_kw: nmae,
-            mae_kw_by_lead: vec![nmae],
-            nmae_all_steps: nmae,
-            nmae_all_steps_by_lead: vec![nmae],
-            skill,
-            skill_interval: skill.map(|s| [s - 0.1, s + 0.1]),
-            skill_against: Default::default(),
-            pinball: None,
-            coverage: None,
-            daylight_targets: 10,
-            days: 2,
-        }
+        ForecasterMetrics::example(nmae, skill, 2)
     }
 
     /// Two seeds: nMAE 0.10 and 0.20 give 0.1500 ± 0.0707 (sample sd); skills 10 % and 30 %.

@@ -85,7 +85,12 @@ fn train_evaluate_forecast_and_inspect_on_two_folders() {
         table.contains("model") && table.contains("skill"),
         "{table}"
     );
-    for file in ["metrics.json", "nmae_by_lead.png", "forecast_fans.png"] {
+    for file in [
+        "metrics.json",
+        "nmae_by_lead.png",
+        "skill.png",
+        "forecast_fans.png",
+    ] {
         assert!(evaluation.join(file).is_file(), "{file}");
     }
     // A second evaluation into the same folder is refused.

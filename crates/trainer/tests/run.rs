@@ -81,11 +81,17 @@ fn a_tiny_run_writes_its_outputs_and_refuses_to_overwrite() {
         "test_metrics.json",
         "loss.png",
         "nmae_by_lead.png",
+        "skill.png",
         "forecast_fans.png",
     ] {
         assert!(run.join(file).is_file(), "{file} missing");
     }
-    for png in ["loss.png", "nmae_by_lead.png", "forecast_fans.png"] {
+    for png in [
+        "loss.png",
+        "nmae_by_lead.png",
+        "skill.png",
+        "forecast_fans.png",
+    ] {
         let bytes = std::fs::read(run.join(png)).expect("png");
         assert_eq!(&bytes[1..4], b"PNG", "{png} is not a PNG");
         assert!(bytes.len() > 5_000, "{png} is suspiciously small");
