@@ -334,48 +334,20 @@ pub fn geometry_fit(series: &PvSeries, config: &ExampleConfig) -> Option<Geometr
     // What each day explains, per (shift, geometry): explained[(s · G + g) · D + d].
     let (n_g, n_d) = (geometries.len(), days.len());
     let mut explained = Vec::with_capacity(shifts.len() * n_g * n_d);
+    let planes = Planes::new(&geometries, sky_config.albedo);
     for &shift in &shifts {
         let shift_s = (shift * 60.0) as i64;
         let sky: Vec<SkyAt> = points
             .iter()
             .map(|&(power, mid, _)| sky_at(power, UnixTime(mid + shift_s), m, &sky_config))
             .collect();
-        for &(tilt, orientation) in &geometries {
-            explained_per_day(
-                &sky,
-                &days,
-                tilt,
-                orientation,
-                sky_config.albedo,
-                &mut explained,
-            );
-        }
+        explained_per_day(&sky, &days, &planes, &mut explained);
     }
-    // The best grid point (the metadata's geometry, the last, is not a candidate) for day
-    // weights `w`, and its fit.
-    let best = |w: &[f64]| -> (usize, usize, f64) {
-        let total: f64 = w.iter().zip(&power_sq).map(|(w, p)| w * p).sum();
-        let mut top = (0, 0, f64::NEG_INFINITY);
-        for s in 0..shifts.len() {
-            for g in 0..n_g - 1 {
-                let e = &explained[(s * n_g + g) * n_d..][..n_d];
-                let v: f64 = e.iter().zip(w).map(|(e, w)| e * w).sum();
-                if v > top.2 {
-                    top = (s, g, v);
-                }
-            }
-        }
-        (top.0, top.1, (top.2 / total).sqrt())
-    };
-    let ones = vec![1.0; n_d];
-    let (s, g, fit) = best(&ones);
-    let (tilt_deg, orientation_deg) = geometries[g];
-    let zero = shifts.iter().position(|&x| x == 0.0)?;
-    let at_metadata: f64 = explained[(zero * n_g + n_g - 1) * n_d..][..n_d]
-        .iter()
-        .sum();
-    let total: f64 = power_sq.iter().sum();
-    // Refits on the clear days drawn with replacement (SplitMix64, fixed seed).
+    // Day weights: the fit itself (every day once), then the refits on the clear days drawn
+    // with replacement (SplitMix64, fixed seed); `weights[d · W + w]`, day-major so that one
+    // pass over `explained` serves every weighting.
+    let n_w = 1 + BOOTSTRAP_DRAWS;
+    let mut weights = vec![0.0; n_d * n_w];
     let mut state = 0x5EED_u64;
     let mut next = move || {
         state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -384,13 +356,43 @@ pub fn geometry_fit(series: &PvSeries, config: &ExampleConfig) -> Option<Geometr
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     };
-    let mut agree = 0;
-    for _ in 0..BOOTSTRAP_DRAWS {
-        let mut w = vec![0.0; n_d];
+    for d in 0..n_d {
+        weights[d * n_w] = 1.0;
+    }
+    for w in 1..n_w {
         for _ in 0..n_d {
-            w[(next() % n_d as u64) as usize] += 1.0;
+            weights[(next() % n_d as u64) as usize * n_w + w] += 1.0;
         }
-        let (bs, bg, _) = best(&w);
+    }
+    // The best grid point of each weighting (the metadata's geometry, the last, is not a
+    // candidate): (shift, geometry, weighted explained power), the first of equals.
+    let mut top = vec![(0, 0, f64::NEG_INFINITY); n_w];
+    let mut sums = vec![0.0; n_w];
+    for s in 0..shifts.len() {
+        for g in 0..n_g - 1 {
+            let e = &explained[(s * n_g + g) * n_d..][..n_d];
+            sums.fill(0.0);
+            for (d, &e) in e.iter().enumerate() {
+                for (sum, &w) in sums.iter_mut().zip(&weights[d * n_w..][..n_w]) {
+                    *sum += e * w;
+                }
+            }
+            for (top, &v) in top.iter_mut().zip(&sums) {
+                if v > top.2 {
+                    *top = (s, g, v);
+                }
+            }
+        }
+    }
+    let total: f64 = power_sq.iter().sum();
+    let (s, g, fit) = (top[0].0, top[0].1, (top[0].2 / total).sqrt());
+    let (tilt_deg, orientation_deg) = geometries[g];
+    let zero = shifts.iter().position(|&x| x == 0.0)?;
+    let at_metadata: f64 = explained[(zero * n_g + n_g - 1) * n_d..][..n_d]
+        .iter()
+        .sum();
+    let mut agree = 0;
+    for &(bs, bg, _) in &top[1..] {
         let (bt, bo) = geometries[bg];
         let turn = (bo - orientation_deg).rem_euclid(360.0);
         let turn = turn.min(360.0 - turn);
@@ -437,30 +439,80 @@ fn sky_at(
     }
 }
 
-/// Appends, per day, what clear-sky power on one plane explains of the day's power, (Σ p·c)² /
-/// Σ c² (the terms of [`daily_fit`]): isotropic-sky transposition as
-/// [`crate::solar::plane_of_array`], from the precomputed sun directions and irradiances.
+/// The planes of the geometry grid, as what [`explained_per_day`] needs of each: columns, so that
+/// one point's clear-sky power on every plane is one vectorisable loop.
+struct Planes {
+    cos_tilt: Vec<f64>,
+    sin_tilt: Vec<f64>,
+    cos_orientation: Vec<f64>,
+    sin_orientation: Vec<f64>,
+    /// Sky-diffuse and ground-reflected view factors (isotropic sky).
+    diffuse: Vec<f64>,
+    ground: Vec<f64>,
+}
+
+impl Planes {
+    fn new(geometries: &[(f64, f64)], albedo: f64) -> Planes {
+        let column = |f: &dyn Fn(f64, f64) -> f64| -> Vec<f64> {
+            geometries
+                .iter()
+                .map(|&(t, o)| f(t.to_radians(), o.to_radians()))
+                .collect()
+        };
+        Planes {
+            cos_tilt: column(&|t, _| t.cos()),
+            sin_tilt: column(&|t, _| t.sin()),
+            cos_orientation: column(&|_, o| o.cos()),
+            sin_orientation: column(&|_, o| o.sin()),
+            diffuse: column(&|t, _| (1.0 + t.cos()) / 2.0),
+            ground: column(&|t, _| albedo * (1.0 - t.cos()) / 2.0),
+        }
+    }
+}
+
+/// Appends, per plane and per day, what clear-sky power on the plane explains of the day's
+/// power, (Σ p·c)² / Σ c² (the terms of [`daily_fit`]), in `out[g · D + d]` order after what
+/// `out` holds: isotropic-sky transposition as [`crate::solar::plane_of_array`], from the
+/// precomputed sun directions and irradiances. Each plane's sums run over the day's points in
+/// time order, as one plane at a time would; the planes are the inner loop.
 fn explained_per_day(
     sky: &[SkyAt],
     days: &[std::ops::Range<usize>],
-    tilt_deg: f64,
-    orientation_deg: f64,
-    albedo: f64,
+    planes: &Planes,
     out: &mut Vec<f64>,
 ) {
-    let (tilt, orientation) = (tilt_deg.to_radians(), orientation_deg.to_radians());
-    let (ct, st) = (tilt.cos(), tilt.sin());
-    let (co, so) = (orientation.cos(), orientation.sin());
-    let (diffuse, ground) = ((1.0 + ct) / 2.0, albedo * (1.0 - ct) / 2.0);
-    for day in days {
-        let (mut pc, mut cc) = (0.0, 0.0);
+    let (n_g, n_d) = (planes.cos_tilt.len(), days.len());
+    let base = out.len();
+    out.resize(base + n_g * n_d, 0.0);
+    let (mut pc, mut cc) = (vec![0.0; n_g], vec![0.0; n_g]);
+    for (d, day) in days.iter().enumerate() {
+        pc.fill(0.0);
+        cc.fill(0.0);
         for s in &sky[day.clone()] {
-            let cos_aoi =
-                ct * s.cos_zenith + st * s.sin_zenith * (s.cos_azimuth * co + s.sin_azimuth * so);
-            let c = ((s.dni * cos_aoi).max(0.0) + s.dhi * diffuse + s.ghi * ground) / 1000.0;
-            pc += s.power * c;
-            cc += c * c;
+            let (ct, st, co, so, diffuse, ground) = (
+                &planes.cos_tilt[..n_g],
+                &planes.sin_tilt[..n_g],
+                &planes.cos_orientation[..n_g],
+                &planes.sin_orientation[..n_g],
+                &planes.diffuse[..n_g],
+                &planes.ground[..n_g],
+            );
+            let (pc, cc) = (&mut pc[..n_g], &mut cc[..n_g]);
+            for g in 0..n_g {
+                let cos_aoi = ct[g] * s.cos_zenith
+                    + st[g] * s.sin_zenith * (s.cos_azimuth * co[g] + s.sin_azimuth * so[g]);
+                let c =
+                    ((s.dni * cos_aoi).max(0.0) + s.dhi * diffuse[g] + s.ghi * ground[g]) / 1000.0;
+                pc[g] += s.power * c;
+                cc[g] += c * c;
+            }
         }
-        out.push(if cc > 0.0 { pc * pc / cc } else { 0.0 });
+        for g in 0..n_g {
+            out[base + g * n_d + d] = if cc[g] > 0.0 {
+                pc[g] * pc[g] / cc[g]
+            } else {
+                0.0
+            };
+        }
     }
 }

@@ -652,8 +652,8 @@ fn starved(c: &pv_data::diagnostics::BlockCoverage) -> String {
 
 /// Per system: observed daylight in each block of the split, the label offset fitted on the
 /// training block, and tilt, azimuth and offset fitted together there, with flags for what needs
-/// a look. The systems are diagnosed in parallel (the fits take about half a second of one core
-/// for a system with years of 15-min data) and listed in order.
+/// a look. The systems are diagnosed in parallel (the fits take about a quarter of a second of
+/// one core for a system with years of 15-min data) and listed in order.
 fn diagnostics_table(dataset: &Dataset, examples: &ExampleConfig) -> String {
     use rayon::prelude::*;
     let rows: Vec<String> = dataset
