@@ -81,6 +81,11 @@ fn forecaster_table(title: &str, group: &ForecasterTable, step_minutes: i64) -> 
     }
     out.push('\n');
     let percent = |x: f64| format!("{:+.1}%", 100.0 * x);
+    let interval = |i: Option<[f64; 2]>| {
+        i.map_or("-".to_owned(), |[lo, hi]| {
+            format!("[{}, {}]", percent(lo), percent(hi))
+        })
+    };
     for name in TABLE_ORDER {
         let Some(m) = group.get(name) else { continue };
         if m.daylight_targets == 0 {
@@ -92,11 +97,7 @@ fn forecaster_table(title: &str, group: &ForecasterTable, step_minutes: i64) -> 
             name,
             m.nmae,
             m.skill.map_or("-".to_owned(), percent),
-            m.skill_interval.map_or("-".to_owned(), |[lo, hi]| format!(
-                "[{}, {}]",
-                percent(lo),
-                percent(hi)
-            )),
+            interval(m.skill_interval),
         ));
         for &i in &leads {
             out.push_str(&format!(" {:>7.4}", m.nmae_by_lead[i]));
@@ -111,11 +112,7 @@ fn forecaster_table(title: &str, group: &ForecasterTable, step_minutes: i64) -> 
             out.push_str(&format!(
                 "{name} against {rival}: skill {}, 95% interval {}\n",
                 percent(s.skill),
-                s.interval.map_or("-".to_owned(), |[lo, hi]| format!(
-                    "[{}, {}]",
-                    percent(lo),
-                    percent(hi)
-                )),
+                interval(s.interval),
             ));
         }
     }
